@@ -1,0 +1,29 @@
+{
+  "targets": [
+    {
+      "target_name": "sideloop",
+      "sources": [
+        "native/core/task.cc",
+        "native/core/loop_thread.cc",
+        "native/core/exit_guard.cc",
+        "native/core/sleep_task.cc",
+        "native/binding/addon.cc",
+        "native/binding/native_loop.cc",
+        "native/binding/task_factory.cc"
+      ],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": [
+        "NAPI_VERSION=8",
+        "NAPI_DISABLE_CPP_EXCEPTIONS",
+        "NODE_ADDON_API_DISABLE_DEPRECATED"
+      ],
+      "cflags!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions", "-std=gnu++1y", "-std=gnu++17"],
+      "cflags_cc": ["-std=c++17", "-fvisibility=hidden", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+      "xcode_settings": {
+        "CLANG_CXX_LANGUAGE_STANDARD": "c++17",
+        "GCC_SYMBOLS_PRIVATE_EXTERN": "YES"
+      }
+    }
+  ]
+}

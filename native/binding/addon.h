@@ -1,0 +1,25 @@
+// Per-environment state of the addon. Node may load sideloop in the main
+// thread and in any number of worker threads at once; each gets its own
+// Addon (napi instance data), and nothing is shared between them but the
+// process-wide exit guard of the core.
+#ifndef SIDELOOP_BINDING_ADDON_H_
+#define SIDELOOP_BINDING_ADDON_H_
+
+#include <napi.h>
+
+namespace sideloop {
+
+class Addon {
+ public:
+  explicit Addon(Napi::Env env);
+
+  // The JS class of NativeLoop in this environment.
+  Napi::FunctionReference native_loop_class;
+  // An empty function: calling it tells whether this environment can still
+  // run JS (it cannot once a worker is being terminated).
+  Napi::FunctionReference noop;
+};
+
+}  // namespace sideloop
+
+#endif  // SIDELOOP_BINDING_ADDON_H_

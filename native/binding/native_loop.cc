@@ -1,0 +1,283 @@
+#include "native_loop.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "addon.h"
+#include "task_factory.h"
+
+namespace sideloop {
+
+namespace {
+
+// How long one blocking wait sleeps before it checks that its environment
+// may still run JS: worker.terminate() must not hang behind result().
+constexpr uint64_t kWaitSliceMs = 50;
+
+bool CanRunJs(Napi::Env env) {
+  auto* addon = env.GetInstanceData<Addon>();
+  napi_value result;
+  napi_status status = napi_call_function(env, env.Undefined(), addon->noop.Value(), 0, nullptr, &result);
+  return status == napi_ok;
+}
+
+}  // namespace
+
+Napi::Function NativeLoop::DefineClass(Napi::Env env) {
+  return ObjectWrap<NativeLoop>::DefineClass(env, "NativeLoop",
+                                             {
+                                                 InstanceMethod<&NativeLoop::Submit>("submit"),
+                                                 InstanceMethod<&NativeLoop::Drain>("drain"),
+                                                 InstanceMethod<&NativeLoop::Cancel>("cancel"),
+                                                 InstanceMethod<&NativeLoop::Phase>("phase"),
+                                                 InstanceMethod<&NativeLoop::Wait>("wait"),
+                                                 InstanceMethod<&NativeLoop::SetBusy>("setBusy"),
+                                                 InstanceMethod<&NativeLoop::Running>("running"),
+                                                 InstanceMethod<&NativeLoop::Stop>("stop"),
+                                             });
+}
+
+NativeLoop::NativeLoop(const Napi::CallbackInfo& info) : ObjectWrap<NativeLoop>(info), env_(info.Env()) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 6 || !info[0].IsString() || !info[1].IsBoolean() || !info[2].IsFunction() ||
+      !info[3].IsTypedArray() || info[3].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array ||
+      !info[4].IsTypedArray() || info[4].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array ||
+      !info[5].IsArray()) {
+    Napi::TypeError::New(env, "sideloop: bad NativeLoop arguments").ThrowAsJavaScriptException();
+    return;
+  }
+  auto ids = info[3].As<Napi::Uint32Array>();
+  auto statuses = info[4].As<Napi::Uint8Array>();
+  if (ids.ElementLength() == 0 || statuses.ElementLength() < ids.ElementLength()) {
+    Napi::RangeError::New(env, "sideloop: bad drain buffers").ThrowAsJavaScriptException();
+    return;
+  }
+  keep_alive_ = info[1].As<Napi::Boolean>().Value();
+  on_wake_ = Napi::Weak(info[2].As<Napi::Function>());
+  ids_ref_ = Napi::Persistent(ids);
+  statuses_ref_ = Napi::Persistent(statuses);
+  payloads_ref_ = Napi::Persistent(info[5].As<Napi::Object>());
+  ids_ = ids.Data();
+  statuses_ = statuses.Data();
+  taken_.resize(ids.ElementLength());
+
+  // The thread-safe function may deliver a queued call after this object is
+  // gone; it reaches us only through `relay_`, which outlives it.
+  relay_ = new WakeRelay{this};
+  napi_status status = napi_create_threadsafe_function(
+      env, nullptr, nullptr, Napi::String::New(env, "sideloop"), 0, 1, relay_,
+      [](napi_env, void* data, void*) { delete static_cast<WakeRelay*>(data); }, relay_, CallJs, &tsfn_);
+  if (status != napi_ok) {
+    delete relay_;
+    relay_ = nullptr;
+    tsfn_ = nullptr;
+    Napi::Error::New(env, "sideloop: could not create the thread-safe function").ThrowAsJavaScriptException();
+    return;
+  }
+  // An idle loop never keeps the process alive (SetBusy refs it).
+  napi_unref_threadsafe_function(env, tsfn_);
+
+  // Added after the thread-safe function, so Node runs it before that
+  // function's own cleanup (hooks run in reverse order): the thread is
+  // joined while everything it may call is still alive. Without it a
+  // terminated worker frees the loop under a running thread, and natural
+  // exit waits for a thread nobody told to stop.
+  napi_add_env_cleanup_hook(env, OnEnvCleanup, this);
+  cleanup_hook_added_ = true;
+
+  LoopOptions options;
+  options.name = info[0].As<Napi::String>().Utf8Value();
+  core_ = std::make_unique<LoopThread>(std::move(options), this);
+  int err = core_->Start();
+  if (err != 0) {
+    Shutdown();
+    Napi::Error error = Napi::Error::New(env, std::string("sideloop: could not start the loop thread: ") + uv_strerror(err));
+    error.Set("code", Napi::String::New(env, uv_err_name(err)));
+    error.ThrowAsJavaScriptException();
+  }
+}
+
+NativeLoop::~NativeLoop() {
+  // Reached when an unreferenced loop is collected, or when the environment
+  // is torn down (after OnEnvCleanup).
+  Shutdown();
+  if (core_ == nullptr) return;
+  // Tasks never drained: free them (their JS side is gone with us).
+  while (size_t n = core_->TakeCompletions(taken_.data(), taken_.size())) {
+    for (size_t i = 0; i < n; i++) core_->Dispose(taken_[i]);
+  }
+}
+
+void NativeLoop::Shutdown() {
+  if (core_ != nullptr) core_->StopAndJoin();
+  ReleaseThreadSafeFunction();
+  if (cleanup_hook_added_) {
+    napi_remove_env_cleanup_hook(env_, OnEnvCleanup, this);
+    cleanup_hook_added_ = false;
+  }
+}
+
+void NativeLoop::ReleaseThreadSafeFunction() {
+  if (relay_ != nullptr) relay_->loop = nullptr;  // freed by the function's finalizer
+  relay_ = nullptr;
+  if (tsfn_ == nullptr) return;
+  napi_release_threadsafe_function(tsfn_, napi_tsfn_release);
+  tsfn_ = nullptr;
+}
+
+void NativeLoop::OnEnvCleanup(void* arg) {
+  auto* self = static_cast<NativeLoop*>(arg);
+  self->cleanup_hook_added_ = false;  // Node removes a hook once it has run
+  // No thread of ours may run after the last cleanup hook returns: Node may
+  // unload the addon right after.
+  if (self->core_ != nullptr) self->core_->StopAndJoin();
+  // The thread-safe function is torn down by its own hook, which runs next.
+  if (self->relay_ != nullptr) self->relay_->loop = nullptr;
+  self->relay_ = nullptr;
+  self->tsfn_ = nullptr;
+}
+
+// ------------------------------------------------------------------ wake-ups
+
+void NativeLoop::OnCompletionsReady() {
+  // Called only while the thread runs, and the thread is joined before
+  // tsfn_ is released or cleared.
+  napi_call_threadsafe_function(tsfn_, nullptr, napi_tsfn_nonblocking);
+}
+
+void NativeLoop::CallJs(napi_env env, napi_value, void* context, void*) {
+  if (env == nullptr) return;  // the environment is going away
+  NativeLoop* self = static_cast<WakeRelay*>(context)->loop;
+  if (self == nullptr) return;  // stopped or collected
+  Napi::Env napi_env(env);
+  Napi::HandleScope scope(napi_env);
+  if (self->on_wake_.IsEmpty()) return;
+  Napi::Value on_wake = self->on_wake_.Value();
+  if (!on_wake.IsFunction()) return;  // collected while idle: nobody to tell
+  napi_value ignored;
+  napi_status status = napi_call_function(env, napi_env.Undefined(), on_wake, 0, nullptr, &ignored);
+  if (status == napi_pending_exception) {
+    // Surface it as Node surfaces a throwing callback: 'uncaughtException'.
+    napi_value error;
+    napi_get_and_clear_last_exception(env, &error);
+    napi_fatal_exception(env, error);
+  }
+}
+
+// ------------------------------------------------------------------ methods
+
+Napi::Value NativeLoop::Submit(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 3 || !info[0].IsTypedArray() ||
+      info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array || !info[1].IsNumber() ||
+      !info[2].IsArray()) {
+    Napi::TypeError::New(env, "sideloop: bad submit arguments").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  auto batch = info[0].As<Napi::Float64Array>();
+  uint32_t count = info[1].As<Napi::Number>().Uint32Value();
+  auto objects = info[2].As<Napi::Array>();
+  if (static_cast<size_t>(count) * 4 > batch.ElementLength()) {
+    Napi::RangeError::New(env, "sideloop: bad submit count").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  const double* fields = batch.Data();
+  batch_.clear();
+  for (uint32_t i = 0; i < count; i++, fields += 4) {
+    auto slot = static_cast<uint32_t>(fields[0]);
+    Napi::Value object = i < objects.Length() ? objects.Get(i) : env.Undefined();
+    Task* task = CreateTask(env, static_cast<int>(fields[1]), fields[3], object);
+    if (task == nullptr) break;  // a JS exception is pending
+    task->tag = slot;
+    task->set_timeout(fields[2]);
+    if (slot >= slots_.size()) slots_.resize(std::max<size_t>(slot + 1, slots_.size() * 2), nullptr);
+    slots_[slot] = task;
+    batch_.push_back(task);
+  }
+  // What was created is submitted even after an error, so slots and tasks
+  // stay in step with the JS side.
+  core_->Submit(batch_.data(), batch_.size());
+  return env.Undefined();
+}
+
+Napi::Value NativeLoop::Drain(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  size_t n = core_->TakeCompletions(taken_.data(), taken_.size());
+  Napi::Object payloads = payloads_ref_.Value();
+  for (size_t i = 0; i < n; i++) {
+    Task* task = taken_[i];
+    ids_[i] = task->tag;
+    statuses_[i] = static_cast<uint8_t>(task->status());
+    Napi::Value payload;
+    if (task->status() == TaskStatus::kError) payload = TaskErrorToJs(env, task->error());
+    else if (task->status() == TaskStatus::kOk) payload = TaskResultToJs(env, task);
+    if (!payload.IsEmpty()) payloads.Set(static_cast<uint32_t>(i), payload);
+    slots_[task->tag] = nullptr;
+    core_->Dispose(task);
+  }
+  return Napi::Number::New(env, static_cast<double>(n));
+}
+
+Task* NativeLoop::TaskAt(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsNumber()) return nullptr;
+  uint32_t slot = info[0].As<Napi::Number>().Uint32Value();
+  return slot < slots_.size() ? slots_[slot] : nullptr;
+}
+
+Napi::Value NativeLoop::Cancel(const Napi::CallbackInfo& info) {
+  if (Task* task = TaskAt(info)) core_->Cancel(task);
+  return info.Env().Undefined();
+}
+
+Napi::Value NativeLoop::Phase(const Napi::CallbackInfo& info) {
+  Task* task = TaskAt(info);
+  auto phase = task != nullptr ? task->phase() : TaskPhase::kDone;
+  return Napi::Number::New(info.Env(), static_cast<double>(phase));
+}
+
+Napi::Value NativeLoop::Wait(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Task* task = TaskAt(info);
+  if (task == nullptr) return Napi::Boolean::New(env, true);
+  double ms = info.Length() > 1 && info[1].IsNumber() ? info[1].As<Napi::Number>().DoubleValue() : -1;
+  bool forever = !(ms >= 0) || std::isinf(ms);
+  auto remaining = forever ? 0 : static_cast<uint64_t>(std::ceil(ms));
+  for (;;) {
+    uint64_t slice = forever ? kWaitSliceMs : std::min(remaining, kWaitSliceMs);
+    if (core_->WaitUntilDone(task, slice)) return Napi::Boolean::New(env, true);
+    if (!forever) {
+      remaining -= slice;
+      if (remaining == 0) return Napi::Boolean::New(env, false);
+    }
+    if (!CanRunJs(env)) return Napi::Boolean::New(env, false);
+  }
+}
+
+Napi::Value NativeLoop::SetBusy(const Napi::CallbackInfo& info) {
+  bool busy = info.Length() > 0 && info[0].ToBoolean().Value();
+  if (busy == busy_ || tsfn_ == nullptr) return info.Env().Undefined();
+  busy_ = busy;
+  if (busy) {
+    if (keep_alive_) napi_ref_threadsafe_function(env_, tsfn_);
+    on_wake_.Ref();
+  } else {
+    if (keep_alive_) napi_unref_threadsafe_function(env_, tsfn_);
+    on_wake_.Unref();
+  }
+  return info.Env().Undefined();
+}
+
+Napi::Value NativeLoop::Running(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), core_ != nullptr ? core_->running() : 0);
+}
+
+Napi::Value NativeLoop::Stop(const Napi::CallbackInfo& info) {
+  if (busy_) {
+    on_wake_.Unref();
+    busy_ = false;
+  }
+  Shutdown();
+  return info.Env().Undefined();
+}
+
+}  // namespace sideloop

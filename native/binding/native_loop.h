@@ -1,0 +1,86 @@
+// The JS face of one run of a LoopThread (from start to stop; a restart
+// makes a new NativeLoop). The protocol with src/backends/native.ts:
+//
+//   new NativeLoop(name, keepAlive, onWake, ids, statuses, payloads)
+//   submit(batch: Float64Array, count, objects)  [slot, kind, timeout, number] x count
+//   drain(): n        fills ids[0..n), statuses[0..n) and, where a task has
+//                     a value or an error, payloads[i]; n < ids.length means
+//                     the queue is empty
+//   cancel(slot), phase(slot), wait(slot, ms): boolean (ms < 0: no limit)
+//   setBusy(bool)     tasks are pending: keep the process (keepAlive) and
+//                     onWake alive
+//   running(), stop() stop() aborts everything and joins the thread; drain()
+//                     afterwards hands back what is left
+//
+// Slots are small integers the JS side allocates; a slot is free again once
+// drain() has reported it.
+#ifndef SIDELOOP_BINDING_NATIVE_LOOP_H_
+#define SIDELOOP_BINDING_NATIVE_LOOP_H_
+
+#include <napi.h>
+
+#include <memory>
+#include <vector>
+
+#include "../core/loop_thread.h"
+
+namespace sideloop {
+
+class NativeLoop : public Napi::ObjectWrap<NativeLoop>, public CompletionSink {
+ public:
+  static Napi::Function DefineClass(Napi::Env env);
+
+  explicit NativeLoop(const Napi::CallbackInfo& info);
+  ~NativeLoop() override;
+
+ private:
+  Napi::Value Submit(const Napi::CallbackInfo& info);
+  Napi::Value Drain(const Napi::CallbackInfo& info);
+  Napi::Value Cancel(const Napi::CallbackInfo& info);
+  Napi::Value Phase(const Napi::CallbackInfo& info);
+  Napi::Value Wait(const Napi::CallbackInfo& info);
+  Napi::Value SetBusy(const Napi::CallbackInfo& info);
+  Napi::Value Running(const Napi::CallbackInfo& info);
+  Napi::Value Stop(const Napi::CallbackInfo& info);
+
+  void OnCompletionsReady() override;  // loop thread
+  static void CallJs(napi_env env, napi_value, void* context, void*);
+  static void OnEnvCleanup(void* arg);
+
+  Task* TaskAt(const Napi::CallbackInfo& info);
+  // Joins the thread and lets go of the thread-safe function.
+  void Shutdown();
+  void ReleaseThreadSafeFunction();
+
+  // Declared first so it is destroyed last: ~LoopThread joins the thread,
+  // and nothing below may go away while the thread can still call
+  // OnCompletionsReady().
+  std::unique_ptr<LoopThread> core_;
+  napi_env env_;
+  // What the thread-safe function's calls reach us through; owned by that
+  // function (freed by its finalizer), cleared when we let go of it.
+  struct WakeRelay {
+    NativeLoop* loop;
+  };
+  WakeRelay* relay_ = nullptr;
+  napi_threadsafe_function tsfn_ = nullptr;
+  bool cleanup_hook_added_ = false;
+  bool keep_alive_ = true;
+  bool busy_ = false;
+
+  // Weak while idle, so an idle, unreferenced loop can be collected (its
+  // finalizer then stops the thread); strong while tasks are pending.
+  Napi::FunctionReference on_wake_;
+  Napi::Reference<Napi::Uint32Array> ids_ref_;
+  Napi::Reference<Napi::Uint8Array> statuses_ref_;
+  Napi::ObjectReference payloads_ref_;
+  uint32_t* ids_ = nullptr;
+  uint8_t* statuses_ = nullptr;
+  std::vector<Task*> taken_;   // drain()'s scratch space
+  std::vector<Task*> slots_;   // slot -> task, until drain() reports it
+  std::vector<Task*> batch_;   // submit()'s scratch space
+};
+
+}  // namespace sideloop
+
+#endif  // SIDELOOP_BINDING_NATIVE_LOOP_H_

@@ -1,0 +1,27 @@
+// Turning JS task descriptions into core tasks, and finished tasks back into
+// JS values. The only place that knows each built-in kind on both sides.
+#ifndef SIDELOOP_BINDING_TASK_FACTORY_H_
+#define SIDELOOP_BINDING_TASK_FACTORY_H_
+
+#include <napi.h>
+
+#include "../core/task.h"
+
+namespace sideloop {
+
+// Arguments are checked by the TypeScript layer (src/tasks.ts); this only
+// guards against a protocol mismatch. Returns nullptr and throws a JS error
+// when the description is unusable.
+Task* CreateTask(Napi::Env env, int kind, double number, Napi::Value object);
+
+// The value a finished task resolves with, or an empty value when the JS
+// side already has it (sleep's value).
+Napi::Value TaskResultToJs(Napi::Env env, Task* task);
+
+// An Error shaped like node:fs's and node:zlib's: message, code, errno,
+// syscall and path where known.
+Napi::Value TaskErrorToJs(Napi::Env env, const TaskError& error);
+
+}  // namespace sideloop
+
+#endif  // SIDELOOP_BINDING_TASK_FACTORY_H_

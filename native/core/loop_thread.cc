@@ -1,0 +1,273 @@
+#include "loop_thread.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <chrono>
+
+#include "exit_guard.h"
+
+namespace sideloop {
+
+LoopThread::LoopThread(LoopOptions options, CompletionSink* sink)
+    : options_(std::move(options)), sink_(sink) {}
+
+LoopThread::~LoopThread() {
+  StopAndJoin();
+  // Whatever the owner did not take back is freed here.
+  for (Task* task : completions_) delete task;
+}
+
+int LoopThread::Start() {
+  int err = uv_loop_init(&loop_);
+  if (err != 0) return err;
+  err = uv_async_init(&loop_, &wake_, OnWake);
+  if (err == 0) {
+    wake_.data = this;
+    state_ = State::kRunning;  // before the thread exists: no lock needed
+    err = uv_thread_create(&thread_, ThreadMain, this);
+    if (err == 0) {
+      RegisterForExit(this);
+      return 0;
+    }
+    state_ = State::kIdle;
+    uv_close(reinterpret_cast<uv_handle_t*>(&wake_), nullptr);
+    uv_run(&loop_, UV_RUN_DEFAULT);
+  }
+  uv_loop_close(&loop_);
+  return err;
+}
+
+void LoopThread::ThreadMain(void* arg) {
+  auto* self = static_cast<LoopThread*>(arg);
+  // Linux limits thread names to 15 bytes; cut at a UTF-8 character start.
+  std::string name = self->options_.name.substr(0, 15);
+  if (self->options_.name.size() > 15) {
+    while (!name.empty() && (static_cast<unsigned char>(self->options_.name[name.size()]) & 0xC0) == 0x80) {
+      name.pop_back();
+    }
+  }
+  pthread_setname_np(pthread_self(), name.c_str());
+  self->tid_.store(static_cast<int>(syscall(SYS_gettid)), std::memory_order_release);
+  uv_run(&self->loop_, UV_RUN_DEFAULT);
+  // Every handle is closed by now (BeginStop), so this cannot fail.
+  uv_loop_close(&self->loop_);
+}
+
+// ---------------------------------------------------------------- inbox
+
+void LoopThread::Submit(Task* const* tasks, size_t count) {
+  std::vector<Message> messages;
+  messages.reserve(count);
+  for (size_t i = 0; i < count; i++) messages.push_back({MessageKind::kSubmit, tasks[i]});
+  Post(messages.data(), messages.size());
+}
+
+void LoopThread::Cancel(Task* task) {
+  task->request_cancel();
+  if (task->phase() == TaskPhase::kDone) return;
+  // The task may finish before the loop thread reads this message; the
+  // message then must not outlive the task: see Dispose().
+  task->cancel_message_sent_ = true;
+  Message message{MessageKind::kCancel, task};
+  Post(&message, 1);
+}
+
+void LoopThread::Dispose(Task* task) {
+  if (!task->cancel_message_sent_) {
+    delete task;
+    return;
+  }
+  // A cancel message may still sit in the inbox: free the task behind it.
+  Message message{MessageKind::kFree, task};
+  Post(&message, 1);
+}
+
+void LoopThread::Post(const Message* messages, size_t count) {
+  std::lock_guard<std::mutex> lock(inbox_mu_);
+  switch (state_) {
+    case State::kIdle:
+    case State::kJoined:
+      for (size_t i = 0; i < count; i++) HandleAfterJoin(messages[i]);
+      return;
+    case State::kRunning: {
+      bool was_empty = inbox_.empty();
+      inbox_.insert(inbox_.end(), messages, messages + count);
+      // Sent under the lock: the loop thread closes wake_ only after it has
+      // seen kStopRequested under this same lock.
+      if (was_empty) uv_async_send(&wake_);
+      return;
+    }
+    case State::kStopRequested:
+      // The loop thread may have read its inbox for the last time; the
+      // joiner handles what is left once the thread is gone.
+      inbox_.insert(inbox_.end(), messages, messages + count);
+      return;
+  }
+}
+
+void LoopThread::HandleAfterJoin(const Message& message) {
+  switch (message.kind) {
+    case MessageKind::kSubmit:
+      Discard(message.task, false);  // the owner drains the queue itself
+      break;
+    case MessageKind::kCancel:
+      break;  // every task is finished once the thread is gone
+    case MessageKind::kFree:
+      delete message.task;
+      break;
+  }
+}
+
+void LoopThread::OnWake(uv_async_t* handle) {
+  auto* self = static_cast<LoopThread*>(handle->data);
+  bool stop;
+  {
+    std::lock_guard<std::mutex> lock(self->inbox_mu_);
+    self->processing_.swap(self->inbox_);
+    stop = self->state_ == State::kStopRequested;
+  }
+  for (const Message& message : self->processing_) self->ProcessMessage(message);
+  self->processing_.clear();
+  if (stop && !self->stopping_) self->BeginStop();
+}
+
+void LoopThread::ProcessMessage(const Message& message) {
+  Task* task = message.task;
+  switch (message.kind) {
+    case MessageKind::kSubmit:
+      if (stopping_ || task->cancel_requested()) {
+        Discard(task, true);
+      } else {
+        Link(task);
+        running_.fetch_add(1, std::memory_order_relaxed);
+        task->Run(this, &loop_);
+      }
+      break;
+    case MessageKind::kCancel:
+      // Kept alive by the Free message that Dispose() queues behind this one.
+      if (task->phase() == TaskPhase::kRunning) task->RequestAbort(TaskStatus::kCancelled);
+      break;
+    case MessageKind::kFree:
+      delete task;
+      break;
+  }
+}
+
+void LoopThread::BeginStop() {
+  stopping_ = true;
+  for (Task* task = live_head_; task != nullptr;) {
+    Task* next = task->next_;  // RequestAbort may finish and unlink `task`
+    task->RequestAbort(TaskStatus::kCancelled);
+    task = next;
+  }
+  // With wake_ closed and every task aborted, uv_run returns once the last
+  // close callback has run.
+  uv_close(reinterpret_cast<uv_handle_t*>(&wake_), nullptr);
+}
+
+// ---------------------------------------------------------------- stop
+
+void LoopThread::StopAndJoin() {
+  // First leave the exit registry: if the atexit handler is running, this
+  // waits until it has joined us, so it never sees a freed loop.
+  UnregisterForExit(this);
+  StopAndJoinThread();
+}
+
+void LoopThread::StopAndJoinThread() {
+  std::lock_guard<std::mutex> join_lock(join_mu_);
+  {
+    std::lock_guard<std::mutex> lock(inbox_mu_);
+    if (state_ != State::kRunning) return;  // never started, or joined
+    state_ = State::kStopRequested;
+    uv_async_send(&wake_);
+  }
+  uv_thread_join(&thread_);
+  WaitUntilReaped(tid_.load(std::memory_order_acquire));
+  std::lock_guard<std::mutex> lock(inbox_mu_);
+  state_ = State::kJoined;
+  for (const Message& message : inbox_) HandleAfterJoin(message);
+  inbox_.clear();
+}
+
+// A joined thread has finished running, but the kernel lists it (in
+// /proc/self/task, and for tgkill) until it has also been reaped, a few
+// microseconds later. Waiting for that keeps the promise that no thread of a
+// stopped loop exists, as anyone who counts threads sees it.
+void LoopThread::WaitUntilReaped(int tid) {
+  if (tid <= 0) return;
+  for (int i = 0; i < 100000; i++) {
+    if (syscall(SYS_tgkill, getpid(), tid, 0) != 0) return;  // ESRCH: gone
+    sched_yield();
+  }
+}
+
+// ---------------------------------------------------------------- completions
+
+void LoopThread::Complete(Task* task) {
+  Unlink(task);
+  running_.fetch_sub(1, std::memory_order_relaxed);
+  PushCompletion(task, true);
+}
+
+void LoopThread::Discard(Task* task, bool notify_sink) {
+  task->owner_ = this;
+  task->finished_ = true;
+  task->status_ = TaskStatus::kCancelled;
+  PushCompletion(task, notify_sink);
+}
+
+void LoopThread::PushCompletion(Task* task, bool notify_sink) {
+  bool notify;
+  {
+    std::lock_guard<std::mutex> lock(done_mu_);
+    task->phase_.store(TaskPhase::kDone, std::memory_order_release);
+    completions_.push_back(task);
+    notify = notify_sink && !sink_notified_;
+    if (notify) sink_notified_ = true;
+    if (waiters_ > 0) done_cv_.notify_all();
+  }
+  if (notify && sink_ != nullptr) sink_->OnCompletionsReady();
+}
+
+size_t LoopThread::TakeCompletions(Task** out, size_t max) {
+  std::lock_guard<std::mutex> lock(done_mu_);
+  size_t n = 0;
+  while (n < max && !completions_.empty()) {
+    out[n++] = completions_.front();
+    completions_.pop_front();
+  }
+  if (completions_.empty()) sink_notified_ = false;
+  return n;
+}
+
+bool LoopThread::WaitUntilDone(const Task* task, uint64_t timeout_ms) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  std::unique_lock<std::mutex> lock(done_mu_);
+  waiters_++;
+  bool done = done_cv_.wait_until(lock, deadline, [task] { return task->phase() == TaskPhase::kDone; });
+  waiters_--;
+  return done;
+}
+
+// ---------------------------------------------------------------- live list
+
+void LoopThread::Link(Task* task) {
+  task->prev_ = nullptr;
+  task->next_ = live_head_;
+  if (live_head_ != nullptr) live_head_->prev_ = task;
+  live_head_ = task;
+}
+
+void LoopThread::Unlink(Task* task) {
+  if (task->prev_ != nullptr) task->prev_->next_ = task->next_;
+  else live_head_ = task->next_;
+  if (task->next_ != nullptr) task->next_->prev_ = task->prev_;
+  task->prev_ = task->next_ = nullptr;
+}
+
+}  // namespace sideloop

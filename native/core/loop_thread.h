@@ -1,0 +1,129 @@
+// A private libuv loop running on its own OS thread.
+//
+// The submitting thread (the JS thread that owns the loop) talks to the loop
+// thread through one inbox of messages, woken with uv_async_send. The loop
+// thread talks back through one completion queue and a CompletionSink that
+// it calls when the queue goes from empty to non-empty. Both queues are
+// batch-oriented: one wake-up moves many tasks.
+#ifndef SIDELOOP_CORE_LOOP_THREAD_H_
+#define SIDELOOP_CORE_LOOP_THREAD_H_
+
+#include <uv.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "task.h"
+
+namespace sideloop {
+
+class CompletionSink {
+ public:
+  // Loop thread: completions are ready. Not called again until
+  // TakeCompletions() has emptied the queue.
+  virtual void OnCompletionsReady() = 0;
+
+ protected:
+  ~CompletionSink() = default;
+};
+
+struct LoopOptions {
+  std::string name = "sideloop";  // thread name; Linux keeps 15 bytes
+};
+
+class LoopThread {
+ public:
+  LoopThread(LoopOptions options, CompletionSink* sink);
+  // Stops and joins the thread, then frees every task still held.
+  ~LoopThread();
+  LoopThread(const LoopThread&) = delete;
+  LoopThread& operator=(const LoopThread&) = delete;
+
+  // Creates the loop and its thread. Returns 0 or a negative libuv error.
+  int Start();
+
+  // --- Submitting thread ---
+  // Hands tasks to the loop thread, in order. After a stop they are
+  // completed as cancelled without running.
+  void Submit(Task* const* tasks, size_t count);
+  // Cancels a task that has not been taken back yet. Queued tasks never
+  // start; running ones are aborted on the loop thread.
+  void Cancel(Task* task);
+  // Moves up to `max` finished tasks to `out`; returns how many.
+  size_t TakeCompletions(Task** out, size_t max);
+  // Frees a task taken back with TakeCompletions().
+  void Dispose(Task* task);
+  // Blocks until `task` is done or `timeout_ms` passes; true when done.
+  bool WaitUntilDone(const Task* task, uint64_t timeout_ms);
+
+  // --- Any thread but the loop thread ---
+  // Aborts every task, stops the loop and joins the thread. Idempotent and
+  // safe to call from several threads. After it returns no code of this
+  // loop runs on any thread.
+  void StopAndJoin();
+
+  // Tasks started and not yet finished.
+  uint32_t running() const { return running_.load(std::memory_order_relaxed); }
+
+ private:
+  friend class Task;
+  friend void StopAllLoopsAtExit();
+
+  enum class MessageKind : uint8_t { kSubmit, kCancel, kFree };
+  struct Message {
+    MessageKind kind;
+    Task* task;
+  };
+  enum class State : uint8_t { kIdle, kRunning, kStopRequested, kJoined };
+
+  static void ThreadMain(void* arg);
+  static void OnWake(uv_async_t* handle);
+
+  void Post(const Message* messages, size_t count);
+  void HandleAfterJoin(const Message& message);  // inbox_mu_ held
+  void ProcessMessage(const Message& message);    // loop thread
+  void BeginStop();                               // loop thread
+  void StopAndJoinThread();
+  static void WaitUntilReaped(int tid);
+  void Complete(Task* task);                      // loop thread, from Task
+  void PushCompletion(Task* task, bool notify_sink);
+  void Discard(Task* task, bool notify_sink);     // complete as cancelled, unstarted
+  void Link(Task* task);
+  void Unlink(Task* task);
+
+  const LoopOptions options_;
+  CompletionSink* const sink_;
+  uv_loop_t loop_;
+  uv_async_t wake_;
+  uv_thread_t thread_;
+
+  // Inbox: submitting thread -> loop thread.
+  std::mutex inbox_mu_;
+  std::vector<Message> inbox_;
+  State state_ = State::kIdle;
+
+  // Completions: loop thread -> submitting thread.
+  std::mutex done_mu_;
+  std::condition_variable done_cv_;
+  std::deque<Task*> completions_;
+  bool sink_notified_ = false;
+  int waiters_ = 0;
+
+  std::mutex join_mu_;  // serializes StopAndJoinThread()
+  std::atomic<uint32_t> running_{0};
+  std::atomic<int> tid_{0};  // the loop thread's kernel id, for WaitUntilReaped
+
+  // Loop thread only.
+  std::vector<Message> processing_;
+  Task* live_head_ = nullptr;  // started, unfinished tasks
+  bool stopping_ = false;
+};
+
+}  // namespace sideloop
+
+#endif  // SIDELOOP_CORE_LOOP_THREAD_H_

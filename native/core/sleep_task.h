@@ -1,0 +1,29 @@
+// sleep(ms): a timer on the loop thread. The value it resolves with stays on
+// the JS side; the task only keeps time.
+#ifndef SIDELOOP_CORE_SLEEP_TASK_H_
+#define SIDELOOP_CORE_SLEEP_TASK_H_
+
+#include "task.h"
+#include "task_kinds.h"
+
+namespace sideloop {
+
+class SleepTask final : public Task {
+ public:
+  explicit SleepTask(double ms) : Task(kTaskSleep), ms_(ms) {}
+
+ protected:
+  void Start() override;
+  void Abort() override;
+
+ private:
+  static void OnFire(uv_timer_t* timer);
+  void Close();
+
+  const double ms_;
+  uv_timer_t timer_;
+};
+
+}  // namespace sideloop
+
+#endif  // SIDELOOP_CORE_SLEEP_TASK_H_

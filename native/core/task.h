@@ -1,0 +1,134 @@
+// One unit of work run on a loop thread. This header is the whole task
+// interface: every built-in task (and, later, every extension task) is a
+// subclass that implements Start() and Abort() and calls Finish() once.
+//
+// Threads and ownership:
+// - A task is created on the submitting (JS) thread and handed to a
+//   LoopThread with Submit(). From then until it is delivered back through
+//   LoopThread::TakeCompletions(), only the loop thread touches it, except
+//   for the atomic `phase_` and `cancel_requested_`.
+// - Start(), Abort() and Finish() run on the loop thread. Before calling
+//   Finish() the task must have released every loop resource it holds
+//   (every uv handle closed, its close callback run): after Finish() the
+//   loop thread never touches the task again.
+// - The submitting thread frees the task after taking it back (through
+//   LoopThread::Dispose()).
+#ifndef SIDELOOP_CORE_TASK_H_
+#define SIDELOOP_CORE_TASK_H_
+
+#include <uv.h>
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+namespace sideloop {
+
+class LoopThread;
+
+// How a task ended. The values are part of the JS binding protocol.
+enum class TaskStatus : uint8_t {
+  kOk = 0,
+  kError = 1,
+  kCancelled = 2,
+  kTimedOut = 3,
+};
+
+// Where a task is in its life, readable from any thread.
+enum class TaskPhase : uint8_t {
+  kPending = 0,   // submitted, not started
+  kRunning = 1,   // started on the loop thread
+  kDone = 2,      // finished; waiting to be taken back
+};
+
+// An operational failure, described the way node:fs and node:zlib describe
+// theirs, so the binding can build the same kind of Error.
+struct TaskError {
+  std::string code;     // 'ENOENT', 'Z_DATA_ERROR', ...
+  std::string message;
+  std::string syscall;  // empty when not a system call
+  std::string path;     // empty when no path is involved
+  int errnum = 0;       // negative libuv error number, or 0
+};
+
+class Task {
+ public:
+  // `kind` tells the binding how to turn the result into a JS value.
+  explicit Task(int kind) : kind_(kind) {}
+  virtual ~Task() = default;
+  Task(const Task&) = delete;
+  Task& operator=(const Task&) = delete;
+
+  int kind() const { return kind_; }
+  TaskPhase phase() const { return phase_.load(std::memory_order_acquire); }
+  TaskStatus status() const { return status_; }
+  const TaskError& error() const { return error_; }
+
+  // A value for the task's owner (the binding keeps its slot number here);
+  // the core never reads it.
+  uint32_t tag = 0;
+
+  // Milliseconds the task may run before it is aborted as timed out;
+  // negative for no limit. Set before Submit().
+  void set_timeout(double ms) { timeout_ms_ = ms; }
+
+  // Set by the submitting thread; read by the loop thread before Start().
+  void request_cancel() { cancel_requested_.store(true, std::memory_order_release); }
+  bool cancel_requested() const { return cancel_requested_.load(std::memory_order_acquire); }
+
+ protected:
+  // Loop thread: begin the work. The task must eventually call Finish().
+  virtual void Start() = 0;
+  // Loop thread: stop the work early (cancel, timeout, loop stop). Called at
+  // most once, only after Start() and before Finish(). The task must still
+  // call Finish(), now or from a close callback; its status is then replaced
+  // by the abort reason.
+  virtual void Abort() = 0;
+
+  uv_loop_t* loop() const { return loop_; }
+  bool aborting() const { return abort_reason_ != TaskStatus::kOk; }
+
+  // Loop thread, exactly once, after every handle of the task is closed.
+  void Finish(TaskStatus status);
+  void Fail(TaskError error) {
+    error_ = std::move(error);
+    Finish(TaskStatus::kError);
+  }
+
+ private:
+  friend class LoopThread;
+
+  // Called by LoopThread on the loop thread.
+  void Run(LoopThread* owner, uv_loop_t* loop);
+  void RequestAbort(TaskStatus reason);
+  void Deliver();
+  static void OnTimeout(uv_timer_t* timer);
+
+  const int kind_;
+  std::atomic<TaskPhase> phase_{TaskPhase::kPending};
+  std::atomic<bool> cancel_requested_{false};
+  TaskStatus status_ = TaskStatus::kOk;
+  TaskStatus abort_reason_ = TaskStatus::kOk;  // kOk: not aborted
+  TaskError error_;
+
+  double timeout_ms_ = -1;
+  bool timeout_timer_active_ = false;
+  uv_timer_t timeout_timer_;
+
+  LoopThread* owner_ = nullptr;
+  uv_loop_t* loop_ = nullptr;
+  bool finished_ = false;
+  // Set by the submitting thread when a cancel message for this task was
+  // queued: the task must then be freed on the loop thread, after that
+  // message, never before it.
+  bool cancel_message_sent_ = false;
+
+  // The loop thread's list of started, unfinished tasks (to abort them all
+  // when the loop stops).
+  Task* prev_ = nullptr;
+  Task* next_ = nullptr;
+};
+
+}  // namespace sideloop
+
+#endif  // SIDELOOP_CORE_TASK_H_

@@ -1,0 +1,35 @@
+/**
+ * What an EventLoop needs from a backend. A backend makes one LoopRun per
+ * start (one thread from start to stop); a restart makes a new one.
+ */
+import type { AnyFuture, FutureOwner, Outcome } from '../future.js';
+import type { TaskRequest } from '../tasks.js';
+
+export type BackendName = 'native' | 'worker';
+
+export interface RunOptions {
+  name: string;
+  keepAlive: boolean;
+  spin: number;
+  /** Told once per Future when it becomes done, before its callbacks run. */
+  onSettled(outcome: Outcome): void;
+}
+
+export interface LoopRun extends FutureOwner {
+  /** Queues the work of `future` (made with this run as owner). */
+  submit(request: TaskRequest, future: AnyFuture): void;
+  /** Cancels every Future not yet done (the work itself is aborted by stop()). */
+  cancelAll(): void;
+  /** Tasks running on the loop thread right now. */
+  running(): number;
+  /**
+   * Aborts every task, stops the loop and joins its thread; Futures not yet
+   * done become cancelled. Synchronous: when it returns, the thread is gone.
+   */
+  stop(): void;
+}
+
+export interface Backend {
+  readonly name: BackendName;
+  startRun(options: RunOptions): LoopRun;
+}

@@ -1,0 +1,69 @@
+/** The errors of the sideloop contract. Each has a stable `name` and `code`. */
+
+abstract class SideloopError extends Error {
+  abstract readonly code: string;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** The Future was cancelled (by `cancel()`, a signal, or `shutdown({ cancelPending: true })`). */
+export class CancelledError extends SideloopError {
+  readonly code = 'ERR_SIDELOOP_CANCELLED';
+}
+
+/** A task's `timeout`, or a `result`/`exception` wait, ran out. */
+export class TimeoutError extends SideloopError {
+  readonly code = 'ERR_SIDELOOP_TIMEOUT';
+}
+
+/** An operation the current state forbids. */
+export class InvalidStateError extends SideloopError {
+  readonly code = 'ERR_SIDELOOP_INVALID_STATE';
+}
+
+/** Submitted while the loop was stopping. */
+export class EventLoopClosedError extends SideloopError {
+  readonly code = 'ERR_SIDELOOP_CLOSED';
+}
+
+/** `maxPending` tasks were already pending. */
+export class QueueFullError extends SideloopError {
+  readonly code = 'ERR_SIDELOOP_QUEUE_FULL';
+}
+
+/** A programmer error, shaped like Node's own (`code` such as `ERR_INVALID_ARG_TYPE`). */
+export function invalidArgType(name: string, expected: string, actual: unknown): TypeError {
+  return withCode(new TypeError(`The "${name}" argument must be ${expected}. Received ${describe(actual)}`), 'ERR_INVALID_ARG_TYPE');
+}
+
+export function outOfRange(name: string, expected: string, actual: unknown): RangeError {
+  return withCode(
+    new RangeError(`The value of "${name}" is out of range. It must be ${expected}. Received ${describe(actual)}`),
+    'ERR_OUT_OF_RANGE',
+  );
+}
+
+export function invalidArgValue(name: string, reason: string, actual: unknown): TypeError {
+  return withCode(new TypeError(`The argument '${name}' ${reason}. Received ${describe(actual)}`), 'ERR_INVALID_ARG_VALUE');
+}
+
+function withCode<E extends Error>(error: E, code: string): E {
+  Object.defineProperty(error, 'code', { value: code, enumerable: true, writable: true, configurable: true });
+  return error;
+}
+
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (value === undefined) return 'undefined';
+  if (typeof value === 'function') return `function ${value.name || '<anonymous>'}`;
+  if (typeof value === 'object') {
+    const name = (value as object).constructor?.name;
+    return name ? `an instance of ${name}` : 'an object';
+  }
+  let shown = String(value);
+  if (typeof value === 'string') shown = `'${shown.length > 28 ? `${shown.slice(0, 25)}...` : shown}'`;
+  if (typeof value === 'bigint') shown += 'n';
+  return `type ${typeof value} (${shown})`;
+}

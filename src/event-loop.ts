@@ -1,0 +1,200 @@
+/**
+ * EventLoop: the lifecycle of one loop thread, whichever backend runs it.
+ *
+ *   idle --start/submit--> running --shutdown--> stopping --> stopped
+ *                             ^                                  |
+ *                             +----------start/submit------------+
+ *
+ * It knows nothing of threads: a LoopRun (one per start) does.
+ */
+import { inspect } from 'node:util';
+
+import type { Backend, BackendName, LoopRun } from './backends/backend.js';
+import { selectBackend, type BackendOption } from './backends/select.js';
+import { EventLoopClosedError, InvalidStateError, QueueFullError, outOfRange } from './errors.js';
+import { Future, type AnyFuture, type Outcome } from './future.js';
+import { normalizeSubmitOptions, sleepRequest, type SubmitOptions, type TaskRequest } from './tasks.js';
+import { validateBoolean, validateNumber, validateObject, validateString } from './validate.js';
+
+export interface EventLoopOptions {
+  /** Default 'auto': native when the addon loads, else worker. */
+  backend?: BackendOption;
+  /** OS thread name, default 'sideloop' (Linux keeps 15 bytes). */
+  name?: string;
+  /** Default true: pending tasks keep the process alive; an idle loop never does. */
+  keepAlive?: boolean;
+  /** A positive integer or Infinity (default); beyond it, submissions fail with QueueFullError. */
+  maxPending?: number;
+  /** µs the loop thread keeps polling for work before it sleeps; default 0. */
+  spin?: number;
+}
+
+export type LoopState = 'idle' | 'running' | 'stopping' | 'stopped';
+
+export interface LoopStats {
+  submitted: number;
+  completed: number;
+  failed: number;
+  cancelled: number;
+  pending: number;
+  running: number;
+}
+
+export interface ShutdownOptions {
+  /** Cancel pending tasks instead of waiting for them. */
+  cancelPending?: boolean;
+}
+
+export class EventLoop {
+  /** The backend in use. */
+  readonly backend: BackendName;
+  readonly name: string;
+
+  readonly #backend: Backend;
+  readonly #keepAlive: boolean;
+  readonly #maxPending: number;
+  readonly #spin: number;
+
+  #state: LoopState = 'idle';
+  #run: LoopRun | undefined;
+  #pending = 0;
+  #submitted = 0;
+  #completed = 0;
+  #failed = 0;
+  #cancelled = 0;
+  #shutdown: Promise<void> | undefined;
+  #onIdle: (() => void) | undefined;
+
+  constructor(options?: EventLoopOptions) {
+    validateObject(options, 'options');
+    const { backend, name = 'sideloop', keepAlive = true, maxPending = Infinity, spin = 0 } = (options ?? {}) as EventLoopOptions;
+    validateString(name, 'options.name');
+    validateBoolean(keepAlive, 'options.keepAlive');
+    validateNumber(maxPending, 'options.maxPending');
+    if (maxPending !== Infinity && !(Number.isInteger(maxPending) && maxPending >= 1)) {
+      throw outOfRange('options.maxPending', 'a positive integer or Infinity', maxPending);
+    }
+    validateNumber(spin, 'options.spin');
+    if (!(Number.isInteger(spin) && spin >= 0 && spin <= 1_000_000)) {
+      throw outOfRange('options.spin', 'an integer >= 0 && <= 1000000', spin);
+    }
+    this.#backend = selectBackend(backend);
+    this.backend = this.#backend.name;
+    this.name = name;
+    this.#keepAlive = keepAlive;
+    this.#maxPending = maxPending;
+    this.#spin = spin;
+  }
+
+  get state(): LoopState {
+    return this.#state;
+  }
+
+  /** Tasks submitted and not yet done. */
+  get pending(): number {
+    return this.#pending;
+  }
+
+  /** Starts the loop thread; does nothing when running. Throws InvalidStateError while stopping. */
+  start(): this {
+    if (this.#state === 'running') return this;
+    if (this.#state === 'stopping') throw new InvalidStateError('The loop cannot start while it is stopping');
+    this.#run = this.#backend.startRun({
+      name: this.name,
+      keepAlive: this.#keepAlive,
+      spin: this.#spin,
+      onSettled: (outcome) => this.#onSettled(outcome),
+    });
+    this.#state = 'running';
+    return this;
+  }
+
+  /**
+   * Stops accepting work, waits for pending tasks (or cancels them with
+   * `cancelPending`), then stops the thread. Calling it again while stopping
+   * returns the same promise (and `cancelPending` still cancels what is left).
+   */
+  shutdown(options?: ShutdownOptions): Promise<void> {
+    validateObject(options, 'options');
+    const cancelPending = (options as ShutdownOptions | undefined)?.cancelPending ?? false;
+    validateBoolean(cancelPending, 'options.cancelPending');
+    if (this.#state === 'idle' || this.#state === 'stopped') return Promise.resolve();
+    if (cancelPending) this.#run!.cancelAll();
+    this.#shutdown ??= this.#stop();
+    return this.#shutdown;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.shutdown();
+  }
+
+  stats(): LoopStats {
+    return {
+      submitted: this.#submitted,
+      completed: this.#completed,
+      failed: this.#failed,
+      cancelled: this.#cancelled,
+      pending: this.#pending,
+      running: this.#run?.running() ?? 0,
+    };
+  }
+
+  /** Resolves with `value` after `ms` milliseconds, timed on the loop's thread. */
+  sleep<T = undefined>(ms: number, value?: T, options?: SubmitOptions): Future<T> {
+    const normalized = normalizeSubmitOptions(options);
+    return this.#submit(sleepRequest(ms, value, normalized), normalized.signal);
+  }
+
+  [inspect.custom](): string {
+    return `EventLoop { name: ${inspect(this.name)}, backend: '${this.backend}', state: '${this.#state}', pending: ${this.#pending} }`;
+  }
+
+  #submit<T>(request: TaskRequest, signal: AbortSignal | undefined): Future<T> {
+    if (this.#state === 'stopping') {
+      return Future._failed(new EventLoopClosedError(`${request.label} was submitted while the loop was stopping`));
+    }
+    if (this.#pending >= this.#maxPending) {
+      return Future._failed(new QueueFullError(`${request.label}: ${this.#maxPending} tasks are already pending`));
+    }
+    if (this.#state !== 'running') this.start();
+    const run = this.#run!;
+    const future = new Future<T>(run);
+    this.#pending++;
+    this.#submitted++;
+    run.submit(request, future);
+    if (signal !== undefined) followSignal(signal, future);
+    return future;
+  }
+
+  async #stop(): Promise<void> {
+    this.#state = 'stopping';
+    // Always yield once, so shutdown() returns with the loop 'stopping'.
+    await (this.#pending > 0 ? new Promise<void>((resolve) => (this.#onIdle = resolve)) : undefined);
+    this.#run!.stop();
+    this.#run = undefined;
+    this.#state = 'stopped';
+    this.#shutdown = undefined;
+  }
+
+  #onSettled(outcome: Outcome): void {
+    this.#pending--;
+    if (outcome === 'completed') this.#completed++;
+    else if (outcome === 'failed') this.#failed++;
+    else this.#cancelled++;
+    if (this.#pending === 0 && this.#onIdle !== undefined) {
+      this.#onIdle();
+      this.#onIdle = undefined;
+    }
+  }
+}
+
+/** Aborting `signal` cancels `future`; the listener goes once the future is done. */
+function followSignal(signal: AbortSignal, future: AnyFuture): void {
+  if (signal.aborted) {
+    future.cancel();
+    return;
+  }
+  const onAbort = () => future.cancel();
+  signal.addEventListener('abort', onAbort, { once: true });
+  future.addDoneCallback(() => signal.removeEventListener('abort', onAbort));
+}

@@ -1,0 +1,211 @@
+import { inspect, type InspectOptionsStylized } from 'node:util';
+
+import { CancelledError, TimeoutError, invalidArgType } from './errors.js';
+import { validateWaitTimeout } from './validate.js';
+
+export type FutureState = 'pending' | 'running' | 'cancelled' | 'finished';
+
+/** How a Future ended, as its owner counts it. */
+export type Outcome = 'completed' | 'failed' | 'cancelled';
+
+/**
+ * What a Future needs from whoever runs its work (a backend's running
+ * loop). Not exported from the package: users never see it.
+ */
+export interface FutureOwner {
+  /** Where the work is while the Future is not done; may settle it first. */
+  phaseOf(future: AnyFuture): 'pending' | 'running';
+  /** Blocks the calling thread until the work is done or `ms` pass, settling the Future when done. */
+  waitFor(future: AnyFuture, ms: number): void;
+  /** Aborts the work of a Future that was just cancelled. */
+  abort(future: AnyFuture): void;
+  /** Every Future it owns reports here once, when it becomes done. */
+  settled(future: AnyFuture, outcome: Outcome): void;
+}
+
+type DoneCallback<T> = (future: Future<T>) => void;
+
+/** A Future whatever its value type (owners do not care). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type AnyFuture = Future<any>;
+
+/**
+ * The result of work submitted to a loop: awaitable like a Promise and
+ * inspectable like Python's `concurrent.futures.Future`.
+ */
+export class Future<T> implements PromiseLike<T> {
+  #state: 'pending' | 'cancelled' | 'finished' = 'pending';
+  #value: T | undefined;
+  #error: unknown;
+  #failed = false;
+  #owner: FutureOwner | undefined;
+  #callbacks: DoneCallback<any>[] | undefined;
+  #promise: Promise<T> | undefined;
+  #resolve: ((value: T) => void) | undefined;
+  #reject: ((error: unknown) => void) | undefined;
+
+  /** @internal The owner's bookkeeping (the native backend's slot). */
+  _ticket = -1;
+
+  /** @internal Futures are made by loops, not by users. */
+  constructor(owner: FutureOwner | undefined) {
+    this.#owner = owner;
+  }
+
+  /** @internal A Future that failed before any work was submitted. */
+  static _failed<T>(error: Error): Future<T> {
+    const future = new Future<T>(undefined);
+    future.#settle('finished', undefined, error, true);
+    return future;
+  }
+
+  get state(): FutureState {
+    if (this.#state !== 'pending' || this.#owner === undefined) return this.#state;
+    const phase = this.#owner.phaseOf(this);
+    return this.#state === 'pending' ? phase : this.#state; // phaseOf may have settled it
+  }
+
+  done(): boolean {
+    return this.#state !== 'pending';
+  }
+
+  running(): boolean {
+    return this.state === 'running';
+  }
+
+  cancelled(): boolean {
+    return this.#state === 'cancelled';
+  }
+
+  /**
+   * Cancels pending or running work: the Future is cancelled at once, its
+   * done callbacks run, and the loop is asked to abort the work.
+   * Returns false only when the Future already finished.
+   */
+  cancel(): boolean {
+    if (this.#state === 'finished') return false;
+    if (this.#state === 'cancelled') return true;
+    this.#owner?.abort(this);
+    this.#settle('cancelled', undefined, undefined, false);
+    return true;
+  }
+
+  /** The value; throws the task's error, `CancelledError`, or `TimeoutError` if `timeout` ms pass first. */
+  result(timeout?: number): T {
+    this.#waitSync(timeout);
+    if (this.#state === 'cancelled') throw new CancelledError('The future was cancelled');
+    if (this.#failed) throw this.#error;
+    return this.#value as T;
+  }
+
+  /** The task's error, or undefined on success; waits as `result()` does. */
+  exception(timeout?: number): Error | undefined {
+    this.#waitSync(timeout);
+    if (this.#state === 'cancelled') throw new CancelledError('The future was cancelled');
+    return this.#failed ? (this.#error as Error) : undefined;
+  }
+
+  /** Runs `fn(future)` once the Future is done (on a later microtask if it already is). */
+  addDoneCallback(fn: DoneCallback<T>): void {
+    if (typeof fn !== 'function') throw invalidArgType('fn', 'of type function', fn);
+    if (this.#state !== 'pending') {
+      queueMicrotask(() => fn(this));
+      return;
+    }
+    (this.#callbacks ??= []).push(fn);
+  }
+
+  then<R1 = T, R2 = never>(
+    onfulfilled?: ((value: T) => R1 | PromiseLike<R1>) | null,
+    onrejected?: ((reason: any) => R2 | PromiseLike<R2>) | null,
+  ): Promise<R1 | R2> {
+    return this.#getPromise().then(onfulfilled, onrejected);
+  }
+
+  catch<R = never>(onrejected?: ((reason: any) => R | PromiseLike<R>) | null): Promise<T | R> {
+    return this.#getPromise().catch(onrejected);
+  }
+
+  finally(onfinally?: (() => void) | null): Promise<T> {
+    return this.#getPromise().finally(onfinally);
+  }
+
+  get [Symbol.toStringTag](): string {
+    return 'Future';
+  }
+
+  [inspect.custom](depth: number, options: InspectOptionsStylized): string {
+    const state = this.state;
+    let shown: string;
+    if (state === 'finished') {
+      const inner = { ...options, depth: options.depth == null ? null : options.depth - 1 };
+      shown = this.#failed
+        ? `${options.stylize('<failed>', 'special')} ${inspect(this.#error, inner)}`
+        : inspect(this.#value, inner);
+    } else {
+      shown = options.stylize(`<${state}>`, 'special');
+    }
+    return `Future { ${shown} }`;
+  }
+
+  /** @internal Called by the owner when the work is over. */
+  _finish(outcome: 'completed' | 'failed', value: unknown): void {
+    if (this.#state !== 'pending') return;
+    if (outcome === 'completed') this.#settle('finished', value as T, undefined, false);
+    else this.#settle('finished', undefined, value, true);
+  }
+
+  /** @internal Called by the owner when it cancels the work itself (shutdown). */
+  _cancelled(): void {
+    if (this.#state === 'pending') this.#settle('cancelled', undefined, undefined, false);
+  }
+
+  #waitSync(timeout: number | undefined): void {
+    validateWaitTimeout(timeout);
+    if (this.#state !== 'pending') return;
+    this.#owner?.waitFor(this, timeout ?? Infinity);
+    if (this.#state === 'pending') throw new TimeoutError(`The future was not done within ${timeout} ms`);
+  }
+
+  #settle(state: 'cancelled' | 'finished', value: T | undefined, error: unknown, failed: boolean): void {
+    this.#state = state;
+    this.#value = value;
+    this.#error = error;
+    this.#failed = failed;
+    const owner = this.#owner;
+    this.#owner = undefined;
+    owner?.settled(this, state === 'cancelled' ? 'cancelled' : failed ? 'failed' : 'completed');
+    if (this.#promise !== undefined) this.#settlePromise();
+    const callbacks = this.#callbacks;
+    this.#callbacks = undefined;
+    if (callbacks === undefined) return;
+    for (const fn of callbacks) {
+      try {
+        fn(this);
+      } catch (error) {
+        // As any Node callback's would: an uncaught exception, after the
+        // remaining callbacks have run.
+        queueMicrotask(() => {
+          throw error;
+        });
+      }
+    }
+  }
+
+  #getPromise(): Promise<T> {
+    if (this.#promise === undefined) {
+      this.#promise = new Promise<T>((resolve, reject) => {
+        this.#resolve = resolve;
+        this.#reject = reject;
+      });
+      if (this.#state !== 'pending') this.#settlePromise();
+    }
+    return this.#promise;
+  }
+
+  #settlePromise(): void {
+    if (this.#state === 'cancelled') this.#reject!(new CancelledError('The future was cancelled'));
+    else if (this.#failed) this.#reject!(this.#error);
+    else this.#resolve!(this.#value as T);
+  }
+}

@@ -1,0 +1,90 @@
+/**
+ * Several loops behind one face, for CPU-bound work where one thread is one
+ * core. Each submission goes to the loop with the fewest pending tasks.
+ */
+import os from 'node:os';
+
+import type { BackendName } from './backends/backend.js';
+import { outOfRange } from './errors.js';
+import { EventLoop, type EventLoopOptions, type LoopState, type LoopStats, type ShutdownOptions } from './event-loop.js';
+import type { Future } from './future.js';
+import type { SubmitOptions } from './tasks.js';
+import { validateNumber, validateObject } from './validate.js';
+
+export interface EventLoopGroupOptions extends EventLoopOptions {
+  /** How many loops; default `os.availableParallelism()`. */
+  size?: number;
+}
+
+export class EventLoopGroup {
+  readonly size: number;
+  readonly #loops: EventLoop[];
+  #next = 0; // where the search for the least busy loop starts, so ties rotate
+
+  constructor(options?: EventLoopGroupOptions) {
+    validateObject(options, 'options');
+    const { size = os.availableParallelism(), ...loopOptions } = (options ?? {}) as EventLoopGroupOptions;
+    validateNumber(size, 'options.size');
+    if (!(Number.isInteger(size) && size >= 1 && size <= 1024)) throw outOfRange('options.size', 'an integer >= 1 && <= 1024', size);
+    this.size = size;
+    this.#loops = [new EventLoop(loopOptions)];
+    for (let i = 1; i < size; i++) this.#loops.push(new EventLoop(loopOptions));
+  }
+
+  get backend(): BackendName {
+    return this.#loops[0]!.backend;
+  }
+
+  get name(): string {
+    return this.#loops[0]!.name;
+  }
+
+  get state(): LoopState {
+    const states = this.#loops.map((loop) => loop.state);
+    if (states.includes('stopping')) return 'stopping';
+    if (states.includes('running')) return 'running';
+    if (states.includes('stopped')) return 'stopped';
+    return 'idle';
+  }
+
+  get pending(): number {
+    return this.#loops.reduce((sum, loop) => sum + loop.pending, 0);
+  }
+
+  start(): this {
+    for (const loop of this.#loops) loop.start();
+    return this;
+  }
+
+  async shutdown(options?: ShutdownOptions): Promise<void> {
+    await Promise.all(this.#loops.map((loop) => loop.shutdown(options)));
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.shutdown();
+  }
+
+  stats(): LoopStats {
+    const total: LoopStats = { submitted: 0, completed: 0, failed: 0, cancelled: 0, pending: 0, running: 0 };
+    for (const loop of this.#loops) {
+      const stats = loop.stats();
+      for (const key of Object.keys(total) as (keyof LoopStats)[]) total[key] += stats[key];
+    }
+    return total;
+  }
+
+  sleep<T = undefined>(ms: number, value?: T, options?: SubmitOptions): Future<T> {
+    return this.#pick().sleep(ms, value, options);
+  }
+
+  #pick(): EventLoop {
+    const loops = this.#loops;
+    let best = loops[this.#next]!;
+    for (let i = 1; i < loops.length; i++) {
+      const loop = loops[(this.#next + i) % loops.length]!;
+      if (loop.pending < best.pending) best = loop;
+    }
+    this.#next = (this.#next + 1) % loops.length;
+    return best;
+  }
+}

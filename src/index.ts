@@ -1,0 +1,11 @@
+export { EventLoop } from './event-loop.js';
+export type { EventLoopOptions, LoopState, LoopStats, ShutdownOptions } from './event-loop.js';
+export { EventLoopGroup } from './group.js';
+export type { EventLoopGroupOptions } from './group.js';
+export { Future } from './future.js';
+export type { FutureState } from './future.js';
+export { wait, asCompleted } from './wait.js';
+export type { WaitOptions, WaitResult, AsCompletedOptions, ReturnWhen } from './wait.js';
+export { getDefaultLoop } from './default-loop.js';
+export { CancelledError, TimeoutError, InvalidStateError, EventLoopClosedError, QueueFullError } from './errors.js';
+export type { SubmitOptions } from './tasks.js';

@@ -1,0 +1,36 @@
+/** The types of the addon's exports (native/binding/native_loop.h describes the protocol). */
+
+export interface NativeLoopHandle {
+  /** batch holds [slot, kind, timeout, number] per task; objects[i] the i-th task's other arguments. */
+  submit(batch: Float64Array, count: number, objects: unknown[]): void;
+  /** Fills ids, statuses and payloads given at construction; returns how many. */
+  drain(): number;
+  cancel(slot: number): void;
+  /** 0 pending, 1 running, 2 done (not yet drained). */
+  phase(slot: number): number;
+  /** Blocks until the task is done (true) or ms pass (false); ms < 0: no limit. */
+  wait(slot: number, ms: number): boolean;
+  setBusy(busy: boolean): void;
+  running(): number;
+  stop(): void;
+}
+
+export interface NativeBinding {
+  abiVersion: number;
+  NativeLoop: new (
+    name: string,
+    keepAlive: boolean,
+    onWake: () => void,
+    ids: Uint32Array,
+    statuses: Uint8Array,
+    payloads: unknown[],
+  ) => NativeLoopHandle;
+}
+
+/** Task statuses reported by drain(); native/core/task.h TaskStatus. */
+export const TaskStatus = {
+  ok: 0,
+  error: 1,
+  cancelled: 2,
+  timedOut: 3,
+} as const;

@@ -1,0 +1,230 @@
+/**
+ * Every way a process or worker thread can end, with loops in every state:
+ * each case runs in a child process, and we check how it exited.
+ */
+import { describe, expect, it } from 'vitest';
+
+import { BACKENDS, runScript } from './helpers.js';
+
+const clean = (result: { code: number | null; signal: string | null; hung: boolean; stderr: string }, code = 0) => {
+  expect(result.hung, `hung; stderr: ${result.stderr}`).toBe(false);
+  expect(result.signal, `killed by a signal; stderr: ${result.stderr}`).toBeNull();
+  expect(result.code, `stderr: ${result.stderr}`).toBe(code);
+};
+
+describe.each(BACKENDS)('process and thread exit (%s backend)', (backend) => {
+  const prelude = `const sideloop = require(SIDELOOP); const BACKEND = ${JSON.stringify(backend)};`;
+
+  it('an idle started loop lets the process exit by itself', async () => {
+    const result = await runScript(`${prelude}
+      const loop = new sideloop.EventLoop({ backend: BACKEND }).start();
+      loop.sleep(1, 'done').then((v) => console.log(v));
+      process.on('exit', () => console.log('exit', loop.state));
+    `);
+    clean(result);
+    expect(result.stdout).toBe('done\nexit running\n');
+  });
+
+  it('a pending sleep keeps the process alive until it fires', async () => {
+    const result = await runScript(`${prelude}
+      const loop = new sideloop.EventLoop({ backend: BACKEND });
+      loop.sleep(300, 'fired').then((v) => console.log(v));
+      process.on('exit', () => console.log('exit', loop.stats().completed));
+    `);
+    clean(result);
+    expect(result.stdout).toBe('fired\nexit 1\n');
+  });
+
+  it('with keepAlive: false a pending sleep does not keep the process alive', async () => {
+    const result = await runScript(`${prelude}
+      const loop = new sideloop.EventLoop({ backend: BACKEND, keepAlive: false });
+      loop.sleep(60000).then(() => console.log('fired'));
+      process.on('exit', () => console.log('exit', loop.pending));
+    `);
+    clean(result);
+    expect(result.stdout).toBe('exit 1\n');
+  });
+
+  it('process.exit() with 10,000 sleeps in flight exits cleanly with its code', async () => {
+    const result = await runScript(`${prelude}
+      const loop = new sideloop.EventLoop({ backend: BACKEND });
+      for (let i = 0; i < 10000; i++) loop.sleep(i % 50);
+      loop.sleep(0).then(() => { console.log('running', loop.pending > 0); process.exit(7); });
+    `);
+    clean(result, 7);
+    expect(result.stdout).toBe('running true\n');
+  });
+
+  it('process.exit() straight after submitting, before the batch reaches the thread', async () => {
+    const result = await runScript(`${prelude}
+      const loop = new sideloop.EventLoop({ backend: BACKEND });
+      for (let i = 0; i < 10000; i++) loop.sleep(10);
+      process.exit(3);
+    `);
+    clean(result, 3);
+  });
+
+  it('an uncaught exception with tasks in flight exits with code 1, no crash', async () => {
+    const result = await runScript(`${prelude}
+      const loop = new sideloop.EventLoop({ backend: BACKEND });
+      for (let i = 0; i < 10000; i++) loop.sleep(i % 100);
+      loop.sleep(0).then(() => { throw new Error('boom'); });
+    `);
+    clean(result, 1);
+    expect(result.stderr).toContain('boom');
+  });
+
+  it('SIGTERM handled by the app: shutdown with cancelPending, then a natural exit', async () => {
+    const result = await runScript(`${prelude}
+      const loop = new sideloop.EventLoop({ backend: BACKEND });
+      const futures = Array.from({ length: 1000 }, () => loop.sleep(60000));
+      process.on('SIGTERM', async () => {
+        await loop.shutdown({ cancelPending: true });
+        console.log('stopped', futures.every((f) => f.cancelled()));
+      });
+      loop.sleep(0).then(() => process.kill(process.pid, 'SIGTERM'));
+    `);
+    clean(result);
+    expect(result.stdout).toBe('stopped true\n');
+  });
+
+  it('terminating worker threads whose loops have 10,000 tasks in flight crashes nothing (20 times)', async () => {
+    const result = await runScript(`${prelude}
+      const { Worker } = require('node:worker_threads');
+      const source = \`
+        const { parentPort } = require('node:worker_threads');
+        const sideloop = require(\${JSON.stringify(SIDELOOP)});
+        const loop = new sideloop.EventLoop({ backend: \${JSON.stringify(BACKEND)} });
+        for (let i = 0; i < 10000; i++) loop.sleep(i % 1000);
+        loop.sleep(0).then(() => parentPort.postMessage('busy'));
+      \`;
+      (async () => {
+        for (let round = 0; round < 20; round++) {
+          const worker = new Worker(source, { eval: true });
+          await new Promise((resolve, reject) => { worker.once('message', resolve); worker.once('error', reject); });
+          const code = await worker.terminate();
+          if (code !== 1) throw new Error('worker exit code ' + code);
+        }
+        console.log('20 terminated');
+      })();
+    `);
+    clean(result);
+    expect(result.stdout).toBe('20 terminated\n');
+  });
+
+  it('worker threads that run their loops to completion exit by themselves', async () => {
+    const result = await runScript(`${prelude}
+      const { Worker } = require('node:worker_threads');
+      const source = \`
+        const { parentPort } = require('node:worker_threads');
+        const sideloop = require(\${JSON.stringify(SIDELOOP)});
+        const loop = sideloop.getDefaultLoop();
+        Promise.all([loop.sleep(5, 1), loop.sleep(1, 2)]).then((v) => parentPort.postMessage(v.join(',') + ' ' + loop.sleep(1, 3).result()));
+      \`;
+      const workers = Array.from({ length: 4 }, () => new Worker(source, { eval: true }));
+      Promise.all(workers.map((w) => new Promise((resolve) => {
+        let message; w.on('message', (m) => (message = m)); w.on('exit', (code) => resolve(code + ':' + message));
+      }))).then((r) => console.log(r.join(' ')));
+    `);
+    clean(result);
+    expect(result.stdout).toBe('0:1,2 3 0:1,2 3 0:1,2 3 0:1,2 3\n');
+  });
+
+  it('process.exit() inside a worker with tasks in flight ends only that worker', async () => {
+    const result = await runScript(`${prelude}
+      const { Worker } = require('node:worker_threads');
+      const source = \`
+        const sideloop = require(\${JSON.stringify(SIDELOOP)});
+        const loop = new sideloop.EventLoop({ backend: \${JSON.stringify(BACKEND)} });
+        for (let i = 0; i < 10000; i++) loop.sleep(i % 1000);
+        loop.sleep(0).then(() => process.exit(5));
+      \`;
+      const worker = new Worker(source, { eval: true });
+      worker.on('exit', (code) => console.log('worker exited', code));
+    `);
+    clean(result);
+    expect(result.stdout).toBe('worker exited 5\n');
+  });
+
+  it('terminating a worker blocked in result() does not hang', async () => {
+    const result = await runScript(`${prelude}
+      const { Worker } = require('node:worker_threads');
+      const source = \`
+        const { parentPort } = require('node:worker_threads');
+        const sideloop = require(\${JSON.stringify(SIDELOOP)});
+        const loop = new sideloop.EventLoop({ backend: \${JSON.stringify(BACKEND)} });
+        const future = loop.sleep(600000);
+        parentPort.postMessage('blocking');
+        future.result();
+      \`;
+      const worker = new Worker(source, { eval: true });
+      worker.once('message', async () => console.log('terminated', await worker.terminate()));
+    `);
+    clean(result);
+    expect(result.stdout).toBe('terminated 1\n');
+  });
+
+  it('start/shutdown/restart 1,000 times leaves at most one thread and no growth', async () => {
+    const result = await runScript(`${prelude}
+      const fs = require('node:fs');
+      const threads = (name) => fs.readdirSync('/proc/self/task')
+        .map((t) => { try { return fs.readFileSync('/proc/self/task/' + t + '/comm', 'utf8').trim(); } catch { return ''; } })
+        .filter((n) => name === undefined || n === name).length;
+      (async () => {
+        const loop = new sideloop.EventLoop({ backend: BACKEND, name: 'cycler' });
+        await loop.sleep(0);
+        await loop.shutdown();
+        const baseline = threads();
+        let most = 0;
+        for (let i = 0; i < 1000; i++) {
+          if (i % 2) loop.start(); else loop.sleep(0);
+          most = Math.max(most, threads('cycler'));
+          await loop.shutdown(i % 3 === 0 ? { cancelPending: true } : undefined);
+        }
+        console.log('most', most, 'left', threads('cycler'), 'growth', threads() - baseline);
+      })();
+    `);
+    clean(result);
+    expect(result.stdout).toBe(backend === 'native' ? 'most 1 left 0 growth 0\n' : expect.any(String));
+  });
+
+  it('an unreferenced loop is collected and its thread stopped', async () => {
+    const result = await runScript(
+      `${prelude}
+      const fs = require('node:fs');
+      const threads = (name) => fs.readdirSync('/proc/self/task')
+        .map((t) => { try { return fs.readFileSync('/proc/self/task/' + t + '/comm', 'utf8').trim(); } catch { return ''; } })
+        .filter((n) => n === name).length;
+      (async () => {
+        for (let i = 0; i < 5; i++) await new sideloop.EventLoop({ backend: BACKEND, name: 'collectme' }).sleep(0);
+        const before = threads('collectme');
+        // Finalizers run after collection, on a later turn; give them a few turns.
+        for (let turn = 0; turn < 100 && threads('collectme') > 0; turn++) {
+          global.gc();
+          await new Promise((resolve) => setImmediate(resolve));
+        }
+        console.log('before', before, 'after', threads('collectme'));
+      })();
+    `,
+      { nodeArgs: ['--expose-gc'] },
+    );
+    clean(result);
+    expect(result.stdout).toBe(backend === 'native' ? 'before 5 after 0\n' : expect.any(String));
+  });
+
+  it('a busy loop is not collected: its tasks still complete', async () => {
+    const result = await runScript(
+      `${prelude}
+      (function () {
+        const loop = new sideloop.EventLoop({ backend: BACKEND });
+        loop.sleep(100, 'still here').then((v) => console.log(v));
+      })();
+      global.gc();
+      setImmediate(() => global.gc());
+    `,
+      { nodeArgs: ['--expose-gc'] },
+    );
+    clean(result);
+    expect(result.stdout).toBe('still here\n');
+  });
+});

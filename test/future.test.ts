@@ -1,0 +1,212 @@
+import { inspect } from 'node:util';
+
+import { afterEach, describe, expect, it } from 'vitest';
+
+import { CancelledError, EventLoop, Future, TimeoutError } from '../dist/index.js';
+import { BACKENDS, runScript } from './helpers.js';
+
+describe.each(BACKENDS)('Future (%s backend)', (backend) => {
+  const loops: EventLoop[] = [];
+  const makeLoop = () => {
+    const loop = new EventLoop({ backend });
+    loops.push(loop);
+    return loop;
+  };
+  afterEach(async () => {
+    await Promise.all(loops.splice(0).map((loop) => loop.shutdown({ cancelPending: true })));
+  });
+
+  /** Resolves once every task submitted to `loop` before it has started running. */
+  const started = (loop: EventLoop) => loop.sleep(0);
+
+  it('is awaitable, thenable and works with Promise.all', async () => {
+    const loop = makeLoop();
+    expect(await loop.sleep(1, 'a')).toBe('a');
+    expect(await loop.sleep(1, 'b').then((v) => v + '!')).toBe('b!');
+    const then = loop.sleep(0).then(() => 1);
+    expect(then).toBeInstanceOf(Promise);
+    expect(await Promise.all([loop.sleep(2, 1), loop.sleep(1, 2), then])).toEqual([1, 2, 1]);
+  });
+
+  it('goes pending -> running -> finished', async () => {
+    const loop = makeLoop();
+    const future = loop.sleep(60_000);
+    expect(future.state).toBe('pending'); // not even handed to the thread yet
+    expect(future.done()).toBe(false);
+    await started(loop);
+    expect(future.state).toBe('running');
+    expect(future.running()).toBe(true);
+    future.cancel();
+    const quick = loop.sleep(0, 'v');
+    await quick;
+    expect(quick.state).toBe('finished');
+    expect(quick.done()).toBe(true);
+    expect(quick.running()).toBe(false);
+    expect(quick.cancelled()).toBe(false);
+  });
+
+  it('cancel() on pending work cancels at once and the work never runs', async () => {
+    const loop = makeLoop();
+    const future = loop.sleep(60_000);
+    const seen: string[] = [];
+    future.addDoneCallback((f) => seen.push(f.state));
+    expect(future.cancel()).toBe(true);
+    expect(seen).toEqual(['cancelled']); // callbacks ran synchronously
+    expect(future.state).toBe('cancelled');
+    expect(future.done()).toBe(true);
+    expect(future.cancelled()).toBe(true);
+    expect(future.cancel()).toBe(true); // again: still true
+    await expect(future).rejects.toBeInstanceOf(CancelledError);
+    expect(() => future.result()).toThrow(CancelledError);
+    expect(() => future.exception()).toThrow(CancelledError);
+    await loop.sleep(0); // the loop processed the cancel
+    expect(loop.stats()).toMatchObject({ cancelled: 1, pending: 0, running: 0 });
+  });
+
+  it('cancel() on running work aborts it on the loop thread', async () => {
+    const loop = makeLoop();
+    const future = loop.sleep(60_000);
+    await started(loop);
+    expect(loop.stats().running).toBe(1);
+    expect(future.cancel()).toBe(true);
+    expect(future.state).toBe('cancelled');
+    await loop.sleep(0);
+    expect(loop.stats().running).toBe(0);
+  });
+
+  it('cancel() on a finished Future returns false and changes nothing', async () => {
+    const loop = makeLoop();
+    const future = loop.sleep(0, 5);
+    await future;
+    expect(future.cancel()).toBe(false);
+    expect(future.state).toBe('finished');
+    expect(future.result()).toBe(5);
+  });
+
+  it('result() blocks until the task is done, without the main loop running', () => {
+    const loop = makeLoop();
+    let immediateRan = false;
+    setImmediate(() => (immediateRan = true));
+    expect(loop.sleep(20, 'blocked').result()).toBe('blocked');
+    expect(loop.sleep(5, 'x').result(60_000)).toBe('x');
+    expect(immediateRan).toBe(false); // we never returned to the event loop
+  });
+
+  it('result(timeout) throws TimeoutError and the task goes on', async () => {
+    const loop = makeLoop();
+    const future = loop.sleep(200, 'later');
+    expect(() => future.result(1)).toThrow(TimeoutError);
+    expect(() => future.exception(0)).toThrow(TimeoutError);
+    expect(future.done()).toBe(false);
+    expect(await future).toBe('later');
+    expect(future.result(0)).toBe('later');
+  });
+
+  it('result() throws the task error; exception() returns it', async () => {
+    const loop = makeLoop();
+    const future = loop.sleep(60_000, undefined, { timeout: 1 });
+    const error = future.exception();
+    expect(error).toBeInstanceOf(TimeoutError);
+    expect(() => future.result()).toThrow(error!);
+    expect(loop.sleep(0, 1).exception()).toBeUndefined();
+  });
+
+  it('result() and exception() reject bad timeouts synchronously', () => {
+    const loop = makeLoop();
+    const future = loop.sleep(0);
+    expect(() => future.result(-1)).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
+    expect(() => future.result(NaN)).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
+    expect(() => future.exception('1' as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+  });
+
+  it('runs done callbacks once each, in order, after done', async () => {
+    const loop = makeLoop();
+    const future = loop.sleep(1, 'v');
+    const calls: string[] = [];
+    future.addDoneCallback((f) => calls.push(`a:${f.result()}`));
+    future.addDoneCallback((f) => calls.push(`b:${f.state}`));
+    future.addDoneCallback(() => calls.push('c'));
+    expect(calls).toEqual([]);
+    await future;
+    expect(calls).toEqual(['a:v', 'b:finished', 'c']);
+    future.cancel();
+    await loop.sleep(0);
+    expect(calls).toEqual(['a:v', 'b:finished', 'c']);
+  });
+
+  it('runs a callback added to a done Future on a later microtask', async () => {
+    const loop = makeLoop();
+    const future = loop.sleep(0);
+    await future;
+    const calls: string[] = [];
+    future.addDoneCallback(() => calls.push('late'));
+    calls.push('sync');
+    await Promise.resolve();
+    expect(calls).toEqual(['sync', 'late']);
+  });
+
+  it('rejects a callback that is not a function', () => {
+    const loop = makeLoop();
+    expect(() => loop.sleep(0).addDoneCallback('x' as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+  });
+
+  it('shows its state with util.inspect', async () => {
+    const loop = makeLoop();
+    const running = loop.sleep(60_000);
+    expect(inspect(running)).toBe('Future { <pending> }');
+    await started(loop);
+    expect(inspect(running)).toBe('Future { <running> }');
+    running.cancel();
+    expect(inspect(running)).toBe('Future { <cancelled> }');
+    const ok = loop.sleep(0, { a: 1 });
+    await ok;
+    expect(inspect(ok)).toBe('Future { { a: 1 } }');
+    const failed = loop.sleep(60_000, undefined, { timeout: 0 });
+    await failed.catch(() => {});
+    expect(inspect(failed)).toMatch(/^Future \{ <failed> TimeoutError: sleep\(60000\) timed out/);
+    expect(Object.prototype.toString.call(ok)).toBe('[object Future]');
+  });
+
+  it('is a Future, and Futures cannot be made by users', () => {
+    const loop = makeLoop();
+    expect(loop.sleep(0)).toBeInstanceOf(Future);
+  });
+});
+
+describe('Future, in a child process', () => {
+  it('a failed Future that nobody observes raises no unhandledRejection and stays retrievable', async () => {
+    const result = await runScript(`
+      const { EventLoop } = require(SIDELOOP);
+      process.on('unhandledRejection', (e) => { console.log('UNHANDLED', e && e.name); process.exitCode = 9; });
+      const loop = new EventLoop();
+      const jobs = new Map();
+      jobs.set('a', loop.sleep(60000, 1, { timeout: 1 }));
+      jobs.set('b', loop.sleep(60000));
+      jobs.get('b').cancel();
+      const c = loop.sleep(60000); c.then(() => {}); c.cancel(); // observed by then() without a handler: the derived promise is the caller's
+      setTimeout(() => {
+        console.log(jobs.get('a').state, jobs.get('a').exception().name, jobs.get('b').state);
+        loop.shutdown();
+      }, 50);
+      process.on('exit', () => console.log('exit'));
+    `);
+    // The one derived promise without a handler is reported, as any promise's would be; the Futures never are.
+    expect(result.stdout).toBe('UNHANDLED CancelledError\nfinished TimeoutError cancelled\nexit\n');
+    expect(result.signal).toBeNull();
+  });
+
+  it('a throwing done callback does not stop the others, and surfaces as an uncaught exception', async () => {
+    const result = await runScript(`
+      const { EventLoop } = require(SIDELOOP);
+      const loop = new EventLoop();
+      process.on('uncaughtException', (e) => console.log('uncaught', e.message));
+      const f = loop.sleep(1);
+      f.addDoneCallback(() => console.log('first'));
+      f.addDoneCallback(() => { throw new Error('boom'); });
+      f.addDoneCallback(() => console.log('third'));
+      f.then(() => loop.shutdown());
+    `);
+    expect(result.stdout).toBe('first\nthird\nuncaught boom\n');
+    expect(result.code).toBe(0);
+  });
+});

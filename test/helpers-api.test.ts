@@ -1,0 +1,135 @@
+import { afterEach, describe, expect, it } from 'vitest';
+
+import { EventLoop, EventLoopGroup, TimeoutError, asCompleted, getDefaultLoop, wait, type Future } from '../dist/index.js';
+import { BACKENDS, runScript } from './helpers.js';
+
+describe.each(BACKENDS)('wait, asCompleted and groups (%s backend)', (backend) => {
+  const loops: { shutdown(o?: object): Promise<void> }[] = [];
+  afterEach(async () => {
+    await Promise.all(loops.splice(0).map((loop) => loop.shutdown({ cancelPending: true })));
+  });
+  const makeLoop = () => {
+    const loop = new EventLoop({ backend });
+    loops.push(loop);
+    return loop;
+  };
+
+  it('wait() with ALL_COMPLETED (the default) resolves when all are done', async () => {
+    const loop = makeLoop();
+    const futures = [loop.sleep(5, 1), loop.sleep(1, 2), loop.sleep(0, 3)];
+    const { done, notDone } = await wait(futures);
+    expect(done).toEqual(new Set(futures));
+    expect(notDone.size).toBe(0);
+  });
+
+  it('wait() with FIRST_COMPLETED resolves when one is done', async () => {
+    const loop = makeLoop();
+    const slow = loop.sleep(60_000);
+    const fast = loop.sleep(0);
+    const { done, notDone } = await wait([slow, fast], { returnWhen: 'FIRST_COMPLETED' });
+    expect(done).toEqual(new Set([fast]));
+    expect(notDone).toEqual(new Set([slow]));
+  });
+
+  it('wait() with FIRST_EXCEPTION stops at a failure, not at a cancellation', async () => {
+    const loop = makeLoop();
+    const slow = loop.sleep(60_000);
+    const cancelled = loop.sleep(60_000);
+    cancelled.cancel();
+    const failing = loop.sleep(60_000, undefined, { timeout: 1 });
+    const { done, notDone } = await wait([slow, cancelled, failing], { returnWhen: 'FIRST_EXCEPTION' });
+    expect(done).toEqual(new Set([cancelled, failing]));
+    expect(notDone).toEqual(new Set([slow]));
+    // With nothing failing it waits for all.
+    const all = await wait([loop.sleep(1), cancelled], { returnWhen: 'FIRST_EXCEPTION' });
+    expect(all.notDone.size).toBe(0);
+  });
+
+  it('wait() with a timeout resolves with what is done so far', async () => {
+    const loop = makeLoop();
+    const slow = loop.sleep(60_000);
+    const fast = loop.sleep(0);
+    await fast;
+    const { done, notDone } = await wait([slow, fast], { timeout: 5 });
+    expect(done).toEqual(new Set([fast]));
+    expect(notDone).toEqual(new Set([slow]));
+  });
+
+  it('wait() and asCompleted() reject bad arguments synchronously', () => {
+    expect(() => wait(5 as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+    expect(() => wait([Promise.resolve()] as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+    expect(() => wait([], { returnWhen: 'ANY' as never })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }));
+    expect(() => wait([], { timeout: -1 })).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
+    expect(() => asCompleted(null as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+  });
+
+  it('asCompleted() yields the done ones first, then in completion order', async () => {
+    const loop = makeLoop();
+    const done = loop.sleep(0, 'done');
+    await done;
+    const late = loop.sleep(30, 'late');
+    const soon = loop.sleep(1, 'soon');
+    const order: unknown[] = [];
+    for await (const future of asCompleted([late, soon, done])) order.push(future.result());
+    expect(order).toEqual(['done', 'soon', 'late']);
+  });
+
+  it('asCompleted() yields Futures, not their values, even failed ones', async () => {
+    const loop = makeLoop();
+    const failing = loop.sleep(60_000, undefined, { timeout: 0 });
+    const seen: Future<unknown>[] = [];
+    for await (const future of asCompleted([failing])) seen.push(future);
+    expect(seen).toEqual([failing]);
+    expect(seen[0]!.exception()).toBeInstanceOf(TimeoutError);
+  });
+
+  it('asCompleted() throws TimeoutError when time runs out', async () => {
+    const loop = makeLoop();
+    const iterator = asCompleted([loop.sleep(0, 1), loop.sleep(60_000)], { timeout: 20 });
+    const first = await iterator.next();
+    expect((first.value as Future<number>).result()).toBe(1);
+    await expect(iterator.next()).rejects.toBeInstanceOf(TimeoutError);
+  });
+
+  it('EventLoopGroup spreads work to the least busy loop and has the same lifecycle', async () => {
+    const group = new EventLoopGroup({ backend, size: 3 });
+    loops.push(group);
+    expect(group.size).toBe(3);
+    expect(group.state).toBe('idle');
+    expect(group.backend).toBe(backend);
+    const futures = Array.from({ length: 6 }, (_, i) => group.sleep(60_000, i));
+    expect(group.pending).toBe(6);
+    await group.sleep(0);
+    expect(group.stats()).toMatchObject({ submitted: 7, completed: 1, pending: 6, running: 6 });
+    const stopping = group.shutdown({ cancelPending: true });
+    expect(group.state).toBe('stopping');
+    await stopping;
+    expect(group.state).toBe('stopped');
+    expect(futures.every((f) => f.cancelled())).toBe(true);
+    expect(await group.sleep(0, 'restarted')).toBe('restarted');
+    expect(group.state).toBe('running');
+    await group[Symbol.asyncDispose]();
+    expect(group.state).toBe('stopped');
+  });
+});
+
+describe('getDefaultLoop', () => {
+  it('returns one loop per JS thread', async () => {
+    const loop = getDefaultLoop();
+    expect(getDefaultLoop()).toBe(loop);
+    expect(await loop.sleep(0, 'default')).toBe('default');
+    const result = await runScript(`
+      const { Worker } = require('node:worker_threads');
+      const { getDefaultLoop } = require(SIDELOOP);
+      const main = getDefaultLoop();
+      const w = new Worker(\`
+        const { parentPort } = require('node:worker_threads');
+        const { getDefaultLoop } = require(\${JSON.stringify(SIDELOOP)});
+        parentPort.postMessage(String(getDefaultLoop() === getDefaultLoop()) + ' ' + getDefaultLoop().sleep(1, 'w').result());
+      \`, { eval: true });
+      w.on('message', (m) => console.log(m, main === getDefaultLoop()));
+    `);
+    expect(result.stdout).toBe('true w true\n');
+    expect(result.code).toBe(0);
+  });
+});

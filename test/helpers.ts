@@ -1,0 +1,84 @@
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+
+/** The built package, as users load it. */
+export const PACKAGE_DIR = path.resolve(__dirname, '..');
+export const DIST = path.join(PACKAGE_DIR, 'dist', 'index.js');
+
+/** The backends every conformance test runs against. */
+export const BACKENDS = ['native'] as const;
+export type BackendUnderTest = (typeof BACKENDS)[number];
+
+export interface ChildResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  /** True when the child had to be killed for not exiting on its own. */
+  hung: boolean;
+}
+
+export interface RunOptions {
+  env?: Record<string, string | undefined>;
+  nodeArgs?: string[];
+  /** After this, the child counts as hung and is killed (not a speed check: a deadlock detector). */
+  hangAfterMs?: number;
+  input?: string;
+}
+
+/**
+ * Runs `code` as a CommonJS script in a fresh node process. `SIDELOOP` in
+ * the script is the path of the built package.
+ */
+export function runScript(code: string, options: RunOptions = {}): Promise<ChildResult> {
+  const script = `const SIDELOOP = ${JSON.stringify(DIST)};\n${code}`;
+  return runNode([...(options.nodeArgs ?? []), '-e', script], options);
+}
+
+export function runNode(args: string[], options: RunOptions = {}): Promise<ChildResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, args, {
+      env: { ...process.env, ...options.env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    let hung = false;
+    child.stdout.on('data', (chunk) => (stdout += chunk));
+    child.stderr.on('data', (chunk) => (stderr += chunk));
+    const timer = setTimeout(() => {
+      hung = true;
+      child.kill('SIGKILL');
+    }, options.hangAfterMs ?? 60_000);
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr, hung });
+    });
+    child.stdin.end(options.input ?? '');
+  });
+}
+
+/** Names of this process's threads, from /proc/self/task/<tid>/comm. */
+export function threadNames(): string[] {
+  const names: string[] = [];
+  for (const tid of fs.readdirSync('/proc/self/task')) {
+    try {
+      names.push(fs.readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim());
+    } catch {
+      // the thread exited while we looked
+    }
+  }
+  return names;
+}
+
+export function countThreads(name: string): number {
+  return threadNames().filter((n) => n === name).length;
+}
+
+/** A unique thread name (at most 15 bytes) so tests running side by side do not see each other's threads. */
+let counter = 0;
+export function uniqueName(prefix = 'sl'): string {
+  return `${prefix}${process.pid % 100000}-${counter++}`.slice(0, 15);
+}

@@ -1,0 +1,188 @@
+import { afterEach, describe, expect, it } from 'vitest';
+
+import { EventLoop, EventLoopClosedError, InvalidStateError, QueueFullError, CancelledError } from '../dist/index.js';
+import { BACKENDS, countThreads, uniqueName } from './helpers.js';
+
+describe.each(BACKENDS)('EventLoop lifecycle (%s backend)', (backend) => {
+  const loops: EventLoop[] = [];
+  const makeLoop = (options: ConstructorParameters<typeof EventLoop>[0] = {}) => {
+    const loop = new EventLoop({ backend, ...options });
+    loops.push(loop);
+    return loop;
+  };
+  afterEach(async () => {
+    await Promise.all(loops.splice(0).map((loop) => loop.shutdown({ cancelPending: true })));
+  });
+
+  it('starts nothing until the first submission or start()', async () => {
+    const name = uniqueName();
+    const loop = makeLoop({ name });
+    expect(loop.state).toBe('idle');
+    expect(loop.backend).toBe(backend);
+    expect(loop.name).toBe(name);
+    if (backend === 'native') expect(countThreads(name)).toBe(0);
+    await loop.sleep(0);
+    expect(loop.state).toBe('running');
+    if (backend === 'native') expect(countThreads(name)).toBe(1);
+  });
+
+  it('start() is idempotent and returns the loop', () => {
+    const name = uniqueName();
+    const loop = makeLoop({ name });
+    expect(loop.start()).toBe(loop);
+    expect(loop.start()).toBe(loop);
+    expect(loop.state).toBe('running');
+    if (backend === 'native') expect(countThreads(name)).toBe(1);
+  });
+
+  it('shutdown() waits for pending tasks, then no thread of the loop is left', async () => {
+    const name = uniqueName();
+    const loop = makeLoop({ name });
+    const futures = [loop.sleep(30, 'a'), loop.sleep(10, 'b')];
+    const stopping = loop.shutdown();
+    expect(loop.state).toBe('stopping');
+    expect(loop.shutdown()).toBe(stopping); // the same promise
+    await stopping;
+    expect(loop.state).toBe('stopped');
+    expect(futures.map((f) => f.result(0))).toEqual(['a', 'b']);
+    if (backend === 'native') expect(countThreads(name)).toBe(0);
+    expect(loop.stats()).toMatchObject({ submitted: 2, completed: 2, pending: 0, running: 0 });
+  });
+
+  it('shutdown({ cancelPending: true }) cancels pending tasks at once', async () => {
+    const name = uniqueName();
+    const loop = makeLoop({ name });
+    const futures = Array.from({ length: 100 }, (_, i) => loop.sleep(60_000, i));
+    await loop.sleep(0); // some are running now
+    const stopping = loop.shutdown({ cancelPending: true });
+    expect(futures.every((f) => f.cancelled())).toBe(true);
+    expect(loop.pending).toBe(0);
+    await stopping;
+    if (backend === 'native') expect(countThreads(name)).toBe(0);
+    expect(loop.stats()).toMatchObject({ submitted: 101, completed: 1, cancelled: 100, pending: 0, running: 0 });
+  });
+
+  it('shutdown({ cancelPending: true }) while already stopping cancels what is left', async () => {
+    const loop = makeLoop();
+    const future = loop.sleep(60_000);
+    const first = loop.shutdown();
+    const second = loop.shutdown({ cancelPending: true });
+    expect(second).toBe(first);
+    expect(future.cancelled()).toBe(true);
+    await first;
+    expect(loop.state).toBe('stopped');
+  });
+
+  it('submitting while stopping gives a Future failed with EventLoopClosedError, counted nowhere', async () => {
+    const loop = makeLoop();
+    loop.sleep(5);
+    const stopping = loop.shutdown();
+    const late = loop.sleep(0);
+    expect(late.done()).toBe(true);
+    expect(late.exception()).toBeInstanceOf(EventLoopClosedError);
+    expect(late.exception()).toMatchObject({ code: 'ERR_SIDELOOP_CLOSED', name: 'EventLoopClosedError' });
+    await expect(late).rejects.toBeInstanceOf(EventLoopClosedError);
+    await stopping;
+    expect(loop.stats()).toMatchObject({ submitted: 1, completed: 1, failed: 0 });
+  });
+
+  it('start() while stopping throws InvalidStateError', async () => {
+    const loop = makeLoop();
+    loop.sleep(5);
+    const stopping = loop.shutdown();
+    expect(() => loop.start()).toThrow(InvalidStateError);
+    expect(() => loop.start()).toThrow(expect.objectContaining({ code: 'ERR_SIDELOOP_INVALID_STATE' }));
+    await stopping;
+  });
+
+  it('restarts after shutdown, with a fresh thread, on start() or on submission', async () => {
+    const name = uniqueName();
+    const loop = makeLoop({ name });
+    await loop.sleep(0);
+    await loop.shutdown();
+    expect(await loop.sleep(0, 'again')).toBe('again');
+    expect(loop.state).toBe('running');
+    if (backend === 'native') expect(countThreads(name)).toBe(1);
+    await loop.shutdown();
+    loop.start();
+    expect(loop.state).toBe('running');
+    await loop.shutdown();
+    expect(loop.state).toBe('stopped');
+    expect(loop.stats().submitted).toBe(2);
+  });
+
+  it('shutdown() of an idle or stopped loop resolves at once', async () => {
+    const loop = makeLoop();
+    await loop.shutdown();
+    expect(loop.state).toBe('idle');
+    loop.start();
+    await loop.shutdown();
+    await loop.shutdown();
+    expect(loop.state).toBe('stopped');
+  });
+
+  it('supports await using through Symbol.asyncDispose', async () => {
+    const name = uniqueName();
+    const loop = makeLoop({ name });
+    const future = loop.sleep(5, 1);
+    await loop[Symbol.asyncDispose]();
+    expect(future.result(0)).toBe(1);
+    expect(loop.state).toBe('stopped');
+  });
+
+  it('maxPending: beyond it submissions fail with QueueFullError, counted nowhere', async () => {
+    const loop = makeLoop({ maxPending: 2 });
+    const a = loop.sleep(60_000);
+    loop.sleep(60_000);
+    const full = loop.sleep(0);
+    expect(full.exception()).toBeInstanceOf(QueueFullError);
+    expect(full.exception()).toMatchObject({ code: 'ERR_SIDELOOP_QUEUE_FULL' });
+    expect(loop.stats()).toMatchObject({ submitted: 2, pending: 2, failed: 0 });
+    a.cancel();
+    expect(await loop.sleep(0, 'room')).toBe('room');
+  });
+
+  it('counts stats since construction', async () => {
+    const loop = makeLoop();
+    await loop.sleep(0);
+    const failed = loop.sleep(60_000, undefined, { timeout: 0 });
+    await expect(failed).rejects.toMatchObject({ code: 'ERR_SIDELOOP_TIMEOUT' });
+    loop.sleep(60_000).cancel();
+    const running = loop.sleep(60_000);
+    await loop.sleep(0);
+    expect(loop.stats()).toEqual({ submitted: 5, completed: 2, failed: 1, cancelled: 1, pending: 1, running: 1 });
+    expect(loop.pending).toBe(1);
+    await loop.shutdown({ cancelPending: true });
+    expect(running.cancelled()).toBe(true);
+    expect(loop.stats()).toEqual({ submitted: 5, completed: 2, failed: 1, cancelled: 2, pending: 0, running: 0 });
+  });
+
+  it('an AbortSignal cancels the task, before or after submission', async () => {
+    const loop = makeLoop();
+    const controller = new AbortController();
+    const future = loop.sleep(60_000, undefined, { signal: controller.signal });
+    await loop.sleep(0);
+    controller.abort();
+    expect(future.cancelled()).toBe(true);
+    await expect(future).rejects.toBeInstanceOf(CancelledError);
+    const early = loop.sleep(60_000, undefined, { signal: AbortSignal.abort() });
+    expect(early.cancelled()).toBe(true);
+  });
+
+  it('a timeout counts from the start and fails the Future with TimeoutError', async () => {
+    const loop = makeLoop();
+    const future = loop.sleep(60_000, undefined, { timeout: 10 });
+    await expect(future).rejects.toMatchObject({ name: 'TimeoutError', code: 'ERR_SIDELOOP_TIMEOUT' });
+    expect(future.state).toBe('finished');
+    expect(await loop.sleep(1, 'in time', { timeout: 60_000 })).toBe('in time');
+    expect(loop.stats().running).toBe(0);
+  });
+
+  it('names its thread after options.name, cut to 15 bytes', async () => {
+    const long = `${uniqueName('x')}-a-rather-long-thread-name`;
+    const loop = makeLoop({ name: long });
+    await loop.sleep(0);
+    if (backend === 'native') expect(countThreads(long.slice(0, 15))).toBe(1);
+    expect(loop.name).toBe(long);
+  });
+});

@@ -1,0 +1,98 @@
+import { afterEach, describe, expect, it } from 'vitest';
+
+import { EventLoop, EventLoopGroup } from '../dist/index.js';
+import { BACKENDS, runScript } from './helpers.js';
+
+const code = (c: string) => expect.objectContaining({ code: c });
+
+describe('EventLoop options', () => {
+  it.each([
+    [{ backend: 'fast' }, TypeError, 'ERR_INVALID_ARG_VALUE'],
+    [{ name: 7 }, TypeError, 'ERR_INVALID_ARG_TYPE'],
+    [{ keepAlive: 'yes' }, TypeError, 'ERR_INVALID_ARG_TYPE'],
+    [{ maxPending: 0 }, RangeError, 'ERR_OUT_OF_RANGE'],
+    [{ maxPending: -1 }, RangeError, 'ERR_OUT_OF_RANGE'],
+    [{ maxPending: 1.5 }, RangeError, 'ERR_OUT_OF_RANGE'],
+    [{ maxPending: NaN }, RangeError, 'ERR_OUT_OF_RANGE'],
+    [{ maxPending: '10' }, TypeError, 'ERR_INVALID_ARG_TYPE'],
+    [{ spin: -1 }, RangeError, 'ERR_OUT_OF_RANGE'],
+    [{ spin: 'a' }, TypeError, 'ERR_INVALID_ARG_TYPE'],
+  ])('rejects %o with %s %s', (options, type, errorCode) => {
+    expect(() => new EventLoop(options as never)).toThrow(type);
+    expect(() => new EventLoop(options as never)).toThrow(code(errorCode));
+  });
+
+  it('rejects options that are not an object', () => {
+    expect(() => new EventLoop('native' as never)).toThrow(code('ERR_INVALID_ARG_TYPE'));
+    expect(() => new EventLoop(null as never)).toThrow(code('ERR_INVALID_ARG_TYPE'));
+  });
+
+  it('accepts maxPending: Infinity and the defaults', () => {
+    expect(new EventLoop({ maxPending: Infinity }).state).toBe('idle');
+    expect(new EventLoop().name).toBe('sideloop');
+  });
+
+  it('EventLoopGroup checks size', () => {
+    expect(() => new EventLoopGroup({ size: 0 })).toThrow(code('ERR_OUT_OF_RANGE'));
+    expect(() => new EventLoopGroup({ size: 'x' as never })).toThrow(code('ERR_INVALID_ARG_TYPE'));
+  });
+});
+
+describe.each(BACKENDS)('bad input to sleep (%s backend)', (backend) => {
+  const loops: EventLoop[] = [];
+  afterEach(async () => {
+    await Promise.all(loops.splice(0).map((loop) => loop.shutdown({ cancelPending: true })));
+  });
+  const makeLoop = () => {
+    const loop = new EventLoop({ backend });
+    loops.push(loop);
+    return loop;
+  };
+
+  it.each([
+    [['x'], TypeError, 'ERR_INVALID_ARG_TYPE'],
+    [[undefined], TypeError, 'ERR_INVALID_ARG_TYPE'],
+    [[10n], TypeError, 'ERR_INVALID_ARG_TYPE'],
+    [[-1], RangeError, 'ERR_OUT_OF_RANGE'],
+    [[NaN], RangeError, 'ERR_OUT_OF_RANGE'],
+    [[Infinity], RangeError, 'ERR_OUT_OF_RANGE'],
+    [[2 ** 31], RangeError, 'ERR_OUT_OF_RANGE'],
+    [[1, 'v', 'opts'], TypeError, 'ERR_INVALID_ARG_TYPE'],
+    [[1, 'v', { signal: 'no' }], TypeError, 'ERR_INVALID_ARG_TYPE'],
+    [[1, 'v', { timeout: -5 }], RangeError, 'ERR_OUT_OF_RANGE'],
+    [[1, 'v', { timeout: '5' }], TypeError, 'ERR_INVALID_ARG_TYPE'],
+  ])('sleep(%o) throws %s %s and submits nothing', (args, type, errorCode) => {
+    const loop = makeLoop();
+    const sleep = loop.sleep.bind(loop) as (...a: unknown[]) => unknown;
+    expect(() => sleep(...args)).toThrow(type);
+    expect(() => sleep(...args)).toThrow(code(errorCode));
+    expect(loop.state).toBe('idle');
+    expect(loop.stats().submitted).toBe(0);
+  });
+
+  it('bad shutdown options throw', () => {
+    const loop = makeLoop();
+    expect(() => loop.shutdown({ cancelPending: 1 } as never)).toThrow(code('ERR_INVALID_ARG_TYPE'));
+    expect(() => loop.shutdown(5 as never)).toThrow(code('ERR_INVALID_ARG_TYPE'));
+  });
+
+  it('a storm of bad calls never crashes the process', async () => {
+    const result = await runScript(`
+      const { EventLoop } = require(SIDELOOP);
+      const loop = new EventLoop({ backend: ${JSON.stringify(backend)} });
+      const values = [undefined, null, -1, 0, 1.5, NaN, Infinity, -Infinity, 2 ** 53, '1', '', {}, [], () => {}, Symbol('s'), 1n, true, new Uint8Array(2)];
+      let thrown = 0, ok = 0;
+      for (const a of values) for (const b of values) for (const c of values) {
+        try { const f = loop.sleep(a, b, c); f.cancel(); ok++; } catch (e) {
+          if (!(e instanceof TypeError || e instanceof RangeError) || !e.code) throw e;
+          thrown++;
+        }
+        try { loop.sleep(0).result(a); } catch (e) { if (!(e instanceof TypeError || e instanceof RangeError) && e.code !== 'ERR_SIDELOOP_TIMEOUT') throw e; }
+      }
+      loop.shutdown().then(() => console.log('survived', thrown > 0, ok > 0));
+    `);
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    expect(result.stdout).toBe('survived true true\n');
+  });
+});
