@@ -212,6 +212,26 @@ describe.each(BACKENDS)('process and thread exit (%s backend)', (backend) => {
     expect(result.stdout).toBe(backend === 'native' ? 'before 5 after 0\n' : expect.any(String));
   });
 
+  it('a referenced idle loop survives garbage collection and keeps working', async () => {
+    const result = await runScript(
+      `${prelude}
+      const loop = new sideloop.EventLoop({ backend: BACKEND });
+      (async () => {
+        for (let i = 0; i < 3; i++) {
+          await loop.sleep(1);
+          global.gc();
+          await new Promise((resolve) => setImmediate(resolve));
+          global.gc();
+        }
+        console.log(await loop.sleep(1, 'alive'), loop.sleep(1, 'sync').result());
+      })();
+    `,
+      { nodeArgs: ['--expose-gc'] },
+    );
+    clean(result);
+    expect(result.stdout).toBe('alive sync\n');
+  });
+
   it('a busy loop is not collected: its tasks still complete', async () => {
     const result = await runScript(
       `${prelude}

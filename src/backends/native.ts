@@ -47,6 +47,10 @@ class NativeRun implements LoopRun {
   readonly #batchObjects: unknown[] = [];
   #batchCount = 0;
 
+  // The addon holds this callback weakly while the loop is idle (so an
+  // unreferenced loop can be collected); we hold it strongly, so it lives
+  // exactly as long as this run.
+  readonly #wake = () => this.#onWake();
   #unsettled = 0; // Futures submitted here and not yet done
   #drainScheduled = false;
   #stopped = false;
@@ -56,7 +60,7 @@ class NativeRun implements LoopRun {
     this.#handle = new binding.NativeLoop(
       options.name,
       options.keepAlive,
-      () => this.#onWake(),
+      this.#wake,
       this.#ids,
       this.#statuses,
       this.#payloads,
