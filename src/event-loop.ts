@@ -13,7 +13,24 @@ import type { Backend, BackendName, LoopRun } from './backends/backend.js';
 import { selectBackend, type BackendOption } from './backends/select.js';
 import { EventLoopClosedError, InvalidStateError, QueueFullError, outOfRange } from './errors.js';
 import { Future, type AnyFuture, type Outcome } from './future.js';
-import { normalizeSubmitOptions, sleepRequest, type SubmitOptions, type TaskRequest } from './tasks.js';
+import {
+  TaskKind,
+  compressRequest,
+  decompressRequest,
+  execRequest,
+  hashRequest,
+  normalizeSubmitOptions,
+  readFileRequest,
+  sleepRequest,
+  writeFileRequest,
+  type BinaryLike,
+  type CompressOptions,
+  type ExecOptions,
+  type ExecResult,
+  type HashAlgorithm,
+  type SubmitOptions,
+  type TaskRequest,
+} from './tasks.js';
 import { validateBoolean, validateNumber, validateObject, validateString } from './validate.js';
 
 export interface EventLoopOptions {
@@ -143,6 +160,60 @@ export class EventLoop {
   sleep<T = undefined>(ms: number, value?: T, options?: SubmitOptions): Future<T> {
     const normalized = normalizeSubmitOptions(options);
     return this.#submit(sleepRequest(ms, value, normalized), normalized.signal);
+  }
+
+  /** The digest of `data`, equal to `crypto.createHash(algorithm).update(data).digest()`. */
+  hash(algorithm: HashAlgorithm, data: BinaryLike, options?: SubmitOptions): Future<Buffer> {
+    const normalized = normalizeSubmitOptions(options);
+    return this.#submit(hashRequest(algorithm, data, normalized), normalized.signal);
+  }
+
+  /** `data` gzip-compressed, byte for byte as `zlib.gzipSync(data, { level })`. */
+  gzip(data: BinaryLike, options?: CompressOptions): Future<Buffer> {
+    const normalized = normalizeSubmitOptions(options);
+    return this.#submit(compressRequest(TaskKind.gzip, data, options?.level, normalized), normalized.signal);
+  }
+
+  /** gzip data decompressed; corrupt or truncated input fails with node:zlib's code. */
+  gunzip(data: BinaryLike, options?: SubmitOptions): Future<Buffer> {
+    const normalized = normalizeSubmitOptions(options);
+    return this.#submit(decompressRequest(TaskKind.gunzip, data, normalized), normalized.signal);
+  }
+
+  /** `data` zlib-deflated, byte for byte as `zlib.deflateSync(data, { level })`. */
+  deflate(data: BinaryLike, options?: CompressOptions): Future<Buffer> {
+    const normalized = normalizeSubmitOptions(options);
+    return this.#submit(compressRequest(TaskKind.deflate, data, options?.level, normalized), normalized.signal);
+  }
+
+  /** zlib (deflate) data decompressed; corrupt or truncated input fails with node:zlib's code. */
+  inflate(data: BinaryLike, options?: SubmitOptions): Future<Buffer> {
+    const normalized = normalizeSubmitOptions(options);
+    return this.#submit(decompressRequest(TaskKind.inflate, data, normalized), normalized.signal);
+  }
+
+  /** A file's contents, read on the loop's thread (never behind Node's threadpool). */
+  readFile(path: string | URL, options?: SubmitOptions): Future<Buffer> {
+    const normalized = normalizeSubmitOptions(options);
+    return this.#submit(readFileRequest(path, normalized), normalized.signal);
+  }
+
+  /** Writes (creates or truncates) a file on the loop's thread. */
+  writeFile(path: string | URL, data: BinaryLike, options?: SubmitOptions): Future<void> {
+    const normalized = normalizeSubmitOptions(options);
+    return this.#submit(writeFileRequest(path, data, normalized), normalized.signal);
+  }
+
+  /** Runs a program (no shell), spawned from the loop's thread, and collects its output. */
+  exec(file: string, args?: readonly string[], options?: ExecOptions): Future<ExecResult>;
+  exec(file: string, options?: ExecOptions): Future<ExecResult>;
+  exec(file: string, args?: readonly string[] | ExecOptions, options?: ExecOptions): Future<ExecResult> {
+    if (options === undefined && args !== null && typeof args === 'object' && !Array.isArray(args)) {
+      options = args as ExecOptions;
+      args = undefined;
+    }
+    const normalized = normalizeSubmitOptions(options);
+    return this.#submit(execRequest(file, args, options, normalized), normalized.signal);
   }
 
   [inspect.custom](): string {

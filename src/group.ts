@@ -8,7 +8,7 @@ import type { BackendName } from './backends/backend.js';
 import { outOfRange } from './errors.js';
 import { EventLoop, type EventLoopOptions, type LoopState, type LoopStats, type ShutdownOptions } from './event-loop.js';
 import type { Future } from './future.js';
-import type { SubmitOptions } from './tasks.js';
+import type { BinaryLike, CompressOptions, ExecOptions, ExecResult, HashAlgorithm, SubmitOptions } from './tasks.js';
 import { validateNumber, validateObject } from './validate.js';
 
 export interface EventLoopGroupOptions extends EventLoopOptions {
@@ -75,6 +75,40 @@ export class EventLoopGroup {
 
   sleep<T = undefined>(ms: number, value?: T, options?: SubmitOptions): Future<T> {
     return this.#pick().sleep(ms, value, options);
+  }
+
+  hash(algorithm: HashAlgorithm, data: BinaryLike, options?: SubmitOptions): Future<Buffer> {
+    return this.#pick().hash(algorithm, data, options);
+  }
+
+  gzip(data: BinaryLike, options?: CompressOptions): Future<Buffer> {
+    return this.#pick().gzip(data, options);
+  }
+
+  gunzip(data: BinaryLike, options?: SubmitOptions): Future<Buffer> {
+    return this.#pick().gunzip(data, options);
+  }
+
+  deflate(data: BinaryLike, options?: CompressOptions): Future<Buffer> {
+    return this.#pick().deflate(data, options);
+  }
+
+  inflate(data: BinaryLike, options?: SubmitOptions): Future<Buffer> {
+    return this.#pick().inflate(data, options);
+  }
+
+  readFile(path: string | URL, options?: SubmitOptions): Future<Buffer> {
+    return this.#pick().readFile(path, options);
+  }
+
+  writeFile(path: string | URL, data: BinaryLike, options?: SubmitOptions): Future<void> {
+    return this.#pick().writeFile(path, data, options);
+  }
+
+  exec(file: string, args?: readonly string[], options?: ExecOptions): Future<ExecResult>;
+  exec(file: string, options?: ExecOptions): Future<ExecResult>;
+  exec(file: string, args?: readonly string[] | ExecOptions, options?: ExecOptions): Future<ExecResult> {
+    return this.#pick().exec(file, args as readonly string[], options);
   }
 
   #pick(): EventLoop {

@@ -8,4 +8,4 @@ export { wait, asCompleted } from './wait.js';
 export type { WaitOptions, WaitResult, AsCompletedOptions, ReturnWhen } from './wait.js';
 export { getDefaultLoop } from './default-loop.js';
 export { CancelledError, TimeoutError, InvalidStateError, EventLoopClosedError, QueueFullError } from './errors.js';
-export type { SubmitOptions } from './tasks.js';
+export type { SubmitOptions, CompressOptions, ExecOptions, ExecResult, HashAlgorithm, BinaryLike } from './tasks.js';

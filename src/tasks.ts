@@ -3,13 +3,32 @@
  * backend runs. Checking here, once, makes both backends throw the same
  * errors for the same mistakes.
  */
-import { validateAbortSignal, validateDelay, validateObject } from './validate.js';
+import { fileURLToPath } from 'node:url';
+import { types } from 'node:util';
+
+import { invalidArgType, invalidArgValue, outOfRange } from './errors.js';
+import { validateAbortSignal, validateDelay, validateNumber, validateObject, validateString } from './validate.js';
 
 /** Task kinds; the numbers are shared with native/core/task_kinds.h. */
 export const TaskKind = {
   sleep: 0,
+  hash: 1,
+  gzip: 2,
+  gunzip: 3,
+  deflate: 4,
+  inflate: 5,
+  readFile: 6,
+  writeFile: 7,
+  exec: 8,
 } as const;
 export type TaskKind = (typeof TaskKind)[keyof typeof TaskKind];
+
+/** Hash algorithms, by their index in the native protocol (request.number). */
+export const HASH_ALGORITHMS = ['md5', 'sha1', 'sha256', 'sha384', 'sha512'] as const;
+export type HashAlgorithm = (typeof HASH_ALGORITHMS)[number];
+
+/** What task methods accept as bytes; strings are UTF-8. */
+export type BinaryLike = string | ArrayBufferView | ArrayBufferLike;
 
 export interface SubmitOptions {
   /** Aborting cancels the task, like `future.cancel()`. */
@@ -18,12 +37,63 @@ export interface SubmitOptions {
   timeout?: number;
 }
 
-/** One task, ready for a backend. */
+export interface CompressOptions extends SubmitOptions {
+  /** zlib compression level, -1 (zlib's default, 6) to 9. */
+  level?: number;
+}
+
+export interface ExecOptions extends SubmitOptions {
+  /** Working directory of the child; default the process's. */
+  cwd?: string;
+  /** The child's whole environment; default `process.env`. */
+  env?: Record<string, string | undefined>;
+  /** Written to the child's stdin, which is then closed. Without it stdin is empty. */
+  input?: BinaryLike;
+  /** Bytes allowed on stdout and on stderr each; beyond it the child is killed and the Future fails. Default 1 MiB. */
+  maxBuffer?: number;
+}
+
+export interface ExecResult {
+  /** The exit code, or null when a signal ended the child. */
+  exitCode: number | null;
+  /** The signal that ended the child ('SIGTERM', ...), or null. */
+  signal: NodeJS.Signals | null;
+  stdout: Buffer;
+  stderr: Buffer;
+}
+
+/** exec's arguments as backends receive them (request.object). */
+export interface ExecRequest {
+  file: string;
+  args: string[];
+  cwd: string | undefined;
+  /** "KEY=value" entries. */
+  env: string[];
+  input: Uint8Array | undefined;
+  /** Bytes per stream; Infinity for no limit. */
+  maxBuffer: number;
+}
+
+/** writeFile's arguments as backends receive them (request.object). */
+export interface WriteFileRequest {
+  path: string;
+  data: Uint8Array;
+}
+
+/**
+ * One task, ready for a backend. Per kind:
+ * - sleep: number = ms; resolves with `value`
+ * - hash: number = index in HASH_ALGORITHMS; object = Uint8Array; resolves with a Buffer
+ * - gzip, deflate: number = level (-1 default); object = Uint8Array; resolves with a Buffer
+ * - gunzip, inflate: object = Uint8Array; resolves with a Buffer
+ * - readFile: object = path (string); resolves with a Buffer
+ * - writeFile: object = WriteFileRequest; resolves with undefined
+ * - exec: object = ExecRequest; resolves with an ExecResult
+ * Byte inputs are views of the caller's memory (no copy), except strings.
+ */
 export interface TaskRequest {
   kind: TaskKind;
-  /** The task's numeric argument (sleep's ms). */
   number: number;
-  /** The task's other arguments, when it has any. */
   object: unknown;
   /** True when the task produces the Future's value; false when it resolves with `value`. */
   producesValue: boolean;
@@ -49,15 +119,123 @@ export function normalizeSubmitOptions(options: unknown): NormalizedOptions {
   return { signal, timeout: timeout ?? -1 };
 }
 
+function request(
+  kind: TaskKind,
+  label: string,
+  options: NormalizedOptions,
+  fields: { number?: number; object?: unknown; value?: unknown },
+): TaskRequest {
+  return {
+    kind,
+    number: fields.number ?? 0,
+    object: fields.object,
+    producesValue: kind !== TaskKind.sleep && kind !== TaskKind.writeFile,
+    value: fields.value,
+    timeout: options.timeout,
+    label,
+  };
+}
+
 export function sleepRequest(ms: unknown, value: unknown, options: NormalizedOptions): TaskRequest {
   validateDelay(ms, 'ms');
-  return {
-    kind: TaskKind.sleep,
-    number: ms,
-    object: undefined,
-    producesValue: false,
-    value,
-    timeout: options.timeout,
-    label: `sleep(${ms})`,
+  return request(TaskKind.sleep, `sleep(${ms})`, options, { number: ms, value });
+}
+
+export function hashRequest(algorithm: unknown, data: unknown, options: NormalizedOptions): TaskRequest {
+  validateString(algorithm, 'algorithm');
+  const index = HASH_ALGORITHMS.indexOf(algorithm.toLowerCase() as HashAlgorithm);
+  if (index < 0) throw invalidArgValue('algorithm', `must be one of ${HASH_ALGORITHMS.join(', ')}`, algorithm);
+  const bytes = toBytes(data, 'data');
+  return request(TaskKind.hash, `hash('${HASH_ALGORITHMS[index]}', ${bytes.byteLength} bytes)`, options, { number: index, object: bytes });
+}
+
+export function compressRequest(
+  kind: typeof TaskKind.gzip | typeof TaskKind.deflate,
+  data: unknown,
+  level: unknown,
+  options: NormalizedOptions,
+): TaskRequest {
+  const bytes = toBytes(data, 'data');
+  if (level !== undefined) {
+    validateNumber(level, 'options.level');
+    if (!(Number.isInteger(level) && level >= -1 && level <= 9)) throw outOfRange('options.level', '>= -1 && <= 9', level);
+  }
+  const name = kind === TaskKind.gzip ? 'gzip' : 'deflate';
+  return request(kind, `${name}(${bytes.byteLength} bytes)`, options, { number: level ?? -1, object: bytes });
+}
+
+export function decompressRequest(
+  kind: typeof TaskKind.gunzip | typeof TaskKind.inflate,
+  data: unknown,
+  options: NormalizedOptions,
+): TaskRequest {
+  const bytes = toBytes(data, 'data');
+  const name = kind === TaskKind.gunzip ? 'gunzip' : 'inflate';
+  return request(kind, `${name}(${bytes.byteLength} bytes)`, options, { object: bytes });
+}
+
+export function readFileRequest(path: unknown, options: NormalizedOptions): TaskRequest {
+  const file = toPath(path, 'path');
+  return request(TaskKind.readFile, `readFile('${file}')`, options, { object: file });
+}
+
+export function writeFileRequest(path: unknown, data: unknown, options: NormalizedOptions): TaskRequest {
+  const file = toPath(path, 'path');
+  const object: WriteFileRequest = { path: file, data: toBytes(data, 'data') };
+  return request(TaskKind.writeFile, `writeFile('${file}')`, options, { object });
+}
+
+export function execRequest(file: unknown, args: unknown, options: ExecOptions | undefined, normalized: NormalizedOptions): TaskRequest {
+  validateString(file, 'file');
+  if (file === '' || file.includes('\0')) throw invalidArgValue('file', 'must be a non-empty string without null bytes', file);
+  const argv = args ?? [];
+  if (!Array.isArray(argv)) throw invalidArgType('args', 'an instance of Array', args);
+  argv.forEach((arg, i) => {
+    validateString(arg, `args[${i}]`);
+    if (arg.includes('\0')) throw invalidArgValue(`args[${i}]`, 'must not contain null bytes', arg);
+  });
+  const { cwd, env = process.env, input, maxBuffer = 1024 * 1024 } = options ?? {};
+  if (cwd !== undefined) toPath(cwd, 'options.cwd');
+  validateObject(env, 'options.env');
+  const envList: string[] = [];
+  for (const [key, value] of Object.entries(env)) {
+    if (value === undefined) continue;
+    if (typeof value !== 'string') throw invalidArgType(`options.env.${key}`, 'of type string', value);
+    if (key.includes('\0') || key.includes('=') || value.includes('\0')) {
+      throw invalidArgValue(`options.env.${key}`, 'must not contain null bytes (or "=" in its name)', value);
+    }
+    envList.push(`${key}=${value}`);
+  }
+  validateNumber(maxBuffer, 'options.maxBuffer');
+  if (!(maxBuffer >= 0)) throw outOfRange('options.maxBuffer', 'a number >= 0', maxBuffer);
+  const object: ExecRequest = {
+    file,
+    args: [...argv],
+    cwd,
+    env: envList,
+    input: input === undefined ? undefined : toBytes(input, 'options.input'),
+    maxBuffer,
   };
+  return request(TaskKind.exec, `exec('${file}')`, normalized, { object });
+}
+
+/** A view of the caller's bytes: no copy, except that strings are encoded as UTF-8. */
+export function toBytes(data: unknown, name: string): Uint8Array {
+  if (typeof data === 'string') return Buffer.from(data, 'utf8');
+  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  if (types.isAnyArrayBuffer(data)) return new Uint8Array(data);
+  throw invalidArgType(name, 'of type string or an instance of Buffer, TypedArray, DataView or ArrayBuffer', data);
+}
+
+function toPath(path: unknown, name: string): string {
+  let file: string;
+  if (path instanceof URL) {
+    if (path.protocol !== 'file:') throw invalidArgValue(name, 'must be a file: URL', path.href);
+    file = fileURLToPath(path);
+  } else {
+    validateString(path, name);
+    file = path;
+  }
+  if (file.includes('\0')) throw invalidArgValue(name, 'must be a string without null bytes', file);
+  return file;
 }

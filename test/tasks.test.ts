@@ -1,0 +1,365 @@
+/** The built-in tasks, checked against Node's own modules, for every backend. */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import zlib from 'node:zlib';
+
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+
+import { CancelledError, EventLoop, TimeoutError } from '../dist/index.js';
+import { BACKENDS, runScript } from './helpers.js';
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sideloop-tasks-'));
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+/** Deterministic bytes: compressible text-like data with some noise. */
+function sample(size: number, seed = 1): Buffer {
+  const out = Buffer.alloc(size);
+  let x = seed;
+  for (let i = 0; i < size; i++) {
+    x = (x * 1103515245 + 12345) >>> 0;
+    out[i] = i % 7 === 0 ? x >>> 24 : 97 + ((x >>> 16) % 6);
+  }
+  return out;
+}
+
+/** The same bytes in every input form the contract accepts. */
+function inputForms(bytes: Buffer): [string, unknown][] {
+  const padded = new Uint8Array(bytes.length + 5);
+  padded.set(bytes, 3);
+  const exact = new ArrayBuffer(bytes.length);
+  new Uint8Array(exact).set(bytes);
+  const shared = new SharedArrayBuffer(bytes.length);
+  new Uint8Array(shared).set(bytes);
+  const forms: [string, unknown][] = [
+    ['Buffer', bytes],
+    ['Uint8Array subarray with an offset', padded.subarray(3, 3 + bytes.length)],
+    ['DataView with an offset', new DataView(padded.buffer, 3, bytes.length)],
+    ['ArrayBuffer', exact],
+    ['SharedArrayBuffer', shared],
+  ];
+  if (bytes.length % 8 === 0) {
+    forms.push(['Float64Array', new Float64Array(exact.slice(0))]);
+    forms.push(['BigInt64Array', new BigInt64Array(exact.slice(0))]);
+  }
+  if (bytes.length % 2 === 0) forms.push(['Uint16Array', new Uint16Array(exact.slice(0))]);
+  return forms;
+}
+
+describe.each(BACKENDS)('built-in tasks (%s backend)', (backend) => {
+  const loops: EventLoop[] = [];
+  const makeLoop = () => {
+    const loop = new EventLoop({ backend });
+    loops.push(loop);
+    return loop;
+  };
+  afterEach(async () => {
+    await Promise.all(loops.splice(0).map((loop) => loop.shutdown({ cancelPending: true })));
+  });
+
+  describe('hash', () => {
+    const algorithms = ['md5', 'sha1', 'sha256', 'sha384', 'sha512'] as const;
+
+    it.each(algorithms)('%s equals node:crypto on every input form, empty and several MiB', async (algorithm) => {
+      const loop = makeLoop();
+      const digest = (data: crypto.BinaryLike) => crypto.createHash(algorithm).update(data).digest();
+      for (const size of [0, 1, 64, 1000, 65_536, 3 * 1024 * 1024 + 17]) {
+        const bytes = sample(size, size + 1);
+        for (const [form, data] of inputForms(bytes)) {
+          const result = await loop.hash(algorithm, data as Buffer);
+          expect(Buffer.isBuffer(result), form).toBe(true);
+          expect(result.equals(digest(bytes)), `${algorithm} of ${size} bytes as ${form}`).toBe(true);
+        }
+      }
+      expect((await loop.hash(algorithm, 'héllo wörld ✓')).equals(digest('héllo wörld ✓'))).toBe(true);
+      expect((await loop.hash(algorithm, '')).equals(digest(''))).toBe(true);
+    });
+
+    it('accepts algorithm names in any case', async () => {
+      const loop = makeLoop();
+      expect((await loop.hash('SHA256' as never, 'x')).equals(crypto.createHash('sha256').update('x').digest())).toBe(true);
+    });
+
+    it('rejects bad arguments synchronously', () => {
+      const loop = makeLoop();
+      expect(() => loop.hash('sha3-256' as never, 'x')).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }));
+      expect(() => loop.hash(256 as never, 'x')).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+      expect(() => loop.hash('sha256', 42 as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+      expect(() => loop.hash('sha256', [1, 2] as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+      expect(loop.state).toBe('idle');
+    });
+  });
+
+  describe('compression', () => {
+    const levels = [undefined, -1, 0, 1, 6, 9];
+
+    it.each(['gzip', 'deflate'] as const)('%s equals node:zlib byte for byte at every level', async (method) => {
+      const loop = makeLoop();
+      const sync = method === 'gzip' ? zlib.gzipSync : zlib.deflateSync;
+      for (const size of [0, 10, 100_000, 2 * 1024 * 1024 + 3]) {
+        const bytes = sample(size, 7);
+        for (const level of levels) {
+          const expected = sync(bytes, level === undefined ? {} : { level });
+          const result = await loop[method](bytes, level === undefined ? undefined : { level });
+          expect(Buffer.isBuffer(result)).toBe(true);
+          expect(result.equals(expected), `${method} of ${size} bytes at level ${level}`).toBe(true);
+        }
+      }
+    });
+
+    it.each(['gzip', 'deflate'] as const)('%s reads every input form', async (method) => {
+      const loop = makeLoop();
+      const sync = method === 'gzip' ? zlib.gzipSync : zlib.deflateSync;
+      const bytes = sample(4096, 3);
+      for (const [form, data] of inputForms(bytes)) {
+        expect((await loop[method](data as Buffer)).equals(sync(bytes)), form).toBe(true);
+      }
+      expect((await loop[method]('text ✓')).equals(sync('text ✓'))).toBe(true);
+    });
+
+    it.each([
+      ['gunzip', zlib.gzipSync],
+      ['inflate', zlib.deflateSync],
+    ] as const)('%s reads what node:zlib writes, and node:zlib reads what sideloop writes', async (method, compress) => {
+      const loop = makeLoop();
+      const back = method === 'gunzip' ? zlib.gunzipSync : zlib.inflateSync;
+      const forward = method === 'gunzip' ? 'gzip' : 'deflate';
+      for (const size of [0, 1, 70_000, 3 * 1024 * 1024]) {
+        const bytes = sample(size, 11);
+        for (const [form, data] of inputForms(compress(bytes))) {
+          expect((await loop[method](data as Buffer)).equals(bytes), `${method} of ${size} bytes as ${form}`).toBe(true);
+        }
+        expect(back(await loop[forward](bytes, { level: 9 })).equals(bytes)).toBe(true);
+      }
+    });
+
+    it.each([
+      ['gunzip', zlib.gzipSync],
+      ['inflate', zlib.deflateSync],
+    ] as const)('%s fails with node:zlib codes on corrupt and truncated input', async (method, compress) => {
+      const loop = makeLoop();
+      const good = compress(sample(10_000));
+      const corrupt = await loop[method](Buffer.from('this is not compressed data')).catch((e: unknown) => e);
+      expect(corrupt).toBeInstanceOf(Error);
+      expect(corrupt).toMatchObject({ code: 'Z_DATA_ERROR', errno: -3 });
+      const truncated = await loop[method](good.subarray(0, good.length - 10)).catch((e: unknown) => e);
+      expect(truncated).toMatchObject({ code: 'Z_BUF_ERROR', errno: -5, message: 'unexpected end of file' });
+      const empty = await loop[method](Buffer.alloc(0)).catch((e: unknown) => e);
+      expect(empty).toMatchObject({ code: 'Z_BUF_ERROR' });
+      expect(loop.stats().failed).toBe(3);
+    });
+
+    it('rejects bad levels and data synchronously', () => {
+      const loop = makeLoop();
+      expect(() => loop.gzip('x', { level: 42 })).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
+      expect(() => loop.deflate('x', { level: 1.5 })).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
+      expect(() => loop.gzip('x', { level: '9' as never })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+      expect(() => loop.gunzip(42 as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+      expect(() => loop.inflate(null as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+      expect(loop.state).toBe('idle');
+    });
+  });
+
+  describe('files', () => {
+    it('readFile returns the bytes; writeFile writes every input form', async () => {
+      const loop = makeLoop();
+      const file = path.join(tmp, `${backend}-rw.bin`);
+      const bytes = sample(3 * 1024 * 1024 + 5, 5);
+      for (const [form, data] of inputForms(bytes)) {
+        expect(await loop.writeFile(file, data as Buffer), form).toBeUndefined();
+        expect(fs.readFileSync(file).equals(bytes), form).toBe(true);
+        expect((await loop.readFile(file)).equals(bytes), form).toBe(true);
+      }
+      await loop.writeFile(file, 'short ✓');
+      expect(fs.readFileSync(file, 'utf8')).toBe('short ✓'); // truncated, not overwritten in place
+      await loop.writeFile(new URL(`file://${file}`), '');
+      expect((await loop.readFile(new URL(`file://${file}`))).length).toBe(0);
+    });
+
+    it('reads files whose size the kernel does not know (/proc)', async () => {
+      const loop = makeLoop();
+      const status = (await loop.readFile('/proc/self/status')).toString();
+      expect(status).toMatch(/^Name:/);
+    });
+
+    it('reports errors as node:fs does: code, errno, syscall, path', async () => {
+      const loop = makeLoop();
+      const missing = path.join(tmp, 'missing', 'file');
+      const expected = (() => {
+        try {
+          fs.readFileSync(missing);
+        } catch (error) {
+          return error as NodeJS.ErrnoException;
+        }
+      })()!;
+      const read = await loop.readFile(missing).catch((e: unknown) => e);
+      expect(read).toBeInstanceOf(Error);
+      expect(read).toMatchObject({ code: 'ENOENT', errno: expected.errno, syscall: 'open', path: missing, message: expected.message });
+      const write = await loop.writeFile(missing, 'x').catch((e: unknown) => e);
+      expect(write).toMatchObject({ code: 'ENOENT', syscall: 'open', path: missing });
+      const directory = await loop.readFile(tmp).catch((e: unknown) => e);
+      expect(directory).toMatchObject({ code: 'EISDIR', syscall: 'read' });
+    });
+
+    it('rejects paths that are not strings or file: URLs', () => {
+      const loop = makeLoop();
+      expect(() => loop.readFile(42 as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+      expect(() => loop.readFile('a\0b')).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }));
+      expect(() => loop.readFile(new URL('http://example.com/x'))).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }));
+      expect(() => loop.writeFile(path.join(tmp, 'x'), 42 as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+      expect(loop.state).toBe('idle');
+    });
+
+    it("readFile does not wait behind Node's threadpool", async () => {
+      const file = path.join(tmp, `${backend}-pool.txt`);
+      fs.writeFileSync(file, 'not queued');
+      const result = await runScript(
+        `
+        const crypto = require('node:crypto');
+        const { EventLoop } = require(SIDELOOP);
+        const loop = new EventLoop({ backend: ${JSON.stringify(backend)} });
+        loop.start();
+        let pbkdf2Done = 0;
+        // Four slow jobs on a pool of two threads: the pool is saturated for a while.
+        for (let i = 0; i < 4; i++) crypto.pbkdf2('secret', 'salt', 1_500_000, 64, 'sha512', () => pbkdf2Done++);
+        loop.readFile(${JSON.stringify(file)}).then((data) => console.log(data.toString(), 'while', 4 - pbkdf2Done, 'pbkdf2 jobs were still running'));
+      `,
+        { env: { UV_THREADPOOL_SIZE: '2' } },
+      );
+      expect(result.stderr).toBe('');
+      expect(result.stdout).toBe('not queued while 4 pbkdf2 jobs were still running\n');
+    });
+  });
+
+  describe('exec', () => {
+    it('returns exit code, stdout and stderr of a real program', async () => {
+      const loop = makeLoop();
+      const result = await loop.exec('sh', ['-c', 'echo out; echo err >&2; exit 3']);
+      expect(result.exitCode).toBe(3);
+      expect(result.signal).toBeNull();
+      expect(Buffer.isBuffer(result.stdout)).toBe(true);
+      expect(result.stdout.toString()).toBe('out\n');
+      expect(result.stderr.toString()).toBe('err\n');
+    });
+
+    it('feeds input to stdin, from every input form', async () => {
+      const loop = makeLoop();
+      const bytes = sample(300_000, 9);
+      for (const [form, data] of inputForms(bytes)) {
+        const result = await loop.exec('cat', [], { input: data as Buffer, maxBuffer: Infinity });
+        expect(result.stdout.equals(bytes), form).toBe(true);
+      }
+      expect((await loop.exec('cat', { input: 'typed ✓' })).stdout.toString()).toBe('typed ✓');
+      expect((await loop.exec('cat')).stdout.length).toBe(0); // stdin is empty, not inherited
+    });
+
+    it('honours cwd and env', async () => {
+      const loop = makeLoop();
+      const result = await loop.exec('sh', ['-c', 'pwd; echo "$GREETING"; echo "${HOME:-unset}"'], {
+        cwd: tmp,
+        env: { GREETING: 'hello', PATH: process.env.PATH },
+      });
+      expect(result.stdout.toString()).toBe(`${fs.realpathSync(tmp)}\nhello\nunset\n`);
+    });
+
+    it('reports a child killed by a signal', async () => {
+      const loop = makeLoop();
+      const result = await loop.exec('sh', ['-c', 'kill -TERM $$']);
+      expect(result).toMatchObject({ exitCode: null, signal: 'SIGTERM' });
+    });
+
+    it('fails with ENOENT for a missing program, as child_process does', async () => {
+      const loop = makeLoop();
+      const error = await loop.exec('sideloop-no-such-program').catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(Error);
+      expect(error).toMatchObject({ code: 'ENOENT', syscall: 'spawn sideloop-no-such-program', path: 'sideloop-no-such-program' });
+      const badCwd = await loop.exec('true', [], { cwd: path.join(tmp, 'nope') }).catch((e: unknown) => e);
+      expect(badCwd).toMatchObject({ code: 'ENOENT' });
+    });
+
+    it('fails and kills the child when output passes maxBuffer', async () => {
+      const loop = makeLoop();
+      const error = await loop.exec('sh', ['-c', 'yes'], { maxBuffer: 10_000 }).catch((e: unknown) => e);
+      expect(error).toMatchObject({ code: 'ERR_CHILD_PROCESS_STDIO_MAXBUFFER', message: 'stdout maxBuffer length exceeded' });
+      const stderr = await loop.exec('sh', ['-c', 'yes >&2'], { maxBuffer: 100 }).catch((e: unknown) => e);
+      expect(stderr).toMatchObject({ code: 'ERR_CHILD_PROCESS_STDIO_MAXBUFFER', message: 'stderr maxBuffer length exceeded' });
+      const exact = await loop.exec('sh', ['-c', 'printf 12345'], { maxBuffer: 5 });
+      expect(exact.stdout.toString()).toBe('12345');
+    });
+
+    it('cancel and timeout kill the child and leave no process behind', async () => {
+      const marker = `${process.pid}.${Date.now() % 100000}`;
+      const result = await runScript(`
+        const fs = require('node:fs');
+        const { EventLoop } = require(SIDELOOP);
+        const children = () => fs.readdirSync('/proc').filter((p) => /^\\d+$/.test(p)).filter((p) => {
+          try {
+            const stat = fs.readFileSync('/proc/' + p + '/stat', 'utf8');
+            const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+            return stat.includes('(sleep)') && Number(fields[1]) === process.pid;
+          } catch { return false; }
+        });
+        (async () => {
+          const loop = new EventLoop({ backend: ${JSON.stringify(backend)} });
+          const cancelled = loop.exec('sleep', ['30.${marker}']);
+          const timed = loop.exec('sleep', ['31.${marker}'], { timeout: 50 });
+          await loop.sleep(20); // both children are running
+          const before = children().length;
+          cancelled.cancel();
+          const timeoutError = await timed.catch((e) => e);
+          await loop.shutdown(); // the loop has reaped what it spawned
+          console.log(before, cancelled.state, timeoutError.name, children().length);
+        })();
+      `);
+      expect(result.stderr).toBe('');
+      expect(result.stdout).toBe('2 cancelled TimeoutError 0\n');
+    });
+
+    it('rejects bad arguments synchronously', () => {
+      const loop = makeLoop();
+      expect(() => loop.exec(42 as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+      expect(() => loop.exec('')).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }));
+      expect(() => loop.exec('sh', 'ls' as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+      expect(() => loop.exec('sh', [1] as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+      expect(() => loop.exec('sh', [], { env: { A: 1 } as never })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+      expect(() => loop.exec('sh', [], { maxBuffer: -1 })).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
+      expect(() => loop.exec('sh', [], { input: 5 as never })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+      expect(() => loop.exec('sh', [], { cwd: 5 as never })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+      expect(loop.state).toBe('idle');
+    });
+  });
+
+  describe('cancellation and timeouts of large work', () => {
+    // 512 MiB: long enough that finishing the work instead of stopping it
+    // would show as a difference of seconds, measured in the same run.
+    const big = Buffer.alloc(512 * 1024 * 1024, 7);
+
+    it.each([
+      ['hash', (loop: EventLoop, o: object) => loop.hash('sha256', big, o)],
+      ['gzip', (loop: EventLoop, o: object) => loop.gzip(big, { level: 1, ...o })],
+    ])('%s of 512 MiB stops soon after cancel() and after its timeout', async (_name, start) => {
+      const loop = makeLoop();
+      // How long the whole job takes here, as the yardstick.
+      let t0 = performance.now();
+      await start(loop, {});
+      const full = performance.now() - t0;
+
+      const future = start(loop, {});
+      while (!future.running()) await new Promise((resolve) => setImmediate(resolve));
+      t0 = performance.now();
+      expect(future.cancel()).toBe(true);
+      await expect(future).rejects.toBeInstanceOf(CancelledError);
+      await loop.sleep(0); // the loop thread is free again
+      const afterCancel = performance.now() - t0;
+
+      t0 = performance.now();
+      const timed = await start(loop, { timeout: 1 }).catch((e: unknown) => e);
+      const afterTimeout = performance.now() - t0;
+      expect(timed).toBeInstanceOf(TimeoutError);
+
+      expect(afterCancel).toBeLessThan(full / 4);
+      expect(afterTimeout).toBeLessThan(full / 4);
+    });
+  });
+});
