@@ -1,0 +1,36 @@
+#!/usr/bin/env node
+// The package's install step. It never fails the install:
+// 1. a prebuilt binary for this platform loads -> nothing to do;
+// 2. otherwise compile from source with node-gyp (npm's own, or one on PATH);
+// 3. if that fails too (no compiler, no Python), say in one line that the
+//    worker backend will serve, and succeed: backend 'auto' falls back at run time.
+// (npm 11 skips dependencies' install scripts unless allowed; sideloop then
+// still loads its prebuilt binary at run time, with no install step at all.)
+'use strict';
+const { spawnSync } = require('node:child_process');
+const path = require('node:path');
+
+const root = path.join(__dirname, '..');
+const target = `${process.platform}-${process.arch}`;
+
+function loads() {
+  try {
+    require('node-gyp-build')(root);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+if (loads()) process.exit(0);
+
+const nodeGyp = process.env.npm_config_node_gyp;
+const compile = nodeGyp
+  ? spawnSync(process.execPath, [nodeGyp, 'rebuild'], { cwd: root, stdio: 'pipe' })
+  : spawnSync('node-gyp', ['rebuild'], { cwd: root, stdio: 'pipe', shell: process.platform === 'win32' });
+
+if (compile.status === 0 && loads()) {
+  console.log(`sideloop: compiled the native addon for ${target}`);
+} else {
+  console.log(`sideloop: no prebuilt binary for ${target} and compiling failed; sideloop will use its worker backend`);
+}

@@ -1,0 +1,121 @@
+/**
+ * Installing the packed package as a user would, on a machine with no
+ * compiler: with the prebuilt binary the native backend runs; without it the
+ * install still succeeds and the worker backend runs.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+import { beforeAll, describe, expect, it } from 'vitest';
+
+import { PACKAGE_DIR } from './helpers.js';
+
+const work = fs.mkdtempSync(path.join(os.tmpdir(), 'sideloop-install-'));
+const npmCli = fs.realpathSync(execFileSync('sh', ['-c', 'command -v npm'], { encoding: 'utf8' }).trim());
+
+/** A PATH holding node, npm and sh (npm runs scripts with it) only: no cc, c++, make or python. */
+function bareBin(): string {
+  const bin = path.join(work, 'bin');
+  fs.mkdirSync(bin, { recursive: true });
+  fs.symlinkSync(process.execPath, path.join(bin, 'node'));
+  fs.symlinkSync(npmCli, path.join(bin, 'npm'));
+  fs.symlinkSync('/bin/sh', path.join(bin, 'sh'));
+  return bin;
+}
+
+function npm(cwd: string, args: string[], env: NodeJS.ProcessEnv) {
+  return spawnSync(process.execPath, [npmCli, ...args], { cwd, env, encoding: 'utf8' });
+}
+
+/** A fresh project that installs `tarball`; returns what a task printed there. */
+function installAndRun(name: string, tarball: string, allowScripts: boolean, env: NodeJS.ProcessEnv) {
+  const project = path.join(work, name);
+  fs.mkdirSync(project);
+  // npm 11 runs a dependency's install script only when the project allows it.
+  const manifest = { name, version: '1.0.0', private: true, ...(allowScripts ? { allowScripts: { sideloop: true } } : {}) };
+  fs.writeFileSync(path.join(project, 'package.json'), JSON.stringify(manifest));
+  const install = npm(project, ['install', '--no-audit', '--no-fund', '--prefer-offline', '--foreground-scripts', tarball], env);
+  const run = spawnSync(
+    process.execPath,
+    [
+      '-e',
+      `const { EventLoop } = require('sideloop');
+       const loop = new EventLoop();
+       loop.sleep(1, 'ran').then((v) => { console.log(loop.backend, v); return loop.shutdown(); });`,
+    ],
+    { cwd: project, env, encoding: 'utf8' },
+  );
+  return { install, run };
+}
+
+describe('installing the packed package without a compiler', () => {
+  let withPrebuilt = '';
+  let withoutPrebuilt = '';
+  let env: NodeJS.ProcessEnv = {};
+
+  beforeAll(() => {
+    // dist/ is fresh: `npm test` built it before the suite.
+    const packed = JSON.parse(
+      execFileSync(process.execPath, [npmCli, 'pack', '--json', '--ignore-scripts', '--pack-destination', work], {
+        cwd: PACKAGE_DIR,
+        encoding: 'utf8',
+      }),
+    ) as { filename: string }[];
+    withPrebuilt = path.join(work, packed[0]!.filename);
+
+    // The same package with prebuilds/ taken out, as on a platform we ship no binary for.
+    const unpacked = path.join(work, 'unpacked');
+    fs.mkdirSync(unpacked);
+    execFileSync('tar', ['-xzf', withPrebuilt, '-C', unpacked]);
+    fs.rmSync(path.join(unpacked, 'package', 'prebuilds'), { recursive: true });
+    const stripped = path.join(work, 'stripped');
+    fs.mkdirSync(stripped);
+    const repacked = JSON.parse(
+      execFileSync(process.execPath, [npmCli, 'pack', '--json', '--ignore-scripts', '--pack-destination', stripped], {
+        cwd: path.join(unpacked, 'package'),
+        encoding: 'utf8',
+      }),
+    ) as { filename: string }[];
+    withoutPrebuilt = path.join(stripped, repacked[0]!.filename);
+
+    env = { ...process.env, PATH: bareBin() };
+    for (const key of Object.keys(env)) if (key.startsWith('npm_')) delete env[key];
+  });
+
+  it('ships what a user needs and nothing else', () => {
+    const listing = execFileSync('tar', ['-tzf', withPrebuilt], { encoding: 'utf8' }).split('\n').filter(Boolean);
+    expect(listing).toContain('package/prebuilds/linux-x64/sideloop.node');
+    expect(listing).toContain('package/dist/index.js');
+    expect(listing).toContain('package/dist/index.mjs');
+    expect(listing).toContain('package/dist/index.d.ts');
+    expect(listing).toContain('package/binding.gyp');
+    expect(listing).toContain('package/native/core/loop_thread.cc');
+    expect(listing.filter((f) => /^package\/(test|bench|examples|src|\.ci)\//.test(f))).toEqual([]);
+    expect(listing.filter((f) => f.endsWith('.map'))).toEqual([]);
+  });
+
+  it('with the prebuilt binary: the native backend, whether npm runs the install script or not', () => {
+    for (const [name, allowScripts] of [
+      ['scripts-allowed', true],
+      ['scripts-blocked', false],
+    ] as const) {
+      const { install, run } = installAndRun(name, withPrebuilt, allowScripts, env);
+      expect(install.status, install.stderr).toBe(0);
+      expect(install.stdout).not.toContain('compil');
+      expect(run.stderr).toBe('');
+      expect(run.stdout).toBe('native ran\n');
+    }
+  });
+
+  it('without a prebuilt binary and no compiler: the install succeeds and the worker backend runs', () => {
+    const { install, run } = installAndRun('no-binary', withoutPrebuilt, true, env);
+    expect(install.status, install.stderr).toBe(0);
+    expect(install.stdout).toContain(
+      `sideloop: no prebuilt binary for linux-x64 and compiling failed; sideloop will use its worker backend`,
+    );
+    expect(run.stderr).toBe('');
+    expect(run.stdout).toBe('worker ran\n');
+  });
+});
