@@ -2,7 +2,7 @@
 // inspect, cancellation, and a clean shutdown. Run: node examples/demo.js
 'use strict';
 const { performance } = require('node:perf_hooks');
-const { EventLoop, wait } = require('..');
+const { EventLoop, wait } = require('sideloop');
 
 async function main() {
   const loop = new EventLoop({ name: 'demo' });

@@ -25,6 +25,7 @@ export interface RunOptions {
   /** After this, the child counts as hung and is killed (not a speed check: a deadlock detector). */
   hangAfterMs?: number;
   input?: string;
+  cwd?: string;
 }
 
 /**
@@ -40,6 +41,7 @@ export function runNode(args: string[], options: RunOptions = {}): Promise<Child
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, args, {
       env: { ...process.env, ...options.env },
+      cwd: options.cwd,
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     let stdout = '';

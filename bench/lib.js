@@ -1,0 +1,68 @@
+// Shared helpers of the benchmark cases: timing, statistics, and the
+// "windowed" driver that keeps a fixed number of tasks in flight.
+'use strict';
+const { performance } = require('node:perf_hooks');
+
+const quick = process.argv.includes('--quick');
+
+/** Runs `fn` `rounds` times (after one warm-up) and returns each round's result. */
+async function rounds(fn, count = quick ? 2 : 5) {
+  await fn(true);
+  const results = [];
+  for (let i = 0; i < count; i++) results.push(await fn(false));
+  return results;
+}
+
+function median(values) {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+function percentile(sorted, p) {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+/** { median, min, max } of a list of numbers. */
+function summary(values) {
+  return { median: median(values), min: Math.min(...values), max: Math.max(...values) };
+}
+
+/**
+ * Keeps `window` tasks in flight until `total` have completed; `submit()`
+ * returns a thenable. Resolves with tasks per second.
+ */
+function windowed(submit, total, window) {
+  return new Promise((resolve, reject) => {
+    let started = 0;
+    let done = 0;
+    const t0 = performance.now();
+    const onDone = () => {
+      done++;
+      if (done === total) resolve(total / ((performance.now() - t0) / 1000));
+      else if (started < total) {
+        started++;
+        submit().then(onDone, reject);
+      }
+    };
+    for (; started < Math.min(window, total); started++) submit().then(onDone, reject);
+  });
+}
+
+/** Sequential round trips; returns sorted latencies in µs. */
+async function pingPong(roundTrip, count) {
+  const latencies = new Float64Array(count);
+  for (let i = 0; i < count; i++) {
+    const t0 = performance.now();
+    await roundTrip();
+    latencies[i] = (performance.now() - t0) * 1000;
+  }
+  return Array.from(latencies).sort((a, b) => a - b);
+}
+
+/** Prints the case's result for bench/run.js. */
+function report(result) {
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+}
+
+module.exports = { quick, rounds, median, percentile, summary, windowed, pingPong, report };
