@@ -1,0 +1,68 @@
+/**
+ * Exit races: child processes that end at a random moment during a flood of
+ * tasks, in each way a process can end. None may crash (die by SIGSEGV,
+ * SIGABRT, ...) or hang.
+ */
+import { describe, expect, it } from 'vitest';
+
+import { BACKENDS, runScript, type ChildResult } from './helpers.js';
+
+const CHILDREN = 200;
+const AT_ONCE = 4;
+const WAYS = ['natural', 'exit', 'throw', 'sigterm', 'sigterm-handled'] as const;
+
+function childScript(backend: string, way: (typeof WAYS)[number], delayMs: number): string {
+  return `
+    const { EventLoop } = require(SIDELOOP);
+    const loop = new EventLoop({ backend: ${JSON.stringify(backend)} });
+    let flooding = true;
+    const flood = () => {
+      if (!flooding) return;
+      for (let i = 0; i < 500; i++) {
+        loop.sleep(i % 7);
+        if (i % 50 === 0) loop.hash('sha256', 'x'.repeat(i * 100));
+        if (i % 100 === 0) loop.sleep(1000).cancel();
+      }
+      setImmediate(flood);
+    };
+    flood();
+    if (${JSON.stringify(way)} === 'sigterm-handled') process.on('SIGTERM', () => process.exit(0));
+    setTimeout(() => {
+      switch (${JSON.stringify(way)}) {
+        case 'natural': flooding = false; break;          // tasks finish, then the process exits by itself
+        case 'exit': process.exit(3);
+        case 'throw': throw new Error('exit race');
+        default: process.kill(process.pid, 'SIGTERM');
+      }
+    }, ${delayMs});
+  `;
+}
+
+const expected: Record<(typeof WAYS)[number], (r: ChildResult) => boolean> = {
+  natural: (r) => r.code === 0 && r.signal === null,
+  exit: (r) => r.code === 3 && r.signal === null,
+  throw: (r) => r.code === 1 && r.signal === null,
+  sigterm: (r) => r.signal === 'SIGTERM', // Node's default for an unhandled SIGTERM
+  'sigterm-handled': (r) => r.code === 0 && r.signal === null,
+};
+
+describe.each(BACKENDS)('exit races (%s backend)', (backend) => {
+  it(`${CHILDREN} children ending at random moments during a flood: no crash, no hang`, async () => {
+    let seed = 12345;
+    const random = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
+    const plans = Array.from({ length: CHILDREN }, (_, i) => ({ way: WAYS[i % WAYS.length]!, delayMs: Math.floor(random() * 40) }));
+    const failures: string[] = [];
+    let next = 0;
+    const runner = async () => {
+      while (next < plans.length) {
+        const plan = plans[next++]!;
+        const result = await runScript(childScript(backend, plan.way, plan.delayMs), { hangAfterMs: 30_000 });
+        if (result.hung || !expected[plan.way](result)) {
+          failures.push(`${plan.way} after ${plan.delayMs} ms: code ${result.code}, signal ${result.signal}, hung ${result.hung}, ${result.stderr.slice(-300)}`);
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: AT_ONCE }, runner));
+    expect(failures).toEqual([]);
+  });
+});
