@@ -190,8 +190,12 @@ Napi::Value NativeLoop::Submit(const Napi::CallbackInfo& info) {
     if (task == nullptr) break;  // a JS exception is pending
     task->tag = slot;
     task->set_timeout(fields[2]);
-    if (slot >= slots_.size()) slots_.resize(std::max<size_t>(slot + 1, slots_.size() * 2), nullptr);
+    if (slot >= slots_.size()) {
+      slots_.resize(std::max<size_t>(slot + 1, slots_.size() * 2), nullptr);
+      borrowed_.resize(slots_.size());
+    }
     slots_[slot] = task;
+    if (object.IsObject()) borrowed_[slot] = Napi::Persistent(object.As<Napi::Object>());
     batch_.push_back(task);
   }
   // What was created is submitted even after an error, so slots and tasks
@@ -206,14 +210,23 @@ Napi::Value NativeLoop::Drain(const Napi::CallbackInfo& info) {
   Napi::Object payloads = payloads_ref_.Value();
   for (size_t i = 0; i < n; i++) {
     Task* task = taken_[i];
-    ids_[i] = task->tag;
+    uint32_t task_slot = task->tag;
+    ids_[i] = task_slot;
     statuses_[i] = static_cast<uint8_t>(task->status());
     Napi::Value payload;
     if (task->status() == TaskStatus::kError) payload = TaskErrorToJs(env, task->error());
     else if (task->status() == TaskStatus::kOk) payload = TaskResultToJs(env, task);
+    if (env.IsExceptionPending()) {
+      // The result could not become a JS value (a Buffer too large): the
+      // task fails with the reason instead of taking the drain down.
+      statuses_[i] = static_cast<uint8_t>(TaskStatus::kError);
+      payload = env.GetAndClearPendingException().Value();
+    }
     if (!payload.IsEmpty()) payloads.Set(static_cast<uint32_t>(i), payload);
-    slots_[task->tag] = nullptr;
+    slots_[task_slot] = nullptr;
     core_->Dispose(task);
+    // Only now: a disposed task reads none of its inputs any more.
+    borrowed_[task_slot].Reset();
   }
   return Napi::Number::New(env, static_cast<double>(n));
 }

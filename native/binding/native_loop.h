@@ -78,6 +78,10 @@ class NativeLoop : public Napi::ObjectWrap<NativeLoop>, public CompletionSink {
   uint8_t* statuses_ = nullptr;
   std::vector<Task*> taken_;   // drain()'s scratch space
   std::vector<Task*> slots_;   // slot -> task, until drain() reports it
+  // slot -> the JS object the task was described by, kept alive until the
+  // task is freed: tasks read byte inputs in place, from the loop thread.
+  // References are made and deleted on this (the JS) thread only.
+  std::vector<Napi::ObjectReference> borrowed_;
   std::vector<Task*> batch_;   // submit()'s scratch space
 };
 

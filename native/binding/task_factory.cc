@@ -1,24 +1,176 @@
 #include "task_factory.h"
 
+#include <cmath>
+#include <cstdlib>
+
+#include "../core/exec_task.h"
+#include "../core/hash_task.h"
+#include "../core/read_file_task.h"
 #include "../core/sleep_task.h"
 #include "../core/task_kinds.h"
+#include "../core/write_file_task.h"
+#include "../core/zlib_task.h"
 
 namespace sideloop {
 
-Task* CreateTask(Napi::Env env, int kind, double number, Napi::Value /*object*/) {
+namespace {
+
+// Results up to this size are copied into an ordinary Buffer; larger ones
+// become the Buffer's memory as they are (an external buffer), since a copy
+// of megabytes costs more than the finalizer.
+constexpr size_t kCopyResultBytes = 4096;
+
+struct Bytes {
+  const uint8_t* data = nullptr;
+  size_t size = 0;
+};
+
+// The bytes of a Uint8Array (src/tasks.ts toBytes() hands every byte input
+// over as one), read in place. False when `value` is not one.
+bool GetBytes(Napi::Value value, Bytes* out) {
+  if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) return false;
+  auto array = value.As<Napi::Uint8Array>();
+  out->data = array.Data();
+  out->size = array.ByteLength();
+  return true;
+}
+
+bool GetString(Napi::Value value, std::string* out) {
+  if (!value.IsString()) return false;
+  *out = value.As<Napi::String>().Utf8Value();
+  return true;
+}
+
+bool GetStrings(Napi::Value value, std::vector<std::string>* out) {
+  if (!value.IsArray()) return false;
+  auto array = value.As<Napi::Array>();
+  for (uint32_t i = 0; i < array.Length(); i++) {
+    std::string item;
+    if (!GetString(array.Get(i), &item)) return false;
+    out->push_back(std::move(item));
+  }
+  return true;
+}
+
+Task* CreateExecTask(Napi::Value value) {
+  if (!value.IsObject()) return nullptr;
+  auto request = value.As<Napi::Object>();
+  ExecOptions options;
+  Napi::Value cwd = request.Get("cwd");
+  Napi::Value input = request.Get("input");
+  Napi::Value max_buffer = request.Get("maxBuffer");
+  if (!GetString(request.Get("file"), &options.file) || !GetStrings(request.Get("args"), &options.args) ||
+      !GetStrings(request.Get("env"), &options.env) || !max_buffer.IsNumber()) {
+    return nullptr;
+  }
+  if (!cwd.IsUndefined() && !GetString(cwd, &options.cwd)) return nullptr;
+  if (!input.IsUndefined()) {
+    Bytes bytes;
+    if (!GetBytes(input, &bytes)) return nullptr;
+    options.input = bytes.data;
+    options.input_size = bytes.size;
+  }
+  // Whole bytes only: execFile compares a count with it, so 1.5 means 1.
+  // Infinity, NaN and anything beyond 2^53 mean no limit.
+  double limit = std::floor(max_buffer.As<Napi::Number>().DoubleValue());
+  if (limit >= 0 && limit < 9007199254740992.0) options.max_buffer = static_cast<uint64_t>(limit);
+  return new ExecTask(std::move(options));
+}
+
+Task* CreateWriteFileTask(Napi::Value value) {
+  if (!value.IsObject()) return nullptr;
+  auto request = value.As<Napi::Object>();
+  std::string path;
+  Bytes bytes;
+  if (!GetString(request.Get("path"), &path) || !GetBytes(request.Get("data"), &bytes)) return nullptr;
+  return new WriteFileTask(std::move(path), bytes.data, bytes.size);
+}
+
+Task* CreateTaskOfKind(int kind, double number, Napi::Value object) {
+  Bytes bytes;
+  std::string path;
   switch (kind) {
     case kTaskSleep:
       return new SleepTask(number);
+    case kTaskHash: {
+      const EVP_MD* md = HashTask::Algorithm(static_cast<int>(number));
+      if (md == nullptr || !GetBytes(object, &bytes)) return nullptr;
+      return new HashTask(md, bytes.data, bytes.size);
+    }
+    case kTaskGzip:
+    case kTaskGunzip:
+    case kTaskDeflate:
+    case kTaskInflate:
+      if (!GetBytes(object, &bytes)) return nullptr;
+      return new ZlibTask(kind, static_cast<int>(number), bytes.data, bytes.size);
+    case kTaskReadFile:
+      if (!GetString(object, &path)) return nullptr;
+      return new ReadFileTask(std::move(path));
+    case kTaskWriteFile:
+      return CreateWriteFileTask(object);
+    case kTaskExec:
+      return CreateExecTask(object);
     default:
-      Napi::TypeError::New(env, "sideloop: unknown task kind").ThrowAsJavaScriptException();
       return nullptr;
   }
 }
 
-Napi::Value TaskResultToJs(Napi::Env /*env*/, Task* /*task*/) { return Napi::Value(); }
+// A Buffer that owns `bytes` from now on.
+Napi::Value ToBuffer(Napi::Env env, ByteBuffer bytes) {
+  size_t size = bytes.size();
+  if (size <= kCopyResultBytes) return Napi::Buffer<uint8_t>::Copy(env, bytes.data(), size);
+  uint8_t* data = bytes.Release();
+  napi_value buffer;
+  napi_status status = napi_create_external_buffer(
+      env, size, data, [](napi_env, void* memory, void*) { std::free(memory); }, nullptr, &buffer);
+  if (status == napi_ok) return Napi::Value(env, buffer);
+  // With an exception pending (too large for a Buffer) Node has already
+  // handed the memory to the finalizer: leave it alone. Without one the
+  // runtime refused external memory (a sandboxed V8): copy instead.
+  if (env.IsExceptionPending()) return Napi::Value();
+  Napi::Value copy = Napi::Buffer<uint8_t>::Copy(env, data, size);
+  std::free(data);
+  return copy;
+}
+
+Napi::Value ExecResultToJs(Napi::Env env, ExecTask* task) {
+  Napi::Object result = Napi::Object::New(env);
+  const char* signal = task->signal_name();
+  result.Set("exitCode", task->signaled() ? env.Null() : Napi::Number::New(env, static_cast<double>(task->exit_code())));
+  result.Set("signal", signal != nullptr ? Napi::String::New(env, signal) : env.Null());
+  result.Set("stdout", ToBuffer(env, task->TakeStdout()));
+  result.Set("stderr", ToBuffer(env, task->TakeStderr()));
+  return result;
+}
+
+}  // namespace
+
+Task* CreateTask(Napi::Env env, int kind, double number, Napi::Value object) {
+  Task* task = CreateTaskOfKind(kind, number, object);
+  if (task == nullptr) Napi::TypeError::New(env, "sideloop: bad task description").ThrowAsJavaScriptException();
+  return task;
+}
+
+Napi::Value TaskResultToJs(Napi::Env env, Task* task) {
+  switch (task->kind()) {
+    case kTaskHash:
+      return ToBuffer(env, static_cast<HashTask*>(task)->TakeOutput());
+    case kTaskGzip:
+    case kTaskGunzip:
+    case kTaskDeflate:
+    case kTaskInflate:
+      return ToBuffer(env, static_cast<ZlibTask*>(task)->TakeOutput());
+    case kTaskReadFile:
+      return ToBuffer(env, static_cast<ReadFileTask*>(task)->TakeOutput());
+    case kTaskExec:
+      return ExecResultToJs(env, static_cast<ExecTask*>(task));
+    default:
+      return Napi::Value();  // sleep and writeFile: the JS side has the value
+  }
+}
 
 Napi::Value TaskErrorToJs(Napi::Env env, const TaskError& error) {
-  Napi::Error err = Napi::Error::New(env, error.message);
+  Napi::Error err = error.range_error ? Napi::RangeError::New(env, error.message) : Napi::Error::New(env, error.message);
   Napi::Object obj = err.Value();
   if (error.errnum != 0) obj.Set("errno", Napi::Number::New(env, error.errnum));
   if (!error.code.empty()) obj.Set("code", Napi::String::New(env, error.code));

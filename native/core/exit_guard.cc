@@ -28,7 +28,10 @@ void StopAllLoopsAtExit() {
   Registry& r = registry();
   // Held throughout, so no loop can be unregistered and freed meanwhile.
   std::lock_guard<std::mutex> lock(r.mu);
-  for (LoopThread* loop : r.loops) loop->StopAndJoinThread();
+  for (LoopThread* loop : r.loops) {
+    loop->process_exiting_.store(true, std::memory_order_release);
+    loop->StopAndJoinThread();
+  }
   r.loops.clear();
 }
 

@@ -30,6 +30,9 @@ int LoopThread::Start() {
     state_ = State::kRunning;  // before the thread exists: no lock needed
     err = uv_thread_create(&thread_, ThreadMain, this);
     if (err == 0) {
+      // Named from here, not by the thread itself, so that the name is
+      // visible (in /proc/self/task/*/comm) as soon as Start() returns.
+      pthread_setname_np(thread_, ThreadName(options_.name).c_str());
       RegisterForExit(this);
       return 0;
     }
@@ -41,19 +44,22 @@ int LoopThread::Start() {
   return err;
 }
 
+// Linux limits thread names to 15 bytes; cut at a UTF-8 character start.
+std::string LoopThread::ThreadName(const std::string& wanted) {
+  std::string name = wanted.substr(0, 15);
+  if (wanted.size() > 15) {
+    while (!name.empty() && (static_cast<unsigned char>(wanted[name.size()]) & 0xC0) == 0x80) name.pop_back();
+  }
+  return name;
+}
+
 void LoopThread::ThreadMain(void* arg) {
   auto* self = static_cast<LoopThread*>(arg);
-  // Linux limits thread names to 15 bytes; cut at a UTF-8 character start.
-  std::string name = self->options_.name.substr(0, 15);
-  if (self->options_.name.size() > 15) {
-    while (!name.empty() && (static_cast<unsigned char>(self->options_.name[name.size()]) & 0xC0) == 0x80) {
-      name.pop_back();
-    }
-  }
-  pthread_setname_np(pthread_self(), name.c_str());
   self->tid_.store(static_cast<int>(syscall(SYS_gettid)), std::memory_order_release);
   uv_run(&self->loop_, UV_RUN_DEFAULT);
-  // Every handle is closed by now (BeginStop), so this cannot fail.
+  // Every handle is closed by now (BeginStop), so this cannot fail, except
+  // at process exit, where a child process's handle may be left open on
+  // purpose (ExecTask::OnLoopStop); the process is going away then anyway.
   uv_loop_close(&self->loop_);
 }
 
@@ -159,6 +165,10 @@ void LoopThread::ProcessMessage(const Message& message) {
 
 void LoopThread::BeginStop() {
   stopping_ = true;
+  // Warned first, in a loop of its own: the abort below may finish and
+  // unlink a task, and a finished task is no longer ours to touch.
+  bool exiting = process_exiting_.load(std::memory_order_acquire);
+  for (Task* task = live_head_; task != nullptr; task = task->next_) task->OnLoopStop(exiting);
   for (Task* task = live_head_; task != nullptr;) {
     Task* next = task->next_;  // RequestAbort may finish and unlink `task`
     task->RequestAbort(TaskStatus::kCancelled);

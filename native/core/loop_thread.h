@@ -81,6 +81,7 @@ class LoopThread {
   };
   enum class State : uint8_t { kIdle, kRunning, kStopRequested, kJoined };
 
+  static std::string ThreadName(const std::string& wanted);
   static void ThreadMain(void* arg);
   static void OnWake(uv_async_t* handle);
 
@@ -122,6 +123,9 @@ class LoopThread {
   std::vector<Message> processing_;
   Task* live_head_ = nullptr;  // started, unfinished tasks
   bool stopping_ = false;
+
+  // Set by the exit handler before it stops the loop (see exit_guard.h).
+  std::atomic<bool> process_exiting_{false};
 };
 
 }  // namespace sideloop

@@ -49,6 +49,7 @@ struct TaskError {
   std::string syscall;  // empty when not a system call
   std::string path;     // empty when no path is involved
   int errnum = 0;       // negative libuv error number, or 0
+  bool range_error = false;  // a limit was passed: a RangeError in JS
 };
 
 class Task {
@@ -84,6 +85,14 @@ class Task {
   // call Finish(), now or from a close callback; its status is then replaced
   // by the abort reason.
   virtual void Abort() = 0;
+  // Loop thread: the loop is stopping and will wait for this unfinished
+  // task, right before it aborts every task. Called at most once, and also
+  // on a task already aborting (after a cancel or a timeout). A task whose
+  // end depends on something outside the process (a child that may ignore
+  // SIGTERM) makes that end certain here. It must not call Finish().
+  // `process_exiting`: stopped by the exit handler, after process.exit()
+  // has shut down libuv's signal handling.
+  virtual void OnLoopStop(bool /*process_exiting*/) {}
 
   uv_loop_t* loop() const { return loop_; }
   bool aborting() const { return abort_reason_ != TaskStatus::kOk; }

@@ -1,5 +1,5 @@
 // The kinds of built-in task. The numbers are part of the protocol between
-// the TypeScript layer (src/backends/native.ts) and the binding.
+// the TypeScript layer (src/tasks.ts TaskKind) and the binding.
 #ifndef SIDELOOP_CORE_TASK_KINDS_H_
 #define SIDELOOP_CORE_TASK_KINDS_H_
 
@@ -7,6 +7,14 @@ namespace sideloop {
 
 enum TaskKind : int {
   kTaskSleep = 0,
+  kTaskHash = 1,
+  kTaskGzip = 2,
+  kTaskGunzip = 3,
+  kTaskDeflate = 4,
+  kTaskInflate = 5,
+  kTaskReadFile = 6,
+  kTaskWriteFile = 7,
+  kTaskExec = 8,
 };
 
 }  // namespace sideloop

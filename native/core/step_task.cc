@@ -1,0 +1,42 @@
+#include "step_task.h"
+
+namespace sideloop {
+
+void StepTask::Start() {
+  uv_idle_init(loop(), &idle_);
+  idle_.data = this;
+  uv_idle_start(&idle_, OnIdle);
+}
+
+void StepTask::OnIdle(uv_idle_t* idle) {
+  auto* self = static_cast<StepTask*>(idle->data);
+  switch (self->Step()) {
+    case StepResult::kMore:
+      break;
+    case StepResult::kDone:
+      self->Stop(TaskStatus::kOk);
+      break;
+    case StepResult::kFailed:
+      self->Stop(TaskStatus::kError);
+      break;
+  }
+}
+
+void StepTask::Abort() { Stop(TaskStatus::kCancelled); }
+
+void StepTask::Stop(TaskStatus status) {
+  auto* handle = reinterpret_cast<uv_handle_t*>(&idle_);
+  // An abort can arrive after the last step, while the handle closes.
+  if (uv_is_closing(handle)) return;
+  uv_idle_stop(&idle_);
+  EndSteps();
+  // The status travels in the handle's close: Finish() only after the close.
+  status_on_close_ = status;
+  uv_close(handle, [](uv_handle_t* h) {
+    auto* self = static_cast<StepTask*>(h->data);
+    if (self->status_on_close_ == TaskStatus::kError) self->Fail(std::move(self->failure_));
+    else self->Finish(self->status_on_close_);
+  });
+}
+
+}  // namespace sideloop

@@ -1,0 +1,45 @@
+// A task that does its work in bounded steps, one per turn of the loop,
+// driven by a uv_idle_t. Between two steps the loop runs timers and reads
+// its inbox, so a cancel or a timeout stops even a 512 MiB job within one
+// step, and other tasks on the same loop take their turns in between.
+// Hashing, compression and file tasks are built on it.
+#ifndef SIDELOOP_CORE_STEP_TASK_H_
+#define SIDELOOP_CORE_STEP_TASK_H_
+
+#include <cstddef>
+
+#include "task.h"
+
+namespace sideloop {
+
+// About how many bytes one step reads or writes: small enough that a step
+// takes a millisecond or two, large enough that the per-step cost vanishes.
+constexpr size_t kStepBytes = 512 * 1024;
+
+class StepTask : public Task {
+ protected:
+  explicit StepTask(int kind) : Task(kind) {}
+
+  enum class StepResult { kMore, kDone, kFailed };
+  // Loop thread: one bounded piece of the work. Before returning kFailed
+  // it sets `failure_`.
+  virtual StepResult Step() = 0;
+  // Loop thread, once, when the steps end for any reason (done, failed,
+  // aborted): let go of what the steps hold, such as a file descriptor.
+  virtual void EndSteps() {}
+
+  TaskError failure_;
+
+ private:
+  void Start() final;
+  void Abort() final;
+  static void OnIdle(uv_idle_t* idle);
+  void Stop(TaskStatus status);
+
+  uv_idle_t idle_;
+  TaskStatus status_on_close_ = TaskStatus::kOk;
+};
+
+}  // namespace sideloop
+
+#endif  // SIDELOOP_CORE_STEP_TASK_H_

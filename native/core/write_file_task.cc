@@ -1,0 +1,68 @@
+#include "write_file_task.h"
+
+#include <fcntl.h>
+
+#include <algorithm>
+
+#include "task_errors.h"
+
+namespace sideloop {
+
+namespace {
+
+constexpr int kFileMode = 0666;  // as node:fs, before the umask
+
+}  // namespace
+
+StepTask::StepResult WriteFileTask::Step() {
+  if (fd_ < 0) return Open();
+  return written_ < size_ ? Write() : Close();
+}
+
+// A failed close can mean lost data (NFS, a full quota): it is reported,
+// as node:fs reports it.
+StepTask::StepResult WriteFileTask::Close() {
+  uv_fs_t req;
+  int err = uv_fs_close(loop(), &req, fd_, nullptr);
+  uv_fs_req_cleanup(&req);
+  fd_ = -1;
+  return err < 0 ? Failed(UvError(err, "close", "")) : StepResult::kDone;
+}
+
+StepTask::StepResult WriteFileTask::Open() {
+  uv_fs_t req;
+  int fd = uv_fs_open(loop(), &req, path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, kFileMode, nullptr);
+  uv_fs_req_cleanup(&req);
+  if (fd < 0) return Failed(UvError(fd, "open", path_));
+  fd_ = fd;
+  return StepResult::kMore;
+}
+
+StepTask::StepResult WriteFileTask::Write() {
+  size_t want = std::min(size_ - written_, kStepBytes);
+  // libuv's buffers are not const; write() only reads from it.
+  uv_buf_t buf = uv_buf_init(const_cast<char*>(reinterpret_cast<const char*>(data_ + written_)),
+                             static_cast<unsigned int>(want));
+  uv_fs_t req;
+  auto n = static_cast<ssize_t>(uv_fs_write(loop(), &req, fd_, &buf, 1, -1, nullptr));
+  uv_fs_req_cleanup(&req);
+  if (n < 0) return Failed(UvError(static_cast<int>(n), "write", ""));
+  written_ += static_cast<size_t>(n);  // a short write goes on in the next step
+  return StepResult::kMore;
+}
+
+StepTask::StepResult WriteFileTask::Failed(TaskError error) {
+  failure_ = std::move(error);
+  return StepResult::kFailed;
+}
+
+// Reached with the file still open only after a failed write or an abort.
+void WriteFileTask::EndSteps() {
+  if (fd_ < 0) return;
+  uv_fs_t req;
+  uv_fs_close(loop(), &req, fd_, nullptr);
+  uv_fs_req_cleanup(&req);
+  fd_ = -1;
+}
+
+}  // namespace sideloop
