@@ -51,7 +51,7 @@ describe('examples', () => {
       "const loop = new EventLoop({ name: 'repl' });",
       "console.log('A:', await loop.sleep(10, 'awaited'))",
       "console.log('R:', loop.hash('md5', 'abc').result(5000).toString('hex'))",
-      'const f = loop.sleep(60000);',
+      'const f = loop.sleep(60000); await loop.sleep(0); // the loop starts tasks in order: f is running now',
       "console.log('P:', require('node:util').inspect(f))",
       "console.log('C:', f.cancel(), f.state)",
       "await loop.shutdown(); console.log('S:', loop.state)",
@@ -72,7 +72,7 @@ describe('examples', () => {
     expect(answers).toEqual([
       'A: awaited',
       'R: 900150983cd24fb0d6963f7d28e17f72',
-      'P: Future { <pending> }',
+      'P: Future { <running> }',
       'C: true cancelled',
       'S: stopped',
     ]);
