@@ -24,6 +24,7 @@ export interface NativeBinding {
     ids: Uint32Array,
     statuses: Uint8Array,
     payloads: unknown[],
+    spinMicroseconds: number,
   ) => NativeLoopHandle;
 }
 

@@ -178,6 +178,16 @@ describe.each(BACKENDS)('EventLoop lifecycle (%s backend)', (backend) => {
     expect(loop.stats().running).toBe(0);
   });
 
+  it('spin: a polling loop runs tasks, restarts and stops like any other', async () => {
+    const name = uniqueName();
+    const loop = makeLoop({ name, spin: 200 });
+    expect(await loop.sleep(0, 'fast')).toBe('fast');
+    expect(loop.sleep(1, 'blocking').result()).toBe('blocking');
+    await loop.shutdown();
+    if (backend === 'native') expect(countThreads(name)).toBe(0);
+    expect(await loop.sleep(0, 'again')).toBe('again');
+  });
+
   it('names its thread after options.name, cut to 15 bytes', async () => {
     const long = `${uniqueName('x')}-a-rather-long-thread-name`;
     const loop = makeLoop({ name: long });

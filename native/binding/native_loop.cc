@@ -87,6 +87,7 @@ NativeLoop::NativeLoop(const Napi::CallbackInfo& info) : ObjectWrap<NativeLoop>(
 
   LoopOptions options;
   options.name = info[0].As<Napi::String>().Utf8Value();
+  if (info.Length() > 6 && info[6].IsNumber()) options.spin_us = info[6].As<Napi::Number>().Uint32Value();
   core_ = std::make_unique<LoopThread>(std::move(options), this);
   int err = core_->Start();
   if (err != 0) {
@@ -186,8 +187,7 @@ Napi::Value NativeLoop::Submit(const Napi::CallbackInfo& info) {
   for (uint32_t i = 0; i < count; i++, fields += 4) {
     auto slot = static_cast<uint32_t>(fields[0]);
     Napi::Value object = i < objects.Length() ? objects.Get(i) : env.Undefined();
-    Task* task = CreateTask(env, static_cast<int>(fields[1]), fields[3], object);
-    if (task == nullptr) break;  // a JS exception is pending
+    Task* task = CreateTask(static_cast<int>(fields[1]), fields[3], object);
     task->tag = slot;
     task->set_timeout(fields[2]);
     if (slot >= slots_.size()) {
@@ -198,8 +198,6 @@ Napi::Value NativeLoop::Submit(const Napi::CallbackInfo& info) {
     if (object.IsObject()) borrowed_[slot] = Napi::Persistent(object.As<Napi::Object>());
     batch_.push_back(task);
   }
-  // What was created is submitted even after an error, so slots and tasks
-  // stay in step with the JS side.
   core_->Submit(batch_.data(), batch_.size());
   return env.Undefined();
 }

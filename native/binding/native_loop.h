@@ -1,7 +1,7 @@
 // The JS face of one run of a LoopThread (from start to stop; a restart
 // makes a new NativeLoop). The protocol with src/backends/native.ts:
 //
-//   new NativeLoop(name, keepAlive, onWake, ids, statuses, payloads)
+//   new NativeLoop(name, keepAlive, onWake, ids, statuses, payloads, spinMicroseconds)
 //   submit(batch: Float64Array, count, objects)  [slot, kind, timeout, number] x count
 //   drain(): n        fills ids[0..n), statuses[0..n) and, where a task has
 //                     a value or an error, payloads[i]; n < ids.length means

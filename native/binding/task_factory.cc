@@ -6,6 +6,7 @@
 #include "../core/exec_task.h"
 #include "../core/hash_task.h"
 #include "../core/read_file_task.h"
+#include "../core/rejected_task.h"
 #include "../core/sleep_task.h"
 #include "../core/task_kinds.h"
 #include "../core/write_file_task.h"
@@ -145,9 +146,9 @@ Napi::Value ExecResultToJs(Napi::Env env, ExecTask* task) {
 
 }  // namespace
 
-Task* CreateTask(Napi::Env env, int kind, double number, Napi::Value object) {
+Task* CreateTask(int kind, double number, Napi::Value object) {
   Task* task = CreateTaskOfKind(kind, number, object);
-  if (task == nullptr) Napi::TypeError::New(env, "sideloop: bad task description").ThrowAsJavaScriptException();
+  if (task == nullptr) task = new RejectedTask("sideloop: the addon cannot run this task description (kind " + std::to_string(kind) + ")");
   return task;
 }
 

@@ -10,9 +10,9 @@
 namespace sideloop {
 
 // Arguments are checked by the TypeScript layer (src/tasks.ts); this only
-// guards against a protocol mismatch. Returns nullptr and throws a JS error
-// when the description is unusable.
-Task* CreateTask(Napi::Env env, int kind, double number, Napi::Value object);
+// guards against a protocol mismatch: an unusable description becomes a task
+// that fails with ERR_SIDELOOP_BAD_TASK, never a crash or a lost slot.
+Task* CreateTask(int kind, double number, Napi::Value object);
 
 // The value a finished task resolves with, or an empty value when the JS
 // side already has it (sleep's value).

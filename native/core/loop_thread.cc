@@ -27,6 +27,12 @@ int LoopThread::Start() {
   err = uv_async_init(&loop_, &wake_, OnWake);
   if (err == 0) {
     wake_.data = this;
+    if (options_.spin_us > 0) {
+      uv_prepare_init(&loop_, &spin_);
+      spin_.data = this;
+      uv_prepare_start(&spin_, OnSpin);
+      uv_unref(reinterpret_cast<uv_handle_t*>(&spin_));  // wake_ alone keeps the loop alive
+    }
     state_ = State::kRunning;  // before the thread exists: no lock needed
     err = uv_thread_create(&thread_, ThreadMain, this);
     if (err == 0) {
@@ -38,6 +44,7 @@ int LoopThread::Start() {
     }
     state_ = State::kIdle;
     uv_close(reinterpret_cast<uv_handle_t*>(&wake_), nullptr);
+    if (options_.spin_us > 0) uv_close(reinterpret_cast<uv_handle_t*>(&spin_), nullptr);
     uv_run(&loop_, UV_RUN_DEFAULT);
   }
   uv_loop_close(&loop_);
@@ -102,6 +109,7 @@ void LoopThread::Post(const Message* messages, size_t count) {
     case State::kRunning: {
       bool was_empty = inbox_.empty();
       inbox_.insert(inbox_.end(), messages, messages + count);
+      inbox_ready_.store(true, std::memory_order_release);
       // Sent under the lock: the loop thread closes wake_ only after it has
       // seen kStopRequested under this same lock.
       if (was_empty) uv_async_send(&wake_);
@@ -134,6 +142,7 @@ void LoopThread::OnWake(uv_async_t* handle) {
   {
     std::lock_guard<std::mutex> lock(self->inbox_mu_);
     self->processing_.swap(self->inbox_);
+    self->inbox_ready_.store(false, std::memory_order_relaxed);
     stop = self->state_ == State::kStopRequested;
   }
   for (const Message& message : self->processing_) self->ProcessMessage(message);
@@ -177,6 +186,25 @@ void LoopThread::BeginStop() {
   // With wake_ closed and every task aborted, uv_run returns once the last
   // close callback has run.
   uv_close(reinterpret_cast<uv_handle_t*>(&wake_), nullptr);
+  if (options_.spin_us > 0) uv_close(reinterpret_cast<uv_handle_t*>(&spin_), nullptr);
+}
+
+// Runs right before the loop would block for I/O. Polling the inbox for a
+// while here answers a submission in about a microsecond instead of the
+// ~50 µs it takes to wake a sleeping thread.
+void LoopThread::OnSpin(uv_prepare_t* handle) {
+  auto* self = static_cast<LoopThread*>(handle->data);
+  if (self->stopping_ || uv_backend_timeout(&self->loop_) == 0) return;  // it will not block anyway
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(self->options_.spin_us);
+  do {
+    if (self->inbox_ready_.load(std::memory_order_acquire)) {
+      OnWake(&self->wake_);
+      return;
+    }
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();  // be kind to the sibling hyperthread
+#endif
+  } while (std::chrono::steady_clock::now() < deadline);
 }
 
 // ---------------------------------------------------------------- stop

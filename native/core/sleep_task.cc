@@ -5,6 +5,11 @@
 namespace sideloop {
 
 void SleepTask::Start() {
+  if (ms_ <= 0) {
+    // Due now: a timer would only cost a loop iteration and an allocation.
+    Finish(TaskStatus::kOk);
+    return;
+  }
   uv_timer_init(loop(), &timer_);
   timer_.data = this;
   uv_timer_start(&timer_, OnFire, static_cast<uint64_t>(std::ceil(ms_)), 0);

@@ -15,6 +15,8 @@ enum TaskKind : int {
   kTaskReadFile = 6,
   kTaskWriteFile = 7,
   kTaskExec = 8,
+  // Not a JS kind: a description the binding could not use (rejected_task.h).
+  kTaskRejected = -1,
 };
 
 }  // namespace sideloop

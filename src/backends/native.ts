@@ -64,6 +64,7 @@ class NativeRun implements LoopRun {
       this.#ids,
       this.#statuses,
       this.#payloads,
+      options.spin,
     );
   }
 

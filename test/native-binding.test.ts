@@ -1,0 +1,36 @@
+/** The addon's protocol itself, below the TypeScript layer: odd input never crashes or loses a task. */
+import { describe, expect, it } from 'vitest';
+
+import { PACKAGE_DIR } from './helpers.js';
+
+interface Handle {
+  submit(batch: Float64Array, count: number, objects: unknown[]): void;
+  wait(slot: number, ms: number): boolean;
+  drain(): number;
+  stop(): void;
+}
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const binding = require('node-gyp-build')(PACKAGE_DIR) as { NativeLoop: new (...args: unknown[]) => Handle };
+
+describe('the native binding', () => {
+  it('a task description it cannot use comes back as a failed task, not a crash or a lost slot', () => {
+    const ids = new Uint32Array(16);
+    const statuses = new Uint8Array(16);
+    const payloads: unknown[] = [];
+    const loop = new binding.NativeLoop('binding-test', false, () => {}, ids, statuses, payloads, 0);
+    // [slot, kind, timeout, number]: an unknown kind, a hash without bytes, a good sleep(0)
+    loop.submit(new Float64Array([0, 99, -1, 0, 1, 1, -1, 2, 2, 0, -1, 0]), 3, [undefined, 'not bytes', undefined]);
+    for (const slot of [0, 1, 2]) expect(loop.wait(slot, -1)).toBe(true);
+    expect(loop.drain()).toBe(3);
+    const bySlot = new Map([0, 1, 2].map((i) => [ids[i], { status: statuses[i], payload: payloads[i] }]));
+    expect(bySlot.get(0)).toMatchObject({ status: 1, payload: { code: 'ERR_SIDELOOP_BAD_TASK' } });
+    expect(bySlot.get(1)).toMatchObject({ status: 1, payload: { code: 'ERR_SIDELOOP_BAD_TASK' } });
+    expect(bySlot.get(2)).toMatchObject({ status: 0 });
+    loop.stop();
+  });
+
+  it('rejects a malformed constructor call with a TypeError', () => {
+    expect(() => new binding.NativeLoop()).toThrow(TypeError);
+    expect(() => new binding.NativeLoop('x', true, () => {}, new Uint8Array(4), new Uint8Array(4), [])).toThrow(TypeError);
+  });
+});
