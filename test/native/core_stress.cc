@@ -10,8 +10,13 @@
 #include <random>
 #include <vector>
 
+#include "../../native/core/exec_task.h"
+#include "../../native/core/hash_task.h"
 #include "../../native/core/loop_thread.h"
+#include "../../native/core/read_file_task.h"
 #include "../../native/core/sleep_task.h"
+#include "../../native/core/task_kinds.h"
+#include "../../native/core/zlib_task.h"
 
 using namespace sideloop;
 
@@ -41,6 +46,31 @@ class Sink : public CompletionSink {
 
 int failures = 0;
 
+// Input for the CPU tasks: borrowed by them, so it outlives every round.
+const std::vector<uint8_t> kInput(3 * 1024 * 1024 + 7, 'x');
+
+// A mix of every kind of work: timers, steps on the CPU, file reads, a child process.
+Task* MakeTask(int i, std::mt19937& random) {
+  switch (i % 16) {
+    case 0:
+      return new HashTask(EVP_sha256(), kInput.data(), random() % kInput.size());
+    case 1:
+      return new ZlibTask(kTaskGzip, 1, kInput.data(), random() % kInput.size());
+    case 2:
+      return new ReadFileTask("/proc/self/status");
+    case 3:
+      if (i % 160 == 3) {
+        ExecOptions options;
+        options.file = "true";
+        options.env = {"PATH=/usr/bin:/bin"};
+        return new ExecTask(std::move(options));
+      }
+      [[fallthrough]];
+    default:
+      return new SleepTask(random() % 3);
+  }
+}
+
 void Expect(bool ok, const char* what, int round) {
   if (ok) return;
   std::fprintf(stderr, "round %d: %s\n", round, what);
@@ -57,7 +87,7 @@ void Round(int round, std::mt19937& random) {
   const int total = 2000;
   std::vector<Task*> tasks;
   for (int i = 0; i < total; i++) {
-    auto* task = new SleepTask(random() % 3);
+    Task* task = MakeTask(i, random);
     if (random() % 8 == 0) task->set_timeout(random() % 2);
     task->tag = static_cast<uint32_t>(i);
     tasks.push_back(task);
