@@ -28,6 +28,13 @@
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions", "-std=gnu++1y", "-std=gnu++17"],
       "cflags_cc": ["-std=c++17", "-fvisibility=hidden", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+      "conditions": [
+        # npm run test:sanitize: AddressSanitizer and UndefinedBehaviorSanitizer
+        ["'<!(node -p \"process.env.SIDELOOP_SANITIZE || ''\")'=='1'", {
+          "cflags_cc": ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-fno-sanitize-recover=undefined", "-g", "-O1"],
+          "ldflags": ["-fsanitize=address,undefined"]
+        }]
+      ],
       "xcode_settings": {
         "CLANG_CXX_LANGUAGE_STANDARD": "c++17",
         "GCC_SYMBOLS_PRIVATE_EXTERN": "YES"

@@ -10,4 +10,4 @@ core_sources=$(ls native/core/*.cc)
 g++ -std=c++17 -g -O1 -fsanitize=thread -fno-omit-frame-pointer \
   -o "$out/core_stress" test/native/core_stress.cc $core_sources \
   -luv -lcrypto -lz -lpthread
-TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" "$out/core_stress" "${1:-50}"
+TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" "$out/core_stress" "${1:-20}"
