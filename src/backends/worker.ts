@@ -92,6 +92,7 @@ class WorkerRun implements LoopRun {
   #inboxAt = 0;
 
   #unsettled = 0; // Futures submitted here and not yet done
+  #spawnedChildren = false; // an exec task was submitted: stop() must let the worker reap children
   #stopped = false;
   #onStopped: (() => void) | undefined;
 
@@ -121,6 +122,7 @@ class WorkerRun implements LoopRun {
     if (page !== undefined) this.#stagedPages.push(page);
     this.#flags.reset(slot);
     if (++this.#unsettled === 1) this.#setBusy(true);
+    if (request.kind === TaskKind.exec) this.#spawnedChildren = true;
 
     const at = this.#stagedCount * TASK_FIELDS;
     this.#staged[at] = slot;
@@ -181,12 +183,17 @@ class WorkerRun implements LoopRun {
     this.#flush(); // or the batch would follow the stop message
     this.#stopped = true;
     collected.unregister(this);
-    // The handshake below must finish even when nothing else keeps the process alive.
+    // Stopping must finish even when nothing else keeps the process alive.
     this.#worker.ref();
-    const stopped = new Promise<void>((resolve) => (this.#onStopped = resolve));
-    this.#worker.postMessage({ type: 'stop' });
-    await stopped;
-    this.#drains.all(); // what was left came back cancelled
+    if (this.#spawnedChildren) {
+      // Children outlive a terminated Worker as zombies: let it kill and reap them first.
+      const stopped = new Promise<void>((resolve) => (this.#onStopped = resolve));
+      this.#worker.postMessage({ type: 'stop' });
+      await stopped;
+    }
+    // Otherwise nothing on that thread needs a goodbye, and terminating at once
+    // spares waiting for a Worker that may still be starting.
+    this.#drains.all();
     for (const future of this.#slots.futures()) future._cancelled();
     this.#port.close();
     await this.#worker.terminate();
@@ -204,8 +211,8 @@ class WorkerRun implements LoopRun {
 
   /** @internal The thread died (an error in the worker, or it was terminated from outside). */
   onWorkerGone(error: Error): void {
-    if (this.#onStopped !== undefined) {
-      this.#onStopped(); // exiting while stopping is what we asked for
+    if (this.#stopped) {
+      this.#onStopped?.(); // exiting while stopping is what we asked for
       return;
     }
     this.#stopped = true;
