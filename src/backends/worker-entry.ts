@@ -12,6 +12,7 @@ import {
   SlotPhase,
   TASK_FIELDS,
   serializeError,
+  type ChunkMessage,
   type CompletionMessage,
   type StopMessage,
   type StoppedMessage,
@@ -31,6 +32,8 @@ interface ActiveTask {
 const { control, completions } = workerData as WorkerSetup;
 const flags = new SlotFlags();
 const active = new Map<number, ActiveTask>();
+/** Per slot whose StreamedInput is still arriving: where its chunks go. */
+const inputs = new Map<number, (chunk: Uint8Array) => void>();
 let stopping = false;
 
 // Completions of this turn of the loop, posted together by flushCompletions().
@@ -40,8 +43,9 @@ let donePayloads: unknown[] = [];
 let doneTransfers: ArrayBuffer[] = [];
 let flushScheduled = false;
 
-parentPort!.on('message', (message: SubmitMessage | StopMessage) => {
+parentPort!.on('message', (message: SubmitMessage | ChunkMessage | StopMessage) => {
   if (message.type === 'submit') onSubmit(message);
+  else if (message.type === 'chunk') inputs.get(message.slot)?.(message.bytes); // none: the task is over
   else void stop();
 });
 
@@ -74,16 +78,29 @@ function start(slot: number, kind: number, timeout: number, number: number, obje
       if (flags.cancelled(slot)) throw new Interrupted(TaskStatus.cancelled);
       if (performance.now() >= deadline) throw new Interrupted(TaskStatus.timedOut);
     },
+    receive: (onChunk) => {
+      inputs.set(slot, (chunk) => {
+        try {
+          onChunk(chunk);
+        } catch (error) {
+          fail(task, error);
+        }
+      });
+    },
   };
   try {
     task.work = runTask(kind, number, object, context);
   } catch (error) {
-    if (error instanceof Interrupted) end(task, error.status);
-    else end(task, TaskStatus.error, serializeError(error));
+    fail(task, error);
   }
   if (task.done) return;
   active.set(slot, task);
   if (timeout >= 0) task.timer = setTimeout(() => end(task, TaskStatus.timedOut), timeout);
+}
+
+function fail(task: ActiveTask, error: unknown): void {
+  if (error instanceof Interrupted) end(task, error.status);
+  else end(task, TaskStatus.error, serializeError(error));
 }
 
 /** The one way a started task ends: stops what is left of its work and reports it. */
@@ -93,6 +110,7 @@ function end(task: ActiveTask, status: TaskStatus, payload?: unknown): void {
   if (status === TaskStatus.cancelled || status === TaskStatus.timedOut) task.work?.abort();
   clearTimeout(task.timer);
   active.delete(task.slot);
+  inputs.delete(task.slot);
   Atomics.sub(control, Control.running, 1);
   complete(task.slot, status, payload);
 }

@@ -4,6 +4,7 @@
  *
  * main -> worker (worker.postMessage), at most one message per microtask:
  *   SubmitMessage: new slot pages, cancelled slots, then new tasks.
+ *   ChunkMessage: the next piece of a large byte input (see INPUT_CHUNK).
  *   StopMessage: abort everything, reap children, answer StoppedMessage.
  * worker -> main (a dedicated MessagePort, so result() can pull from it
  * synchronously with receiveMessageOnPort), at most one message per turn of
@@ -16,6 +17,19 @@ import type { MessagePort } from 'node:worker_threads';
 
 /** Per task in SubmitMessage.tasks: slot, kind, timeout (-1 none), number. */
 export const TASK_FIELDS = 4;
+
+/**
+ * Byte inputs of chunked tasks (hash, zlib) larger than this are not copied
+ * whole at submission: the main thread copies and sends one chunk per turn
+ * of its loop (ChunkMessage) while the worker already works on the first ones,
+ * and stops as soon as the Future is done, so a cancel or a timeout saves the
+ * copying too. The task object is then a StreamedInput.
+ */
+export const INPUT_CHUNK = 1024 * 1024;
+
+export interface StreamedInput {
+  streamedBytes: number;
+}
 
 /** Indexes into the shared control Int32Array. */
 export const Control = {
@@ -40,6 +54,13 @@ export interface SubmitMessage {
   tasks: Float64Array;
   /** The i-th task's request.object, with byte views copied and transferred (or shared). */
   objects: unknown[];
+}
+
+export interface ChunkMessage {
+  type: 'chunk';
+  slot: number;
+  /** The next INPUT_CHUNK bytes (fewer at the end) of the slot's StreamedInput, transferred. */
+  bytes: Uint8Array;
 }
 
 export interface StopMessage {

@@ -1,8 +1,8 @@
 /**
  * The built-in tasks as the worker backend's thread runs them, with Node's
- * own APIs. Synchronous work (hash, zlib, files) runs in chunks where it can
- * and calls `checkpoint()` between them; timers and children are stopped
- * through the Abortable a task returns.
+ * own APIs. Work on bytes (hash, zlib) goes through a ByteSink one chunk at
+ * a time, calling `checkpoint()` between chunks; timers and children are
+ * stopped through the Abortable a task returns.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -10,12 +10,13 @@ import fs from 'node:fs';
 import { TaskStatus } from '../native.js';
 import { HASH_ALGORITHMS, TaskKind, type ExecRequest, type WriteFileRequest } from '../tasks.js';
 import { runExec } from './worker-exec.js';
-import { runZlib } from './worker-zlib.js';
+import { INPUT_CHUNK, type StreamedInput } from './worker-protocol.js';
+import { zlibSink } from './worker-zlib.js';
 
 /** Reports how a task ended; only its first call counts. */
 export type Finish = (status: TaskStatus, payload?: unknown) => void;
 
-/** Work still going on after its task function returned (a timer, a child). */
+/** Work still going on after its task function returned (a timer, a child, an input still arriving). */
 export interface Abortable {
   abort(): void;
 }
@@ -24,6 +25,8 @@ export interface TaskContext {
   finish: Finish;
   /** Throws Interrupted when the task was cancelled or its timeout passed: called between chunks of synchronous work. */
   checkpoint(): void;
+  /** For a StreamedInput: `onChunk` gets each chunk as it arrives, in order, until the task ends. */
+  receive(onChunk: (chunk: Uint8Array) => void): void;
 }
 
 /** Thrown by checkpoint(): the synchronous work stops where it is. */
@@ -31,32 +34,28 @@ export class Interrupted {
   constructor(readonly status: TaskStatus) {}
 }
 
-const HASH_CHUNK = 1024 * 1024;
+/** Synchronous work over bytes fed in order; the last write returns the result. */
+export interface ByteSink {
+  write(chunk: Uint8Array, last: boolean): Buffer | undefined;
+  /** Frees what the work holds when it is abandoned half way. */
+  close(): void;
+}
 
 /** Starts one task. Synchronous tasks finish (or throw) before it returns. */
 export function runTask(kind: number, number: number, object: unknown, context: TaskContext): Abortable | undefined {
-  const { finish, checkpoint } = context;
+  const { finish } = context;
   switch (kind) {
     case TaskKind.sleep: {
       const timer = setTimeout(() => finish(TaskStatus.ok), number);
       return { abort: () => clearTimeout(timer) };
     }
-    case TaskKind.hash: {
-      const data = object as Uint8Array;
-      const hash = crypto.createHash(HASH_ALGORITHMS[number]!);
-      for (let start = 0; start < data.byteLength; start += HASH_CHUNK) {
-        checkpoint();
-        hash.update(data.subarray(start, start + HASH_CHUNK));
-      }
-      finish(TaskStatus.ok, hash.digest());
-      return undefined;
-    }
+    case TaskKind.hash:
+      return consume(object as Uint8Array | StreamedInput, hashSink(HASH_ALGORITHMS[number]!), context);
     case TaskKind.gzip:
     case TaskKind.deflate:
     case TaskKind.gunzip:
     case TaskKind.inflate:
-      finish(TaskStatus.ok, runZlib(kind, number, object as Uint8Array, checkpoint));
-      return undefined;
+      return consume(object as Uint8Array | StreamedInput, zlibSink(kind, number), context);
     case TaskKind.readFile:
       finish(TaskStatus.ok, fs.readFileSync(object as string));
       return undefined;
@@ -71,4 +70,38 @@ export function runTask(kind: number, number: number, object: unknown, context: 
     default:
       throw new Error(`unknown task kind ${kind}`);
   }
+}
+
+function hashSink(algorithm: string): ByteSink {
+  const hash = crypto.createHash(algorithm);
+  return {
+    write: (chunk, last) => (hash.update(chunk), last ? hash.digest() : undefined),
+    close: () => {},
+  };
+}
+
+/** Feeds `input` to `sink` chunk by chunk: at once when it is all here, else as its chunks arrive. */
+function consume(input: Uint8Array | StreamedInput, sink: ByteSink, context: TaskContext): Abortable | undefined {
+  const { finish, checkpoint } = context;
+  if (input instanceof Uint8Array) {
+    try {
+      for (let start = 0; ; start += INPUT_CHUNK) {
+        checkpoint();
+        const end = Math.min(start + INPUT_CHUNK, input.byteLength);
+        const result = sink.write(input.subarray(start, end), end === input.byteLength);
+        if (result !== undefined) return void finish(TaskStatus.ok, result);
+      }
+    } catch (error) {
+      sink.close();
+      throw error;
+    }
+  }
+  let left = input.streamedBytes;
+  context.receive((chunk) => {
+    checkpoint();
+    left -= chunk.byteLength;
+    const result = sink.write(chunk, left === 0);
+    if (result !== undefined) finish(TaskStatus.ok, result);
+  });
+  return { abort: () => sink.close() };
 }

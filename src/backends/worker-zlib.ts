@@ -4,21 +4,22 @@
  * stops a large job between chunks.
  *
  * Node's public sync API (zlib.gzipSync, and _processChunk without a
- * callback) feeds the whole input in one call and closes the engine after
+ * callback) takes the whole input in one call and closes the engine after
  * it. So we drive the engine's handle the way node:zlib's own processChunkSync
  * does, but across many calls. Output buffers are zlib.constants.Z_DEFAULT_CHUNK
- * bytes, as in the one-shot call: with level 0, stored-block boundaries follow
- * the output buffer size, and we must stay byte-identical to zlib.gzipSync.
- * Where the handle is not there (runtimes other than Node), we fall back to
- * the one-shot call, which cannot be interrupted (the contract allows that).
+ * bytes and Z_FINISH comes with the last input chunk, as in the one-shot call:
+ * with level 0, stored-block boundaries follow both, and we must stay
+ * byte-identical to zlib.gzipSync. Where the handle is not there (runtimes
+ * other than Node), we gather the input and make the one-shot call, which
+ * cannot be interrupted (the contract allows that).
  */
 import zlib from 'node:zlib';
 
 import { TaskKind } from '../tasks.js';
+import type { ByteSink } from './worker-tasks.js';
 
 export type ZlibKind = typeof TaskKind.gzip | typeof TaskKind.deflate | typeof TaskKind.gunzip | typeof TaskKind.inflate;
 
-const INPUT_CHUNK = 1024 * 1024;
 const OUTPUT_CHUNK = zlib.constants.Z_DEFAULT_CHUNK;
 
 /** The engine's native handle, as node:zlib uses it internally. */
@@ -28,16 +29,96 @@ interface ZlibHandle {
 }
 type Engine = zlib.Zlib & { _handle?: ZlibHandle; _writeState?: Uint32Array };
 
-/** Runs one zlib job; `checkpoint` throws to stop between chunks. */
-export function runZlib(kind: ZlibKind, level: number, input: Uint8Array, checkpoint: () => void): Buffer {
+export function zlibSink(kind: ZlibKind, level: number): ByteSink {
   const options = kind === TaskKind.gzip || kind === TaskKind.deflate ? { level } : {};
   const engine = createEngine(kind, options);
-  try {
-    if (engine._handle === undefined || engine._writeState === undefined) return oneShot(kind, input, options);
-    return chunked(engine._handle, engine._writeState, input, checkpoint);
-  } finally {
+  if (engine._handle === undefined || engine._writeState === undefined) {
     engine.close();
+    return oneShotSink(kind, options);
   }
+  return new ChunkedZlib(engine, engine._handle, engine._writeState);
+}
+
+class ChunkedZlib implements ByteSink {
+  readonly #engine: Engine;
+  readonly #handle: ZlibHandle;
+  readonly #state: Uint32Array; // [output bytes left, input bytes left] after each writeSync
+  readonly #parts: Buffer[] = [];
+  #total = 0;
+  #out = Buffer.allocUnsafe(OUTPUT_CHUNK);
+  #outOffset = 0;
+  #failure: Error | undefined;
+
+  constructor(engine: Engine, handle: ZlibHandle, state: Uint32Array) {
+    this.#engine = engine;
+    this.#handle = handle;
+    this.#state = state;
+    // The handle reports errors through this callback, during writeSync.
+    handle.onerror = (message, errno, code) => {
+      this.#failure = Object.assign(new Error(message), { errno, code });
+    };
+  }
+
+  write(chunk: Uint8Array, last: boolean): Buffer | undefined {
+    try {
+      this.#feed(chunk, last ? zlib.constants.Z_FINISH : zlib.constants.Z_NO_FLUSH);
+    } catch (error) {
+      this.close();
+      throw error;
+    }
+    if (!last) return undefined;
+    this.close();
+    return Buffer.concat(this.#parts, this.#total);
+  }
+
+  close(): void {
+    this.#engine.close();
+  }
+
+  #feed(chunk: Uint8Array, flush: number): void {
+    let inOffset = 0;
+    let inLength = chunk.byteLength;
+    let outLeft: number;
+    do {
+      this.#handle.writeSync(flush, chunk, inOffset, inLength, this.#out, this.#outOffset, OUTPUT_CHUNK - this.#outOffset);
+      if (this.#failure !== undefined) throw this.#failure;
+      outLeft = this.#state[0]!;
+      const produced = OUTPUT_CHUNK - this.#outOffset - outLeft;
+      if (produced > 0) {
+        this.#parts.push(this.#out.subarray(this.#outOffset, this.#outOffset + produced));
+        this.#total += produced;
+        this.#outOffset += produced;
+      }
+      if (outLeft === 0) {
+        this.#out = Buffer.allocUnsafe(OUTPUT_CHUNK);
+        this.#outOffset = 0;
+      }
+      inOffset += inLength - this.#state[1]!;
+      inLength = this.#state[1]!;
+    } while (outLeft === 0); // a full output buffer: zlib has more to say
+  }
+}
+
+function oneShotSink(kind: ZlibKind, options: zlib.ZlibOptions): ByteSink {
+  const chunks: Uint8Array[] = [];
+  return {
+    write(chunk, last) {
+      chunks.push(chunk);
+      if (!last) return undefined;
+      const input = Buffer.concat(chunks);
+      switch (kind) {
+        case TaskKind.gzip:
+          return zlib.gzipSync(input, options);
+        case TaskKind.deflate:
+          return zlib.deflateSync(input, options);
+        case TaskKind.gunzip:
+          return zlib.gunzipSync(input);
+        case TaskKind.inflate:
+          return zlib.inflateSync(input);
+      }
+    },
+    close() {},
+  };
 }
 
 function createEngine(kind: ZlibKind, options: zlib.ZlibOptions): Engine {
@@ -50,57 +131,5 @@ function createEngine(kind: ZlibKind, options: zlib.ZlibOptions): Engine {
       return new zlib.Gunzip(options) as Engine;
     case TaskKind.inflate:
       return new zlib.Inflate(options) as Engine;
-  }
-}
-
-function oneShot(kind: ZlibKind, input: Uint8Array, options: zlib.ZlibOptions): Buffer {
-  switch (kind) {
-    case TaskKind.gzip:
-      return zlib.gzipSync(input, options);
-    case TaskKind.deflate:
-      return zlib.deflateSync(input, options);
-    case TaskKind.gunzip:
-      return zlib.gunzipSync(input);
-    case TaskKind.inflate:
-      return zlib.inflateSync(input);
-  }
-}
-
-function chunked(handle: ZlibHandle, state: Uint32Array, input: Uint8Array, checkpoint: () => void): Buffer {
-  // The handle reports errors through this callback, during writeSync.
-  let failure: Error | undefined;
-  handle.onerror = (message, errno, code) => {
-    failure = Object.assign(new Error(message), { errno, code });
-  };
-  const parts: Buffer[] = [];
-  let total = 0;
-  let out = Buffer.allocUnsafe(OUTPUT_CHUNK);
-  let outOffset = 0;
-  for (let start = 0; ; start += INPUT_CHUNK) {
-    checkpoint();
-    const end = Math.min(start + INPUT_CHUNK, input.byteLength);
-    const last = end === input.byteLength;
-    const flush = last ? zlib.constants.Z_FINISH : zlib.constants.Z_NO_FLUSH;
-    let inOffset = start;
-    let inLength = end - start;
-    let outLeft: number;
-    do {
-      handle.writeSync(flush, input, inOffset, inLength, out, outOffset, OUTPUT_CHUNK - outOffset);
-      if (failure !== undefined) throw failure;
-      outLeft = state[0]!;
-      const produced = OUTPUT_CHUNK - outOffset - outLeft;
-      if (produced > 0) {
-        parts.push(out.subarray(outOffset, outOffset + produced));
-        total += produced;
-        outOffset += produced;
-      }
-      if (outLeft === 0) {
-        out = Buffer.allocUnsafe(OUTPUT_CHUNK);
-        outOffset = 0;
-      }
-      inOffset += inLength - state[1]!;
-      inLength = state[1]!;
-    } while (outLeft === 0); // a full output buffer: zlib has more to say
-    if (last) return Buffer.concat(parts, total);
   }
 }

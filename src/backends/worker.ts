@@ -21,16 +21,27 @@ import { BudgetedDrain, DRAIN_BUDGET, outcomeValue, settle } from './drain.js';
 import { SlotTable } from './slots.js';
 import {
   Control,
+  INPUT_CHUNK,
   SlotFlags,
   SlotPhase,
   TASK_FIELDS,
   deserializeError,
+  type ChunkMessage,
   type CompletionMessage,
   type SerializedError,
   type StoppedMessage,
+  type StreamedInput,
   type SubmitMessage,
   type WorkerSetup,
 } from './worker-protocol.js';
+
+/** A large byte input on its way to the worker, chunk by chunk (INPUT_CHUNK). */
+interface InputStream {
+  future: AnyFuture;
+  slot: number;
+  bytes: Uint8Array;
+  sent: number;
+}
 
 /** Tasks per submit message at most; a fuller batch is sent at once. */
 const BATCH_CAPACITY = 4096;
@@ -86,6 +97,9 @@ class WorkerRun implements LoopRun {
   #stagedCancels: number[] = [];
   #flushQueued = false;
 
+  readonly #streams: InputStream[] = [];
+  #pumpScheduled = false;
+
   // Completion messages received and not yet wholly settled; #inboxAt is
   // how far into the first one we are.
   readonly #inbox: CompletionMessage[] = [];
@@ -129,7 +143,7 @@ class WorkerRun implements LoopRun {
     this.#staged[at + 1] = request.kind;
     this.#staged[at + 2] = request.timeout;
     this.#staged[at + 3] = request.number;
-    this.#stagedObjects.push(portableObject(request, this.#stagedTransfers));
+    this.#stagedObjects.push(this.#portableObject(request, future, slot));
     if (++this.#stagedCount === BATCH_CAPACITY) this.#flush();
     else this.#queueFlush();
   }
@@ -143,6 +157,8 @@ class WorkerRun implements LoopRun {
 
   waitFor(future: AnyFuture, ms: number): void {
     this.#flush();
+    // Blocked, we cannot send chunks turn by turn: send the rest of every large input now.
+    while (this.#streams.length > 0) this.#pump();
     const deadline = performance.now() + ms;
     for (;;) {
       // Read the counter before looking at the port: a completion posted
@@ -286,38 +302,71 @@ class WorkerRun implements LoopRun {
     for (let i = 0; i < futures.length; i++) settle(futures[i]!, statuses[i]!, values[i]);
     return futures.length;
   }
-}
 
-/**
- * request.object as it can cross to the worker: byte views of the caller's
- * memory are copied once into a buffer of their own, which is transferred
- * (never the caller's whole, maybe pooled, ArrayBuffer); views of shared
- * memory are shared as they are.
- */
-function portableObject(request: TaskRequest, transfers: ArrayBuffer[]): unknown {
-  const bytes = (view: Uint8Array | undefined): Uint8Array | undefined => {
-    if (view === undefined || types.isSharedArrayBuffer(view.buffer)) return view;
-    const copy = new Uint8Array(view);
-    transfers.push(copy.buffer);
-    return copy;
-  };
-  switch (request.kind) {
-    case TaskKind.hash:
-    case TaskKind.gzip:
-    case TaskKind.deflate:
-    case TaskKind.gunzip:
-    case TaskKind.inflate:
-      return bytes(request.object as Uint8Array);
-    case TaskKind.writeFile: {
-      const object = request.object as WriteFileRequest;
-      return { ...object, data: bytes(object.data) };
+  /**
+   * request.object as it can cross to the worker: byte views of the caller's
+   * memory are copied into a buffer of their own, which is transferred (never
+   * the caller's whole, maybe pooled, ArrayBuffer); views of shared memory are
+   * shared as they are; large inputs of chunked tasks are streamed (INPUT_CHUNK).
+   */
+  #portableObject(request: TaskRequest, future: AnyFuture, slot: number): unknown {
+    const copy = (view: Uint8Array | undefined): Uint8Array | undefined => {
+      if (view === undefined || types.isSharedArrayBuffer(view.buffer)) return view;
+      const own = new Uint8Array(view);
+      this.#stagedTransfers.push(own.buffer);
+      return own;
+    };
+    switch (request.kind) {
+      case TaskKind.hash:
+      case TaskKind.gzip:
+      case TaskKind.deflate:
+      case TaskKind.gunzip:
+      case TaskKind.inflate: {
+        const bytes = request.object as Uint8Array;
+        if (bytes.byteLength <= INPUT_CHUNK || types.isSharedArrayBuffer(bytes.buffer)) return copy(bytes);
+        this.#streams.push({ future, slot, bytes, sent: 0 });
+        this.#schedulePump();
+        const streamed: StreamedInput = { streamedBytes: bytes.byteLength };
+        return streamed;
+      }
+      case TaskKind.writeFile: {
+        const object = request.object as WriteFileRequest;
+        return { ...object, data: copy(object.data) };
+      }
+      case TaskKind.exec: {
+        const object = request.object as ExecRequest;
+        return { ...object, input: copy(object.input) };
+      }
+      default:
+        return request.object;
     }
-    case TaskKind.exec: {
-      const object = request.object as ExecRequest;
-      return { ...object, input: bytes(object.input) };
+  }
+
+  #schedulePump(): void {
+    if (this.#pumpScheduled) return;
+    this.#pumpScheduled = true;
+    setImmediate(() => {
+      this.#pumpScheduled = false;
+      this.#pump();
+      if (this.#streams.length > 0) this.#schedulePump();
+    });
+  }
+
+  /** Sends the next chunk of every input still streaming; drops those whose Future is done. */
+  #pump(): void {
+    this.#flush(); // the tasks first, then their chunks
+    for (let i = this.#streams.length - 1; i >= 0; i--) {
+      const stream = this.#streams[i]!;
+      if (this.#stopped || stream.future.done()) {
+        this.#streams.splice(i, 1);
+        continue;
+      }
+      const bytes = new Uint8Array(stream.bytes.subarray(stream.sent, stream.sent + INPUT_CHUNK)); // a copy (Buffer#slice would not be)
+      stream.sent += bytes.byteLength;
+      const message: ChunkMessage = { type: 'chunk', slot: stream.slot, bytes };
+      this.#worker.postMessage(message, [bytes.buffer as ArrayBuffer]);
+      if (stream.sent === stream.bytes.byteLength) this.#streams.splice(i, 1);
     }
-    default:
-      return request.object;
   }
 }
 
