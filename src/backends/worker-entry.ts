@@ -40,6 +40,7 @@ let stopping = false;
 let doneSlots: number[] = [];
 let doneStatuses: number[] = [];
 let donePayloads: unknown[] = [];
+let anyPayload = false; // cloning a long array of undefined costs more than the rest of a message
 let doneTransfers: ArrayBuffer[] = [];
 let flushScheduled = false;
 
@@ -56,9 +57,8 @@ function onSubmit({ pages, cancels, tasks, objects }: SubmitMessage): void {
     const task = active.get(slot);
     if (task !== undefined) end(task, TaskStatus.cancelled);
   }
-  for (let i = 0; i < objects.length; i++) {
-    const at = i * TASK_FIELDS;
-    start(tasks[at]!, tasks[at + 1]!, tasks[at + 2]!, tasks[at + 3]!, objects[i]);
+  for (let at = 0; at < tasks.length; at += TASK_FIELDS) {
+    start(tasks[at]!, tasks[at + 1]!, tasks[at + 2]!, tasks[at + 3]!, objects?.[at / TASK_FIELDS]);
   }
 }
 
@@ -122,6 +122,7 @@ function complete(slot: number, status: TaskStatus, payload: unknown): void {
   doneSlots.push(slot);
   doneStatuses.push(status);
   donePayloads.push(portable(payload, doneTransfers));
+  if (payload !== undefined) anyPayload = true;
   if (!flushScheduled) {
     // Once per turn of this loop: timers that fire together share one message.
     flushScheduled = true;
@@ -136,12 +137,13 @@ function flushCompletions(): void {
     type: 'completions',
     slots: Uint32Array.from(doneSlots),
     statuses: Uint8Array.from(doneStatuses),
-    payloads: donePayloads,
+    payloads: anyPayload ? donePayloads : undefined,
   };
   completions.postMessage(message, [message.slots.buffer as ArrayBuffer, message.statuses.buffer as ArrayBuffer, ...doneTransfers]);
   doneSlots = [];
   doneStatuses = [];
   donePayloads = [];
+  anyPayload = false;
   doneTransfers = [];
   wakeMainThread();
 }

@@ -52,8 +52,8 @@ export interface SubmitMessage {
   cancels: number[];
   /** TASK_FIELDS numbers per task, transferred. */
   tasks: Float64Array;
-  /** The i-th task's request.object, with byte views copied and transferred (or shared). */
-  objects: unknown[];
+  /** The i-th task's request.object, with byte views copied and transferred (or shared); undefined when no task has one (a batch of sleeps). */
+  objects: unknown[] | undefined;
 }
 
 export interface ChunkMessage {
@@ -71,8 +71,8 @@ export interface CompletionMessage {
   type: 'completions';
   slots: Uint32Array;
   statuses: Uint8Array;
-  /** Per entry: the product (ok) or a SerializedError (error); undefined otherwise. */
-  payloads: unknown[];
+  /** Per entry: the product (ok) or a SerializedError (error); undefined when no entry has one (a batch of sleeps). */
+  payloads: unknown[] | undefined;
 }
 
 export interface StoppedMessage {

@@ -46,6 +46,11 @@ export function runTask(kind: number, number: number, object: unknown, context: 
   const { finish } = context;
   switch (kind) {
     case TaskKind.sleep: {
+      if (number === 0) {
+        // Node's setTimeout makes 0 ms into 1 ms; sleep(0) is the next turn of this loop.
+        const immediate = setImmediate(() => finish(TaskStatus.ok));
+        return { abort: () => clearImmediate(immediate) };
+      }
       const timer = setTimeout(() => finish(TaskStatus.ok), number);
       return { abort: () => clearTimeout(timer) };
     }

@@ -92,6 +92,7 @@ class WorkerRun implements LoopRun {
   readonly #staged = new Float64Array(BATCH_CAPACITY * TASK_FIELDS);
   #stagedCount = 0;
   #stagedObjects: unknown[] = [];
+  #stagedAnyObject = false; // cloning a long array of undefined costs more than the rest of a message
   #stagedTransfers: ArrayBuffer[] = [];
   #stagedPages: Int32Array[] = [];
   #stagedCancels: number[] = [];
@@ -143,7 +144,9 @@ class WorkerRun implements LoopRun {
     this.#staged[at + 1] = request.kind;
     this.#staged[at + 2] = request.timeout;
     this.#staged[at + 3] = request.number;
-    this.#stagedObjects.push(this.#portableObject(request, future, slot));
+    const object = this.#portableObject(request, future, slot);
+    this.#stagedObjects.push(object);
+    if (object !== undefined) this.#stagedAnyObject = true;
     if (++this.#stagedCount === BATCH_CAPACITY) this.#flush();
     else this.#queueFlush();
   }
@@ -267,11 +270,12 @@ class WorkerRun implements LoopRun {
       pages: this.#stagedPages,
       cancels: this.#stagedCancels,
       tasks: this.#staged.slice(0, this.#stagedCount * TASK_FIELDS),
-      objects: this.#stagedObjects,
+      objects: this.#stagedAnyObject ? this.#stagedObjects : undefined,
     };
     this.#worker.postMessage(message, [message.tasks.buffer as ArrayBuffer, ...this.#stagedTransfers]);
     this.#stagedCount = 0;
     this.#stagedObjects = [];
+    this.#stagedAnyObject = false;
     this.#stagedTransfers = [];
     this.#stagedPages = [];
     this.#stagedCancels = [];
@@ -292,7 +296,7 @@ class WorkerRun implements LoopRun {
       const request = this.#slots.request(slot);
       futures.push(this.#slots.future(slot));
       statuses.push(status);
-      values.push(outcomeValue(request, status, received(request, status, message.payloads[i])));
+      values.push(outcomeValue(request, status, received(request, status, message.payloads?.[i])));
       this.#slots.release(slot);
       if (++this.#inboxAt === message.slots.length) {
         this.#inbox.shift();
