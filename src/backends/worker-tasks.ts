@@ -80,7 +80,10 @@ export function runTask(kind: number, number: number, object: unknown, context: 
 function hashSink(algorithm: string): ByteSink {
   const hash = crypto.createHash(algorithm);
   return {
-    write: (chunk, last) => (hash.update(chunk), last ? hash.digest() : undefined),
+    write(chunk, last) {
+      hash.update(chunk);
+      return last ? hash.digest() : undefined;
+    },
     close: () => {},
   };
 }
@@ -94,7 +97,10 @@ function consume(input: Uint8Array | StreamedInput, sink: ByteSink, context: Tas
         checkpoint();
         const end = Math.min(start + INPUT_CHUNK, input.byteLength);
         const result = sink.write(input.subarray(start, end), end === input.byteLength);
-        if (result !== undefined) return void finish(TaskStatus.ok, result);
+        if (result !== undefined) {
+          finish(TaskStatus.ok, result);
+          return undefined;
+        }
       }
     } catch (error) {
       sink.close();
