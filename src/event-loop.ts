@@ -241,7 +241,7 @@ export class EventLoop {
     this.#state = 'stopping';
     // Always yield once, so shutdown() returns with the loop 'stopping'.
     await (this.#pending > 0 ? new Promise<void>((resolve) => (this.#onIdle = resolve)) : undefined);
-    this.#run!.stop();
+    await this.#run!.stop();
     this.#run = undefined;
     this.#state = 'stopped';
     this.#shutdown = undefined;

@@ -28,10 +28,11 @@ export interface NativeBinding {
   ) => NativeLoopHandle;
 }
 
-/** Task statuses reported by drain(); native/core/task.h TaskStatus. */
+/** Task statuses reported by drain(); native/core/task.h TaskStatus. The worker backend reports the same. */
 export const TaskStatus = {
   ok: 0,
   error: 1,
   cancelled: 2,
   timedOut: 3,
 } as const;
+export type TaskStatus = (typeof TaskStatus)[keyof typeof TaskStatus];

@@ -7,7 +7,7 @@ export const PACKAGE_DIR = path.resolve(__dirname, '..');
 export const DIST = path.join(PACKAGE_DIR, 'dist', 'index.js');
 
 /** The backends every conformance test runs against. */
-export const BACKENDS = ['native'] as const;
+export const BACKENDS = ['native', 'worker'] as const;
 export type BackendUnderTest = (typeof BACKENDS)[number];
 
 export interface ChildResult {

@@ -289,7 +289,7 @@ describe.each(BACKENDS)('built-in tasks (%s backend)', (backend) => {
     });
 
     it('cancel and timeout kill the child and leave no process behind', async () => {
-      const marker = `${process.pid}${Date.now() % 100000}`; // one dot only in the argument: sleep must accept it
+      const marker = `${process.pid}${Date.now() % 100000}`; // digits only: "sleep 30.<marker>" must be a valid interval
       const result = await runScript(`
         const fs = require('node:fs');
         const { EventLoop } = require(SIDELOOP);

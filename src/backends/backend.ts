@@ -24,9 +24,10 @@ export interface LoopRun extends FutureOwner {
   running(): number;
   /**
    * Aborts every task, stops the loop and joins its thread; Futures not yet
-   * done become cancelled. Synchronous: when it returns, the thread is gone.
+   * done become cancelled. When it returns (native) or its promise resolves
+   * (worker: a Worker terminates asynchronously), the thread is gone.
    */
-  stop(): void;
+  stop(): void | Promise<void>;
 }
 
 export interface Backend {

@@ -6,14 +6,12 @@
  * batch we yield to the main loop (setImmediate) so timers and I/O on the
  * main thread keep running under a flood.
  */
-import { TimeoutError } from '../errors.js';
 import type { AnyFuture, Outcome } from '../future.js';
 import { TaskStatus, type NativeBinding, type NativeLoopHandle } from '../native.js';
 import type { TaskRequest } from '../tasks.js';
 import type { Backend, LoopRun, RunOptions } from './backend.js';
-
-/** Completions settled per turn of the main loop before yielding. */
-const DRAIN_BUDGET = 1024;
+import { BudgetedDrain, DRAIN_BUDGET, outcomeValue, settle } from './drain.js';
+import { SlotTable } from './slots.js';
 /** Tasks per submit() call at most; a fuller batch is sent at once. */
 const BATCH_CAPACITY = 4096;
 const FIELDS = 4; // slot, kind, timeout, number
@@ -38,10 +36,8 @@ class NativeRun implements LoopRun {
   readonly #statuses = new Uint8Array(DRAIN_BUDGET);
   readonly #payloads: unknown[] = [];
 
-  // Per slot, until the addon reports the slot's task finished.
-  readonly #futures: (AnyFuture | undefined)[] = [];
-  readonly #requests: (TaskRequest | undefined)[] = [];
-  readonly #freeSlots: number[] = [];
+  readonly #slots = new SlotTable();
+  readonly #drains = new BudgetedDrain(() => this.#drain());
 
   readonly #batch = new Float64Array(BATCH_CAPACITY * FIELDS);
   readonly #batchObjects: unknown[] = [];
@@ -50,9 +46,8 @@ class NativeRun implements LoopRun {
   // The addon holds this callback weakly while the loop is idle (so an
   // unreferenced loop can be collected); we hold it strongly, so it lives
   // exactly as long as this run.
-  readonly #wake = () => this.#onWake();
+  readonly #wake = () => this.#drains.wake();
   #unsettled = 0; // Futures submitted here and not yet done
-  #drainScheduled = false;
   #stopped = false;
 
   constructor(binding: NativeBinding, options: RunOptions) {
@@ -69,10 +64,7 @@ class NativeRun implements LoopRun {
   }
 
   submit(request: TaskRequest, future: AnyFuture): void {
-    const slot = this.#freeSlots.pop() ?? this.#futures.length;
-    this.#futures[slot] = future;
-    this.#requests[slot] = request;
-    future._ticket = slot;
+    const slot = this.#slots.add(request, future);
     if (++this.#unsettled === 1) this.#handle.setBusy(true);
 
     const at = this.#batchCount * FIELDS;
@@ -88,13 +80,13 @@ class NativeRun implements LoopRun {
   phaseOf(future: AnyFuture): 'pending' | 'running' {
     this.#flush();
     const phase = this.#handle.phase(future._ticket);
-    if (phase === 2) this.#drainAll(); // done on the thread: settle it now
+    if (phase === 2) this.#drains.all(); // done on the thread: settle it now
     return phase === 0 ? 'pending' : 'running';
   }
 
   waitFor(future: AnyFuture, ms: number): void {
     this.#flush();
-    if (this.#handle.wait(future._ticket, ms === Infinity ? -1 : ms)) this.#drainAll();
+    if (this.#handle.wait(future._ticket, ms === Infinity ? -1 : ms)) this.#drains.all();
   }
 
   abort(future: AnyFuture): void {
@@ -108,7 +100,7 @@ class NativeRun implements LoopRun {
   }
 
   cancelAll(): void {
-    for (const future of this.#futures) future?._cancelled();
+    for (const future of this.#slots.futures()) future._cancelled();
   }
 
   running(): number {
@@ -120,7 +112,7 @@ class NativeRun implements LoopRun {
     this.#flush(); // or the batch would reach a stopped loop
     this.#stopped = true;
     this.#handle.stop();
-    this.#drainAll(); // whatever was left comes back cancelled
+    this.#drains.all(); // whatever was left comes back cancelled
   }
 
   #flush(): void {
@@ -129,23 +121,6 @@ class NativeRun implements LoopRun {
     this.#batchCount = 0;
     this.#handle.submit(this.#batch, count, this.#batchObjects);
     this.#batchObjects.length = 0;
-  }
-
-  #onWake(): void {
-    if (!this.#drainScheduled) this.#drainBatch();
-  }
-
-  #drainBatch(): void {
-    this.#drainScheduled = false;
-    if (this.#drain() === DRAIN_BUDGET) {
-      // More may be waiting: let the main loop breathe first.
-      this.#drainScheduled = true;
-      setImmediate(() => this.#drainBatch());
-    }
-  }
-
-  #drainAll(): void {
-    while (this.#drain() === DRAIN_BUDGET);
   }
 
   /** Settles one batch of finished tasks; returns its size. */
@@ -159,30 +134,13 @@ class NativeRun implements LoopRun {
     const statuses = this.#statuses.slice(0, n);
     for (let i = 0; i < n; i++) {
       const slot = this.#ids[i]!;
-      const request = this.#requests[slot]!;
-      futures[i] = this.#futures[slot]!;
-      this.#futures[slot] = undefined;
-      this.#requests[slot] = undefined;
-      this.#freeSlots.push(slot);
-      switch (statuses[i]) {
-        case TaskStatus.ok:
-          values[i] = request.producesValue ? this.#payloads[i] : request.value;
-          break;
-        case TaskStatus.error:
-          values[i] = this.#payloads[i];
-          break;
-        case TaskStatus.timedOut:
-          values[i] = new TimeoutError(`${request.label} timed out after ${request.timeout} ms`);
-          break;
-      }
+      const request = this.#slots.request(slot);
+      futures[i] = this.#slots.future(slot);
+      this.#slots.release(slot);
+      values[i] = outcomeValue(request, statuses[i] as TaskStatus, this.#payloads[i]);
       this.#payloads[i] = undefined;
     }
-    for (let i = 0; i < n; i++) {
-      const status = statuses[i];
-      if (status === TaskStatus.ok) futures[i]!._finish('completed', values[i]);
-      else if (status === TaskStatus.cancelled) futures[i]!._cancelled();
-      else futures[i]!._finish('failed', values[i]);
-    }
+    for (let i = 0; i < n; i++) settle(futures[i]!, statuses[i] as TaskStatus, values[i]);
     return n;
   }
 }

@@ -3,16 +3,18 @@ import { invalidArgValue } from '../errors.js';
 import type { Backend } from './backend.js';
 import { loadNativeBinding } from './load.js';
 import { NativeBackend } from './native.js';
+import { WorkerBackend } from './worker.js';
 
 export type BackendOption = 'auto' | 'native' | 'worker';
 
 let nativeBackend: NativeBackend | undefined;
+const workerBackend = new WorkerBackend();
 
 export function selectBackend(option: unknown): Backend {
   if (option !== undefined && option !== 'auto' && option !== 'native' && option !== 'worker') {
     throw invalidArgValue('options.backend', "must be one of 'auto', 'native', 'worker'", option);
   }
-  if (option === 'worker') throw workerUnavailable();
+  if (option === 'worker') return workerBackend;
   const loaded = loadNativeBinding();
   if (loaded.binding !== undefined) return (nativeBackend ??= new NativeBackend(loaded.binding));
   if (option === 'native') {
@@ -20,11 +22,5 @@ export function selectBackend(option: unknown): Backend {
       code: 'ERR_SIDELOOP_NATIVE_UNAVAILABLE',
     });
   }
-  throw workerUnavailable(loaded.error);
-}
-
-function workerUnavailable(cause?: Error): Error {
-  return Object.assign(new Error("sideloop's worker backend is not yet available", { cause }), {
-    code: 'ERR_SIDELOOP_WORKER_UNAVAILABLE',
-  });
+  return workerBackend;
 }

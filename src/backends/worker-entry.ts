@@ -1,0 +1,182 @@
+/**
+ * The worker backend's thread: runs the tasks the main thread submits and
+ * reports them back in batches (the messages are in worker-protocol.ts).
+ * Every task starts as soon as its batch arrives; there is no queue here.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+
+import { TaskStatus } from '../native.js';
+import {
+  Control,
+  SlotFlags,
+  SlotPhase,
+  TASK_FIELDS,
+  serializeError,
+  type ChunkMessage,
+  type CompletionMessage,
+  type StopMessage,
+  type StoppedMessage,
+  type SubmitMessage,
+  type WorkerSetup,
+} from './worker-protocol.js';
+import { killAllChildren } from './worker-exec.js';
+import { Interrupted, runTask, type Abortable, type TaskContext } from './worker-tasks.js';
+
+interface ActiveTask {
+  slot: number;
+  work: Abortable | undefined;
+  timer: NodeJS.Timeout | undefined;
+  done: boolean;
+}
+
+const { control, completions } = workerData as WorkerSetup;
+const flags = new SlotFlags();
+const active = new Map<number, ActiveTask>();
+/** Per slot whose StreamedInput is still arriving: where its chunks go. */
+const inputs = new Map<number, (chunk: Uint8Array) => void>();
+let stopping = false;
+
+// Completions of this turn of the loop, posted together by flushCompletions().
+let doneSlots: number[] = [];
+let doneStatuses: number[] = [];
+let donePayloads: unknown[] = [];
+let anyPayload = false; // cloning a long array of undefined costs more than the rest of a message
+let doneTransfers: ArrayBuffer[] = [];
+let flushScheduled = false;
+
+parentPort!.on('message', (message: SubmitMessage | ChunkMessage | StopMessage) => {
+  if (message.type === 'submit') onSubmit(message);
+  else if (message.type === 'chunk') inputs.get(message.slot)?.(message.bytes); // none: the task is over
+  else void stop();
+});
+
+function onSubmit({ pages, cancels, tasks, objects }: SubmitMessage): void {
+  flags.adopt(pages);
+  // Cancels first: they are about tasks sent in earlier messages.
+  for (const slot of cancels) {
+    const task = active.get(slot);
+    if (task !== undefined) end(task, TaskStatus.cancelled);
+  }
+  for (let at = 0; at < tasks.length; at += TASK_FIELDS) {
+    start(tasks[at]!, tasks[at + 1]!, tasks[at + 2]!, tasks[at + 3]!, objects?.[at / TASK_FIELDS]);
+  }
+}
+
+function start(slot: number, kind: number, timeout: number, number: number, object: unknown): void {
+  if (stopping || flags.cancelled(slot)) {
+    complete(slot, TaskStatus.cancelled, undefined);
+    return;
+  }
+  const task: ActiveTask = { slot, work: undefined, timer: undefined, done: false };
+  flags.setPhase(slot, SlotPhase.running);
+  Atomics.add(control, Control.running, 1);
+  // The timeout counts from now; synchronous work sees it at its checkpoints, the rest through a timer.
+  const deadline = timeout < 0 ? Infinity : performance.now() + timeout;
+  const context: TaskContext = {
+    finish: (status, payload) => end(task, status, payload),
+    checkpoint: () => {
+      if (flags.cancelled(slot)) throw new Interrupted(TaskStatus.cancelled);
+      if (performance.now() >= deadline) throw new Interrupted(TaskStatus.timedOut);
+    },
+    receive: (onChunk) => {
+      inputs.set(slot, (chunk) => {
+        try {
+          onChunk(chunk);
+        } catch (error) {
+          fail(task, error);
+        }
+      });
+    },
+  };
+  try {
+    task.work = runTask(kind, number, object, context);
+  } catch (error) {
+    fail(task, error);
+  }
+  if (task.done) return;
+  active.set(slot, task);
+  if (timeout >= 0) task.timer = setTimeout(() => end(task, TaskStatus.timedOut), timeout);
+}
+
+function fail(task: ActiveTask, error: unknown): void {
+  if (error instanceof Interrupted) end(task, error.status);
+  else end(task, TaskStatus.error, serializeError(error));
+}
+
+/** The one way a started task ends: stops what is left of its work and reports it. */
+function end(task: ActiveTask, status: TaskStatus, payload?: unknown): void {
+  if (task.done) return;
+  task.done = true;
+  if (status === TaskStatus.cancelled || status === TaskStatus.timedOut) task.work?.abort();
+  clearTimeout(task.timer);
+  active.delete(task.slot);
+  inputs.delete(task.slot);
+  Atomics.sub(control, Control.running, 1);
+  complete(task.slot, status, payload);
+}
+
+function complete(slot: number, status: TaskStatus, payload: unknown): void {
+  // Marked done before the message is posted: the main thread frees (and
+  // reuses) the slot only after it received that message.
+  flags.setPhase(slot, SlotPhase.done);
+  doneSlots.push(slot);
+  doneStatuses.push(status);
+  donePayloads.push(portable(payload, doneTransfers));
+  if (payload !== undefined) anyPayload = true;
+  if (!flushScheduled) {
+    // Once per turn of this loop: timers that fire together share one message.
+    flushScheduled = true;
+    setImmediate(flushCompletions);
+  }
+}
+
+function flushCompletions(): void {
+  flushScheduled = false;
+  if (doneSlots.length === 0) return;
+  const message: CompletionMessage = {
+    type: 'completions',
+    slots: Uint32Array.from(doneSlots),
+    statuses: Uint8Array.from(doneStatuses),
+    payloads: anyPayload ? donePayloads : undefined,
+  };
+  completions.postMessage(message, [message.slots.buffer as ArrayBuffer, message.statuses.buffer as ArrayBuffer, ...doneTransfers]);
+  doneSlots = [];
+  doneStatuses = [];
+  donePayloads = [];
+  anyPayload = false;
+  doneTransfers = [];
+  wakeMainThread();
+}
+
+/** A result() blocked on the main thread waits on this counter. */
+function wakeMainThread(): void {
+  Atomics.add(control, Control.completions, 1);
+  Atomics.notify(control, Control.completions);
+}
+
+async function stop(): Promise<void> {
+  stopping = true;
+  for (const task of [...active.values()]) end(task, TaskStatus.cancelled);
+  await killAllChildren(); // no zombie outlives the run
+  flushCompletions();
+  const stopped: StoppedMessage = { type: 'stopped' };
+  completions.postMessage(stopped);
+  wakeMainThread();
+}
+
+/** Results travel transferred, not cloned; a small Buffer shares Node's pool, so it is copied first. */
+function portable(payload: unknown, transfers: ArrayBuffer[]): unknown {
+  if (payload instanceof Uint8Array) return own(payload, transfers);
+  if (typeof payload === 'object' && payload !== null && 'stdout' in payload && 'stderr' in payload) {
+    const result = payload as { stdout: Uint8Array; stderr: Uint8Array };
+    result.stdout = own(result.stdout, transfers);
+    result.stderr = own(result.stderr, transfers);
+  }
+  return payload;
+}
+
+function own(bytes: Uint8Array, transfers: ArrayBuffer[]): Uint8Array {
+  const alone = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes : new Uint8Array(bytes);
+  transfers.push(alone.buffer as ArrayBuffer);
+  return alone;
+}

@@ -1,0 +1,63 @@
+/**
+ * exec on the worker backend's thread, shaped like child_process.execFile:
+ * maxBuffer per stream, SIGTERM on cancel or timeout, spawn errors as
+ * child_process reports them (ENOENT, syscall 'spawn <file>', path '<file>').
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import type { Readable } from 'node:stream';
+
+import { TaskStatus } from '../native.js';
+import type { ExecRequest } from '../tasks.js';
+import { serializeError } from './worker-protocol.js';
+import type { Abortable, Finish } from './worker-tasks.js';
+
+/** Children that have not exited yet, including killed ones whose task is over: they must still be reaped before the run stops. */
+const living = new Set<ChildProcess>();
+
+export function runExec(request: ExecRequest, finish: Finish): Abortable {
+  const env: Record<string, string> = {};
+  for (const entry of request.env) {
+    const at = entry.indexOf('=');
+    env[entry.slice(0, at)] = entry.slice(at + 1);
+  }
+  const child = spawn(request.file, request.args, { cwd: request.cwd, env, stdio: 'pipe' });
+  if (child.pid !== undefined) {
+    living.add(child);
+    child.once('exit', () => living.delete(child));
+  }
+  const fail = (error: Error) => {
+    child.kill('SIGTERM');
+    finish(TaskStatus.error, serializeError(error));
+  };
+  const stdout = collect(child.stdout, 'stdout', request.maxBuffer, fail);
+  const stderr = collect(child.stderr, 'stderr', request.maxBuffer, fail);
+  child.stdin.on('error', () => {}); // EPIPE when the child exits without reading its input
+  child.stdin.end(request.input);
+  child.once('error', (error) => finish(TaskStatus.error, serializeError(error)));
+  child.once('close', (exitCode, signal) => {
+    finish(TaskStatus.ok, { exitCode, signal, stdout: Buffer.concat(stdout), stderr: Buffer.concat(stderr) });
+  });
+  return { abort: () => child.kill('SIGTERM') };
+}
+
+/** Kills every child still alive (stop: no waiting for graceful exits) and resolves once all are reaped. */
+export function killAllChildren(): Promise<void> {
+  const exits = [...living].map((child) => new Promise((resolve) => child.once('exit', resolve)));
+  for (const child of living) child.kill('SIGKILL');
+  return Promise.all(exits).then(() => undefined);
+}
+
+function collect(stream: Readable, name: string, maxBuffer: number, fail: (error: Error) => void): Buffer[] {
+  const chunks: Buffer[] = [];
+  let length = 0;
+  stream.on('data', (chunk: Buffer) => {
+    length += chunk.length;
+    if (length <= maxBuffer) {
+      chunks.push(chunk);
+    } else {
+      stream.destroy();
+      fail(Object.assign(new RangeError(`${name} maxBuffer length exceeded`), { code: 'ERR_CHILD_PROCESS_STDIO_MAXBUFFER' }));
+    }
+  });
+  return chunks;
+}

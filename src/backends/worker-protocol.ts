@@ -1,0 +1,162 @@
+/**
+ * What the main thread and the worker backend's thread say to each other,
+ * and the memory they share. Imported by both sides (worker.ts, worker-entry.ts).
+ *
+ * main -> worker (worker.postMessage), at most one message per microtask:
+ *   SubmitMessage: new slot pages, cancelled slots, then new tasks.
+ *   ChunkMessage: the next piece of a large byte input (see INPUT_CHUNK).
+ *   StopMessage: abort everything, reap children, answer StoppedMessage.
+ * worker -> main (a dedicated MessagePort, so result() can pull from it
+ * synchronously with receiveMessageOnPort), at most one message per turn of
+ * the worker's loop:
+ *   CompletionMessage: many finished tasks; then the worker bumps
+ *   control[COMPLETIONS] and notifies, which is what a blocked result() waits on.
+ *   StoppedMessage: the last message of a run.
+ */
+import type { MessagePort } from 'node:worker_threads';
+
+/** Per task in SubmitMessage.tasks: slot, kind, timeout (-1 none), number. */
+export const TASK_FIELDS = 4;
+
+/**
+ * Byte inputs of chunked tasks (hash, zlib) larger than this are not copied
+ * whole at submission: the main thread copies and sends one chunk per turn
+ * of its loop (ChunkMessage) while the worker already works on the first ones,
+ * and stops as soon as the Future is done, so a cancel or a timeout saves the
+ * copying too. The task object is then a StreamedInput.
+ */
+export const INPUT_CHUNK = 1024 * 1024;
+
+export interface StreamedInput {
+  streamedBytes: number;
+}
+
+/** Indexes into the shared control Int32Array. */
+export const Control = {
+  /** Bumped after each CompletionMessage is posted (Atomics.wait target). */
+  completions: 0,
+  /** Tasks running on the worker right now. */
+  running: 1,
+  length: 2,
+} as const;
+
+export interface WorkerSetup {
+  control: Int32Array;
+  completions: MessagePort;
+}
+
+export interface SubmitMessage {
+  type: 'submit';
+  /** Shared flag pages for slots beyond the pages sent so far (SlotFlags). */
+  pages: Int32Array[];
+  cancels: number[];
+  /** TASK_FIELDS numbers per task, transferred. */
+  tasks: Float64Array;
+  /** The i-th task's request.object, with byte views copied and transferred (or shared); undefined when no task has one (a batch of sleeps). */
+  objects: unknown[] | undefined;
+}
+
+export interface ChunkMessage {
+  type: 'chunk';
+  slot: number;
+  /** The next INPUT_CHUNK bytes (fewer at the end) of the slot's StreamedInput, transferred. */
+  bytes: Uint8Array;
+}
+
+export interface StopMessage {
+  type: 'stop';
+}
+
+export interface CompletionMessage {
+  type: 'completions';
+  slots: Uint32Array;
+  statuses: Uint8Array;
+  /** Per entry: the product (ok) or a SerializedError (error); undefined when no entry has one (a batch of sleeps). */
+  payloads: unknown[] | undefined;
+}
+
+export interface StoppedMessage {
+  type: 'stopped';
+}
+
+/**
+ * Where a slot's task is, and whether it was cancelled, in shared memory:
+ * the main thread reads phases (Future.state) and writes cancel flags; the
+ * worker writes phases and reads cancel flags between chunks of work. Slots
+ * come in pages of PAGE_SIZE so the table can grow without moving.
+ */
+export const SlotPhase = { pending: 0, running: 1, done: 2 } as const;
+
+const PAGE_SHIFT = 10;
+const PAGE_SIZE = 1 << PAGE_SHIFT;
+
+export class SlotFlags {
+  readonly #pages: Int32Array[] = [];
+
+  /** Main thread: makes sure `slot` has a page; returns the new page, if one was made. */
+  grow(slot: number): Int32Array | undefined {
+    if (slot >> PAGE_SHIFT < this.#pages.length) return undefined;
+    const page = new Int32Array(new SharedArrayBuffer(2 * PAGE_SIZE * Int32Array.BYTES_PER_ELEMENT));
+    this.#pages.push(page);
+    return page;
+  }
+
+  /** Worker: adopts pages the main thread made. */
+  adopt(pages: Int32Array[]): void {
+    this.#pages.push(...pages);
+  }
+
+  /** Main thread, before a slot is handed out again. */
+  reset(slot: number): void {
+    const page = this.#pages[slot >> PAGE_SHIFT]!;
+    Atomics.store(page, slot & (PAGE_SIZE - 1), SlotPhase.pending);
+    Atomics.store(page, PAGE_SIZE + (slot & (PAGE_SIZE - 1)), 0);
+  }
+
+  phase(slot: number): number {
+    return Atomics.load(this.#pages[slot >> PAGE_SHIFT]!, slot & (PAGE_SIZE - 1));
+  }
+
+  setPhase(slot: number, phase: number): void {
+    Atomics.store(this.#pages[slot >> PAGE_SHIFT]!, slot & (PAGE_SIZE - 1), phase);
+  }
+
+  cancelled(slot: number): boolean {
+    return Atomics.load(this.#pages[slot >> PAGE_SHIFT]!, PAGE_SIZE + (slot & (PAGE_SIZE - 1))) !== 0;
+  }
+
+  cancel(slot: number): void {
+    Atomics.store(this.#pages[slot >> PAGE_SHIFT]!, PAGE_SIZE + (slot & (PAGE_SIZE - 1)), 1);
+  }
+}
+
+/**
+ * An error as it crosses threads. Structured clone keeps only name, message
+ * and stack, so node:fs, node:zlib and child_process fields travel explicitly.
+ */
+export interface SerializedError {
+  name: string;
+  message: string;
+  stack: string | undefined;
+  fields: Record<string, unknown>;
+}
+
+const ERROR_FIELDS = ['code', 'errno', 'syscall', 'path', 'dest', 'spawnargs'] as const;
+
+export function serializeError(error: unknown): SerializedError {
+  if (!(error instanceof Error)) return { name: 'Error', message: String(error), stack: undefined, fields: {} };
+  const fields: Record<string, unknown> = {};
+  for (const key of ERROR_FIELDS) {
+    const value = (error as unknown as Record<string, unknown>)[key];
+    if (value !== undefined) fields[key] = value;
+  }
+  return { name: error.name, message: error.message, stack: error.stack, fields };
+}
+
+const ERROR_CLASSES: Record<string, ErrorConstructor> = { TypeError, RangeError };
+
+export function deserializeError(serialized: SerializedError): Error {
+  const error = new (ERROR_CLASSES[serialized.name] ?? Error)(serialized.message);
+  if (serialized.stack !== undefined) error.stack = serialized.stack;
+  return Object.assign(error, serialized.fields);
+}

@@ -1,0 +1,118 @@
+/**
+ * The built-in tasks as the worker backend's thread runs them, with Node's
+ * own APIs. Work on bytes (hash, zlib) goes through a ByteSink one chunk at
+ * a time, calling `checkpoint()` between chunks; timers and children are
+ * stopped through the Abortable a task returns.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+
+import { TaskStatus } from '../native.js';
+import { HASH_ALGORITHMS, TaskKind, type ExecRequest, type WriteFileRequest } from '../tasks.js';
+import { runExec } from './worker-exec.js';
+import { INPUT_CHUNK, type StreamedInput } from './worker-protocol.js';
+import { zlibSink } from './worker-zlib.js';
+
+/** Reports how a task ended; only its first call counts. */
+export type Finish = (status: TaskStatus, payload?: unknown) => void;
+
+/** Work still going on after its task function returned (a timer, a child, an input still arriving). */
+export interface Abortable {
+  abort(): void;
+}
+
+export interface TaskContext {
+  finish: Finish;
+  /** Throws Interrupted when the task was cancelled or its timeout passed: called between chunks of synchronous work. */
+  checkpoint(): void;
+  /** For a StreamedInput: `onChunk` gets each chunk as it arrives, in order, until the task ends. */
+  receive(onChunk: (chunk: Uint8Array) => void): void;
+}
+
+/** Thrown by checkpoint(): the synchronous work stops where it is. */
+export class Interrupted {
+  constructor(readonly status: TaskStatus) {}
+}
+
+/** Synchronous work over bytes fed in order; the last write returns the result. */
+export interface ByteSink {
+  write(chunk: Uint8Array, last: boolean): Buffer | undefined;
+  /** Frees what the work holds when it is abandoned half way. */
+  close(): void;
+}
+
+/** Starts one task. Synchronous tasks finish (or throw) before it returns. */
+export function runTask(kind: number, number: number, object: unknown, context: TaskContext): Abortable | undefined {
+  const { finish } = context;
+  switch (kind) {
+    case TaskKind.sleep: {
+      if (number === 0) {
+        // Node's setTimeout makes 0 ms into 1 ms; sleep(0) is the next turn of this loop.
+        const immediate = setImmediate(() => finish(TaskStatus.ok));
+        return { abort: () => clearImmediate(immediate) };
+      }
+      const timer = setTimeout(() => finish(TaskStatus.ok), number);
+      return { abort: () => clearTimeout(timer) };
+    }
+    case TaskKind.hash:
+      return consume(object as Uint8Array | StreamedInput, hashSink(HASH_ALGORITHMS[number]!), context);
+    case TaskKind.gzip:
+    case TaskKind.deflate:
+    case TaskKind.gunzip:
+    case TaskKind.inflate:
+      return consume(object as Uint8Array | StreamedInput, zlibSink(kind, number), context);
+    case TaskKind.readFile:
+      finish(TaskStatus.ok, fs.readFileSync(object as string));
+      return undefined;
+    case TaskKind.writeFile: {
+      const { path, data } = object as WriteFileRequest;
+      fs.writeFileSync(path, data);
+      finish(TaskStatus.ok);
+      return undefined;
+    }
+    case TaskKind.exec:
+      return runExec(object as ExecRequest, finish);
+    default:
+      throw new Error(`unknown task kind ${kind}`);
+  }
+}
+
+function hashSink(algorithm: string): ByteSink {
+  const hash = crypto.createHash(algorithm);
+  return {
+    write(chunk, last) {
+      hash.update(chunk);
+      return last ? hash.digest() : undefined;
+    },
+    close: () => {},
+  };
+}
+
+/** Feeds `input` to `sink` chunk by chunk: at once when it is all here, else as its chunks arrive. */
+function consume(input: Uint8Array | StreamedInput, sink: ByteSink, context: TaskContext): Abortable | undefined {
+  const { finish, checkpoint } = context;
+  if (input instanceof Uint8Array) {
+    try {
+      for (let start = 0; ; start += INPUT_CHUNK) {
+        checkpoint();
+        const end = Math.min(start + INPUT_CHUNK, input.byteLength);
+        const result = sink.write(input.subarray(start, end), end === input.byteLength);
+        if (result !== undefined) {
+          finish(TaskStatus.ok, result);
+          return undefined;
+        }
+      }
+    } catch (error) {
+      sink.close();
+      throw error;
+    }
+  }
+  let left = input.streamedBytes;
+  context.receive((chunk) => {
+    checkpoint();
+    left -= chunk.byteLength;
+    const result = sink.write(chunk, left === 0);
+    if (result !== undefined) finish(TaskStatus.ok, result);
+  });
+  return { abort: () => sink.close() };
+}

@@ -1,0 +1,390 @@
+/**
+ * The worker backend: the same contract as the native one, on a
+ * worker_threads Worker (one per run) and in pure TypeScript. It serves where
+ * the addon cannot load, and is the baseline the native backend is measured
+ * against, so it batches as the native one does: submissions made during one
+ * microtask go in one postMessage, completions come back many per message
+ * and are settled at most DRAIN_BUDGET per turn of the main loop.
+ *
+ * `spin` is accepted and ignored: a worker waits for messages in its own
+ * libuv loop, which offers no polling mode.
+ */
+import path from 'node:path';
+import { types } from 'node:util';
+import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
+
+import type { AnyFuture, Outcome } from '../future.js';
+import { TaskStatus } from '../native.js';
+import { TaskKind, type ExecRequest, type TaskRequest, type WriteFileRequest } from '../tasks.js';
+import type { Backend, LoopRun, RunOptions } from './backend.js';
+import { BudgetedDrain, DRAIN_BUDGET, outcomeValue, settle } from './drain.js';
+import { SlotTable } from './slots.js';
+import {
+  Control,
+  INPUT_CHUNK,
+  SlotFlags,
+  SlotPhase,
+  TASK_FIELDS,
+  deserializeError,
+  type ChunkMessage,
+  type CompletionMessage,
+  type SerializedError,
+  type StoppedMessage,
+  type StreamedInput,
+  type SubmitMessage,
+  type WorkerSetup,
+} from './worker-protocol.js';
+
+/** A large byte input on its way to the worker, chunk by chunk (INPUT_CHUNK). */
+interface InputStream {
+  future: AnyFuture;
+  slot: number;
+  bytes: Uint8Array;
+  sent: number;
+}
+
+/** Tasks per submit message at most; a fuller batch is sent at once. */
+const BATCH_CAPACITY = 4096;
+
+export class WorkerBackend implements Backend {
+  readonly name = 'worker';
+
+  startRun(options: RunOptions): LoopRun {
+    return new WorkerRun(options);
+  }
+}
+
+/**
+ * What the Worker's listeners reach the run through. It holds the run
+ * strongly only while tasks are pending: an idle run is then reachable from
+ * its EventLoop alone, and when that is collected, `collected` below
+ * terminates the Worker.
+ */
+class RunRelay {
+  readonly weak: WeakRef<WorkerRun>;
+  strong: WorkerRun | undefined;
+
+  constructor(run: WorkerRun) {
+    this.weak = new WeakRef(run);
+  }
+
+  get run(): WorkerRun | undefined {
+    return this.strong ?? this.weak.deref();
+  }
+}
+
+const collected = new FinalizationRegistry<{ worker: Worker; port: MessagePort }>(({ worker, port }) => {
+  port.close();
+  void worker.terminate();
+});
+
+class WorkerRun implements LoopRun {
+  readonly #options: RunOptions;
+  readonly #worker: Worker;
+  readonly #port: MessagePort; // completions from the worker
+  readonly #control = new Int32Array(new SharedArrayBuffer(Control.length * Int32Array.BYTES_PER_ELEMENT));
+  readonly #flags = new SlotFlags();
+  readonly #slots = new SlotTable();
+  readonly #drains = new BudgetedDrain(() => this.#drainBatch());
+  readonly #relay = new RunRelay(this);
+
+  // The batch being gathered for the next submit message.
+  readonly #staged = new Float64Array(BATCH_CAPACITY * TASK_FIELDS);
+  #stagedCount = 0;
+  #stagedObjects: unknown[] = [];
+  #stagedAnyObject = false; // cloning a long array of undefined costs more than the rest of a message
+  #stagedTransfers: ArrayBuffer[] = [];
+  #stagedPages: Int32Array[] = [];
+  #stagedCancels: number[] = [];
+  #flushQueued = false;
+
+  readonly #streams: InputStream[] = [];
+  #pumpScheduled = false;
+
+  // Completion messages received and not yet wholly settled; #inboxAt is
+  // how far into the first one we are.
+  readonly #inbox: CompletionMessage[] = [];
+  #inboxAt = 0;
+
+  #unsettled = 0; // Futures submitted here and not yet done
+  #spawnedChildren = false; // an exec task was submitted: stop() must let the worker reap children
+  #stopped = false;
+  #onStopped: (() => void) | undefined;
+
+  constructor(options: RunOptions) {
+    this.#options = options;
+    const { port1, port2 } = new MessageChannel();
+    const setup: WorkerSetup = { control: this.#control, completions: port1 };
+    this.#worker = new Worker(path.join(__dirname, 'worker-entry.js'), {
+      workerData: setup,
+      transferList: [port1],
+      name: options.name,
+    });
+    this.#port = port2;
+    const relay = this.#relay;
+    this.#port.on('message', (message: CompletionMessage | StoppedMessage) => relay.run?.onMessage(message));
+    this.#worker.on('error', (error) => relay.run?.onWorkerGone(error));
+    this.#worker.on('exit', (code) => relay.run?.onWorkerGone(new Error(`sideloop's worker thread exited with code ${code}`)));
+    // An idle loop never keeps the process alive; pending tasks do (see #setBusy).
+    this.#worker.unref();
+    this.#port.unref();
+    collected.register(this, { worker: this.#worker, port: this.#port }, this);
+  }
+
+  submit(request: TaskRequest, future: AnyFuture): void {
+    const slot = this.#slots.add(request, future);
+    const page = this.#flags.grow(slot);
+    if (page !== undefined) this.#stagedPages.push(page);
+    this.#flags.reset(slot);
+    if (++this.#unsettled === 1) this.#setBusy(true);
+    if (request.kind === TaskKind.exec) this.#spawnedChildren = true;
+
+    const at = this.#stagedCount * TASK_FIELDS;
+    this.#staged[at] = slot;
+    this.#staged[at + 1] = request.kind;
+    this.#staged[at + 2] = request.timeout;
+    this.#staged[at + 3] = request.number;
+    const object = this.#portableObject(request, future, slot);
+    this.#stagedObjects.push(object);
+    if (object !== undefined) this.#stagedAnyObject = true;
+    if (++this.#stagedCount === BATCH_CAPACITY) this.#flush();
+    else this.#queueFlush();
+  }
+
+  phaseOf(future: AnyFuture): 'pending' | 'running' {
+    // A task still in the staged batch reads as pending: its flags were reset.
+    const phase = this.#flags.phase(future._ticket);
+    if (phase === SlotPhase.done) this.#settleArrived(); // its completion may be waiting on the port
+    return phase === SlotPhase.pending ? 'pending' : 'running';
+  }
+
+  waitFor(future: AnyFuture, ms: number): void {
+    this.#flush();
+    // Blocked, we cannot send chunks turn by turn: send the rest of every large input now.
+    while (this.#streams.length > 0) this.#pump();
+    const deadline = performance.now() + ms;
+    for (;;) {
+      // Read the counter before looking at the port: a completion posted
+      // after we looked has bumped it, and Atomics.wait returns at once.
+      const seen = Atomics.load(this.#control, Control.completions);
+      this.#settleArrived();
+      if (future.done() || this.#stopped) return;
+      const left = deadline - performance.now();
+      if (left <= 0) return;
+      Atomics.wait(this.#control, Control.completions, seen, left === Infinity ? undefined : left);
+    }
+  }
+
+  abort(future: AnyFuture): void {
+    // The flag stops the task between chunks, or before it starts; the
+    // message clears its timers or kills its child. Its slot stays taken
+    // until the worker reports the task over.
+    this.#flags.cancel(future._ticket);
+    this.#stagedCancels.push(future._ticket);
+    this.#queueFlush();
+  }
+
+  settled(_future: AnyFuture, outcome: Outcome): void {
+    if (--this.#unsettled === 0 && !this.#stopped) this.#setBusy(false);
+    this.#options.onSettled(outcome);
+  }
+
+  cancelAll(): void {
+    for (const future of this.#slots.futures()) future._cancelled();
+  }
+
+  running(): number {
+    return this.#stopped ? 0 : Atomics.load(this.#control, Control.running);
+  }
+
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#flush(); // or the batch would follow the stop message
+    this.#stopped = true;
+    collected.unregister(this);
+    // Stopping must finish even when nothing else keeps the process alive.
+    this.#worker.ref();
+    if (this.#spawnedChildren) {
+      // Children outlive a terminated Worker as zombies: let it kill and reap them first.
+      const stopped = new Promise<void>((resolve) => (this.#onStopped = resolve));
+      this.#worker.postMessage({ type: 'stop' });
+      await stopped;
+    }
+    // Otherwise nothing on that thread needs a goodbye, and terminating at once
+    // spares waiting for a Worker that may still be starting.
+    this.#drains.all();
+    for (const future of this.#slots.futures()) future._cancelled();
+    this.#port.close();
+    await this.#worker.terminate();
+  }
+
+  /** @internal From the completions port, through the relay. */
+  onMessage(message: CompletionMessage | StoppedMessage): void {
+    if (message.type === 'stopped') {
+      this.#onStopped?.();
+      return;
+    }
+    this.#inbox.push(message);
+    this.#drains.wake();
+  }
+
+  /** @internal The thread died (an error in the worker, or it was terminated from outside). */
+  onWorkerGone(error: Error): void {
+    if (this.#stopped) {
+      this.#onStopped?.(); // exiting while stopping is what we asked for
+      return;
+    }
+    this.#stopped = true;
+    for (const future of this.#slots.futures()) future._finish('failed', error);
+  }
+
+  /** Pulls completions already posted, without waiting for the main loop, and settles them. */
+  #settleArrived(): void {
+    for (let received; (received = receiveMessageOnPort(this.#port)) !== undefined; ) {
+      this.onMessage(received.message as CompletionMessage | StoppedMessage);
+    }
+    this.#drains.all();
+  }
+
+  #setBusy(busy: boolean): void {
+    this.#relay.strong = busy ? this : undefined;
+    if (!this.#options.keepAlive) return;
+    if (busy) this.#worker.ref();
+    else this.#worker.unref();
+  }
+
+  #queueFlush(): void {
+    if (this.#flushQueued) return;
+    this.#flushQueued = true;
+    queueMicrotask(() => {
+      this.#flushQueued = false;
+      this.#flush();
+    });
+  }
+
+  #flush(): void {
+    if (this.#stagedCount === 0 && this.#stagedCancels.length === 0) return;
+    if (this.#stopped) return; // stop() flushed the last batch; later cancels have nothing left to cancel
+    const message: SubmitMessage = {
+      type: 'submit',
+      pages: this.#stagedPages,
+      cancels: this.#stagedCancels,
+      tasks: this.#staged.slice(0, this.#stagedCount * TASK_FIELDS),
+      objects: this.#stagedAnyObject ? this.#stagedObjects : undefined,
+    };
+    this.#worker.postMessage(message, [message.tasks.buffer as ArrayBuffer, ...this.#stagedTransfers]);
+    this.#stagedCount = 0;
+    this.#stagedObjects = [];
+    this.#stagedAnyObject = false;
+    this.#stagedTransfers = [];
+    this.#stagedPages = [];
+    this.#stagedCancels = [];
+  }
+
+  /** Settles up to DRAIN_BUDGET completions from the inbox; returns how many. */
+  #drainBatch(): number {
+    // First take the batch out of the inbox and free its slots, then settle:
+    // settling runs done callbacks, which may call result() and so drain again.
+    const futures: AnyFuture[] = [];
+    const statuses: TaskStatus[] = [];
+    const values: unknown[] = [];
+    while (futures.length < DRAIN_BUDGET && this.#inbox.length > 0) {
+      const message = this.#inbox[0]!;
+      const i = this.#inboxAt;
+      const slot = message.slots[i]!;
+      const status = message.statuses[i] as TaskStatus;
+      const request = this.#slots.request(slot);
+      futures.push(this.#slots.future(slot));
+      statuses.push(status);
+      values.push(outcomeValue(request, status, received(request, status, message.payloads?.[i])));
+      this.#slots.release(slot);
+      if (++this.#inboxAt === message.slots.length) {
+        this.#inbox.shift();
+        this.#inboxAt = 0;
+      }
+    }
+    for (let i = 0; i < futures.length; i++) settle(futures[i]!, statuses[i]!, values[i]);
+    return futures.length;
+  }
+
+  /**
+   * request.object as it can cross to the worker: byte views of the caller's
+   * memory are copied into a buffer of their own, which is transferred (never
+   * the caller's whole, maybe pooled, ArrayBuffer); views of shared memory are
+   * shared as they are; large inputs of chunked tasks are streamed (INPUT_CHUNK).
+   */
+  #portableObject(request: TaskRequest, future: AnyFuture, slot: number): unknown {
+    const copy = (view: Uint8Array | undefined): Uint8Array | undefined => {
+      if (view === undefined || types.isSharedArrayBuffer(view.buffer)) return view;
+      const own = new Uint8Array(view);
+      this.#stagedTransfers.push(own.buffer);
+      return own;
+    };
+    switch (request.kind) {
+      case TaskKind.hash:
+      case TaskKind.gzip:
+      case TaskKind.deflate:
+      case TaskKind.gunzip:
+      case TaskKind.inflate: {
+        const bytes = request.object as Uint8Array;
+        if (bytes.byteLength <= INPUT_CHUNK || types.isSharedArrayBuffer(bytes.buffer)) return copy(bytes);
+        this.#streams.push({ future, slot, bytes, sent: 0 });
+        this.#schedulePump();
+        const streamed: StreamedInput = { streamedBytes: bytes.byteLength };
+        return streamed;
+      }
+      case TaskKind.writeFile: {
+        const object = request.object as WriteFileRequest;
+        return { ...object, data: copy(object.data) };
+      }
+      case TaskKind.exec: {
+        const object = request.object as ExecRequest;
+        return { ...object, input: copy(object.input) };
+      }
+      default:
+        return request.object;
+    }
+  }
+
+  #schedulePump(): void {
+    if (this.#pumpScheduled) return;
+    this.#pumpScheduled = true;
+    setImmediate(() => {
+      this.#pumpScheduled = false;
+      this.#pump();
+      if (this.#streams.length > 0) this.#schedulePump();
+    });
+  }
+
+  /** Sends the next chunk of every input still streaming; drops those whose Future is done. */
+  #pump(): void {
+    this.#flush(); // the tasks first, then their chunks
+    for (let i = this.#streams.length - 1; i >= 0; i--) {
+      const stream = this.#streams[i]!;
+      if (this.#stopped || stream.future.done()) {
+        this.#streams.splice(i, 1);
+        continue;
+      }
+      const bytes = new Uint8Array(stream.bytes.subarray(stream.sent, stream.sent + INPUT_CHUNK)); // a copy (Buffer#slice would not be)
+      stream.sent += bytes.byteLength;
+      const message: ChunkMessage = { type: 'chunk', slot: stream.slot, bytes };
+      this.#worker.postMessage(message, [bytes.buffer as ArrayBuffer]);
+      if (stream.sent === stream.bytes.byteLength) this.#streams.splice(i, 1);
+    }
+  }
+}
+
+/** A payload as it arrived from the worker, in the shape the Future gives users. */
+function received(request: TaskRequest, status: TaskStatus, payload: unknown): unknown {
+  if (status === TaskStatus.error) return deserializeError(payload as SerializedError);
+  if (status !== TaskStatus.ok || !request.producesValue) return payload;
+  if (request.kind === TaskKind.exec) {
+    const result = payload as { stdout: Uint8Array; stderr: Uint8Array };
+    return { ...result, stdout: asBuffer(result.stdout), stderr: asBuffer(result.stderr) };
+  }
+  return asBuffer(payload as Uint8Array);
+}
+
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}

@@ -1,0 +1,53 @@
+/**
+ * Which backend a loop gets when the addon cannot load: 'auto' falls back to
+ * the worker backend, 'native' throws with the load error as its cause.
+ * Each case runs in a child process, since the addon loads once per process.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+import { afterAll, describe, expect, it } from 'vitest';
+
+import { DIST, PACKAGE_DIR, runNode, runScript } from './helpers.js';
+
+/** Prints what 'auto' and 'native' give in the package at `main`. */
+const probe = (main: string) => `
+  const { EventLoop } = require(${JSON.stringify(main)});
+  (async () => {
+    const loop = new EventLoop();
+    console.log('auto:', loop.backend, await loop.sleep(1, 'ran'), loop.hash('sha256', 'x').result().length);
+    await loop.shutdown();
+    try {
+      new EventLoop({ backend: 'native' });
+      console.log('native: constructed');
+    } catch (error) {
+      console.log('native:', error.code, error.cause instanceof Error);
+    }
+  })();
+`;
+
+const expected = 'auto: worker ran 32\nnative: ERR_SIDELOOP_NATIVE_UNAVAILABLE true\n';
+
+describe('backend selection without the addon', () => {
+  const copy = fs.mkdtempSync(path.join(os.tmpdir(), 'sideloop-no-addon-'));
+  afterAll(() => fs.rmSync(copy, { recursive: true, force: true }));
+
+  it("with SIDELOOP_NO_NATIVE=1, 'auto' runs on the worker backend and 'native' throws with a cause", async () => {
+    const result = await runScript(probe(DIST), { env: { SIDELOOP_NO_NATIVE: '1' } });
+    expect(result.stderr).toBe('');
+    expect(result.stdout).toBe(expected);
+  });
+
+  it("in a copy of the package without build/ and prebuilds/, 'auto' falls back to the worker backend", async () => {
+    // What a user gets on a platform without a prebuilt binary and no compile.
+    fs.cpSync(path.join(PACKAGE_DIR, 'dist'), path.join(copy, 'dist'), { recursive: true });
+    fs.copyFileSync(path.join(PACKAGE_DIR, 'package.json'), path.join(copy, 'package.json'));
+    fs.symlinkSync(path.join(PACKAGE_DIR, 'node_modules'), path.join(copy, 'node_modules'), 'dir');
+    const script = path.join(copy, 'probe.js');
+    fs.writeFileSync(script, probe(copy));
+    const result = await runNode([script], { env: { SIDELOOP_NO_NATIVE: undefined } });
+    expect(result.stderr).toBe('');
+    expect(result.stdout).toBe(expected);
+  });
+});
