@@ -23,7 +23,12 @@
       "defines": [
         "NAPI_VERSION=8",
         "NAPI_DISABLE_CPP_EXCEPTIONS",
-        "NODE_ADDON_API_DISABLE_DEPRECATED"
+        "NODE_ADDON_API_DISABLE_DEPRECATED",
+        # While a worker thread is terminated, JS can no longer run: a Node-API
+        # call made then fails, and node-addon-api would turn its failed throw
+        # into a fatal error (SIGABRT). Swallowing it there is the only sane
+        # answer; the environment is going away anyway.
+        "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS"
       ],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions", "-std=gnu++1y", "-std=gnu++17"],

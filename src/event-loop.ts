@@ -16,6 +16,7 @@ import { Future, type AnyFuture, type Outcome } from './future.js';
 import {
   TaskKind,
   compressRequest,
+  describeTask,
   decompressRequest,
   execRequest,
   hashRequest,
@@ -222,10 +223,10 @@ export class EventLoop {
 
   #submit<T>(request: TaskRequest, signal: AbortSignal | undefined): Future<T> {
     if (this.#state === 'stopping') {
-      return Future._failed(new EventLoopClosedError(`${request.label} was submitted while the loop was stopping`));
+      return Future._failed(new EventLoopClosedError(`${describeTask(request)} was submitted while the loop was stopping`));
     }
     if (this.#pending >= this.#maxPending) {
-      return Future._failed(new QueueFullError(`${request.label}: ${this.#maxPending} tasks are already pending`));
+      return Future._failed(new QueueFullError(`${describeTask(request)}: ${this.#maxPending} tasks are already pending`));
     }
     if (this.#state !== 'running') this.start();
     const run = this.#run!;

@@ -101,8 +101,6 @@ export interface TaskRequest {
   value: unknown;
   /** ms from start before the work is aborted; -1 for none. */
   timeout: number;
-  /** A short description for error messages ("sleep(100)"). */
-  label: string;
 }
 
 export interface NormalizedOptions {
@@ -110,35 +108,56 @@ export interface NormalizedOptions {
   timeout: number;
 }
 
+const NO_OPTIONS: NormalizedOptions = Object.freeze({ signal: undefined, timeout: -1 });
+
 export function normalizeSubmitOptions(options: unknown): NormalizedOptions {
   validateObject(options, 'options');
-  if (options === undefined) return { signal: undefined, timeout: -1 };
+  if (options === undefined) return NO_OPTIONS;
   const { signal, timeout } = options as SubmitOptions;
   validateAbortSignal(signal, 'options.signal');
   if (timeout !== undefined) validateDelay(timeout, 'options.timeout');
   return { signal, timeout: timeout ?? -1 };
 }
 
-function request(
-  kind: TaskKind,
-  label: string,
-  options: NormalizedOptions,
-  fields: { number?: number; object?: unknown; value?: unknown },
-): TaskRequest {
+function request(kind: TaskKind, options: NormalizedOptions, number: number, object: unknown, value?: unknown): TaskRequest {
   return {
     kind,
-    number: fields.number ?? 0,
-    object: fields.object,
+    number,
+    object,
     producesValue: kind !== TaskKind.sleep && kind !== TaskKind.writeFile,
-    value: fields.value,
+    value,
     timeout: options.timeout,
-    label,
   };
+}
+
+const KIND_NAMES = Object.fromEntries(Object.entries(TaskKind).map(([name, kind]) => [kind, name])) as Record<TaskKind, string>;
+
+/**
+ * A short description of a task for error messages ("sleep(100)",
+ * "readFile('/etc/hosts')"). Made only when a message needs it: building it
+ * for every task would cost more than the task.
+ */
+export function describeTask(request: TaskRequest): string {
+  const name = KIND_NAMES[request.kind];
+  switch (request.kind) {
+    case TaskKind.sleep:
+      return `sleep(${request.number})`;
+    case TaskKind.hash:
+      return `hash('${HASH_ALGORITHMS[request.number]}', ${(request.object as Uint8Array).byteLength} bytes)`;
+    case TaskKind.readFile:
+      return `readFile('${request.object as string}')`;
+    case TaskKind.writeFile:
+      return `writeFile('${(request.object as WriteFileRequest).path}')`;
+    case TaskKind.exec:
+      return `exec('${(request.object as ExecRequest).file}')`;
+    default:
+      return `${name}(${(request.object as Uint8Array).byteLength} bytes)`;
+  }
 }
 
 export function sleepRequest(ms: unknown, value: unknown, options: NormalizedOptions): TaskRequest {
   validateDelay(ms, 'ms');
-  return request(TaskKind.sleep, `sleep(${ms})`, options, { number: ms, value });
+  return request(TaskKind.sleep, options, ms, undefined, value);
 }
 
 export function hashRequest(algorithm: unknown, data: unknown, options: NormalizedOptions): TaskRequest {
@@ -146,7 +165,7 @@ export function hashRequest(algorithm: unknown, data: unknown, options: Normaliz
   const index = HASH_ALGORITHMS.indexOf(algorithm.toLowerCase() as HashAlgorithm);
   if (index < 0) throw invalidArgValue('algorithm', `must be one of ${HASH_ALGORITHMS.join(', ')}`, algorithm);
   const bytes = toBytes(data, 'data');
-  return request(TaskKind.hash, `hash('${HASH_ALGORITHMS[index]}', ${bytes.byteLength} bytes)`, options, { number: index, object: bytes });
+  return request(TaskKind.hash, options, index, bytes);
 }
 
 export function compressRequest(
@@ -160,8 +179,7 @@ export function compressRequest(
     validateNumber(level, 'options.level');
     if (!(Number.isInteger(level) && level >= -1 && level <= 9)) throw outOfRange('options.level', '>= -1 && <= 9', level);
   }
-  const name = kind === TaskKind.gzip ? 'gzip' : 'deflate';
-  return request(kind, `${name}(${bytes.byteLength} bytes)`, options, { number: level ?? -1, object: bytes });
+  return request(kind, options, level ?? -1, bytes);
 }
 
 export function decompressRequest(
@@ -170,19 +188,18 @@ export function decompressRequest(
   options: NormalizedOptions,
 ): TaskRequest {
   const bytes = toBytes(data, 'data');
-  const name = kind === TaskKind.gunzip ? 'gunzip' : 'inflate';
-  return request(kind, `${name}(${bytes.byteLength} bytes)`, options, { object: bytes });
+  return request(kind, options, 0, bytes);
 }
 
 export function readFileRequest(path: unknown, options: NormalizedOptions): TaskRequest {
   const file = toPath(path, 'path');
-  return request(TaskKind.readFile, `readFile('${file}')`, options, { object: file });
+  return request(TaskKind.readFile, options, 0, file);
 }
 
 export function writeFileRequest(path: unknown, data: unknown, options: NormalizedOptions): TaskRequest {
   const file = toPath(path, 'path');
   const object: WriteFileRequest = { path: file, data: toBytes(data, 'data') };
-  return request(TaskKind.writeFile, `writeFile('${file}')`, options, { object });
+  return request(TaskKind.writeFile, options, 0, object);
 }
 
 export function execRequest(file: unknown, args: unknown, options: ExecOptions | undefined, normalized: NormalizedOptions): TaskRequest {
@@ -216,7 +233,7 @@ export function execRequest(file: unknown, args: unknown, options: ExecOptions |
     input: input === undefined ? undefined : toBytes(input, 'options.input'),
     maxBuffer,
   };
-  return request(TaskKind.exec, `exec('${file}')`, normalized, { object });
+  return request(TaskKind.exec, normalized, 0, object);
 }
 
 /** A view of the caller's bytes: no copy, except that strings are encoded as UTF-8. */

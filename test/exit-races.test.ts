@@ -66,3 +66,41 @@ describe.each(BACKENDS)('exit races (%s backend)', (backend) => {
     expect(failures).toEqual([]);
   });
 });
+
+describe.each(BACKENDS)('worker termination races (%s backend)', (backend) => {
+  it('60 worker threads terminated at random moments of a flood: no crash, no hang', async () => {
+    const result = await runScript(
+      `
+      const { Worker } = require('node:worker_threads');
+      const source = \`
+        const { EventLoop } = require(\${JSON.stringify(SIDELOOP)});
+        const loop = new EventLoop({ backend: ${JSON.stringify(backend)} });
+        const flood = () => {
+          for (let i = 0; i < 500; i++) {
+            loop.sleep(i % 3).then(() => {});
+            if (i % 100 === 0) loop.sleep(1000).cancel();
+            if (i % 50 === 0) loop.hash('sha1', 'x'.repeat(i * 10));
+          }
+          setImmediate(flood);
+        };
+        flood();
+      \`;
+      let seed = 777;
+      const random = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
+      (async () => {
+        for (let i = 0; i < 60; i++) {
+          const worker = new Worker(source, { eval: true });
+          await new Promise((resolve) => worker.once('online', resolve));
+          await new Promise((resolve) => setTimeout(resolve, Math.floor(random() * 30)));
+          await worker.terminate();
+        }
+        console.log('60 terminated');
+      })();
+    `,
+      { hangAfterMs: 120_000 },
+    );
+    expect(result.hung).toBe(false);
+    expect(result.signal, result.stderr).toBeNull();
+    expect(result.stdout).toBe('60 terminated\n');
+  });
+});

@@ -5,6 +5,7 @@
 
 #include "addon.h"
 #include "task_factory.h"
+#include "../core/task_kinds.h"
 
 namespace sideloop {
 
@@ -183,11 +184,14 @@ Napi::Value NativeLoop::Submit(const Napi::CallbackInfo& info) {
     return env.Undefined();
   }
   const double* fields = batch.Data();
+  const uint32_t object_count = objects.Length();
   batch_.clear();
   for (uint32_t i = 0; i < count; i++, fields += 4) {
     auto slot = static_cast<uint32_t>(fields[0]);
-    Napi::Value object = i < objects.Length() ? objects.Get(i) : env.Undefined();
-    Task* task = CreateTask(static_cast<int>(fields[1]), fields[3], object);
+    auto kind = static_cast<int>(fields[1]);
+    // sleep carries no object: skipping the lookup matters at millions of tasks per second.
+    Napi::Value object = kind != kTaskSleep && i < object_count ? objects.Get(i) : env.Undefined();
+    Task* task = CreateTask(kind, fields[3], object);
     task->tag = slot;
     task->set_timeout(fields[2]);
     if (slot >= slots_.size()) {
@@ -212,9 +216,17 @@ Napi::Value NativeLoop::Drain(const Napi::CallbackInfo& info) {
     ids_[i] = task_slot;
     statuses_[i] = static_cast<uint8_t>(task->status());
     Napi::Value payload;
-    if (task->status() == TaskStatus::kError) payload = TaskErrorToJs(env, task->error());
-    else if (task->status() == TaskStatus::kOk) payload = TaskResultToJs(env, task);
-    if (env.IsExceptionPending()) {
+    // Only where a JS value is made can an exception arise: asking
+    // otherwise would cost a call per task at millions of sleeps a second.
+    bool converted = false;
+    if (task->status() == TaskStatus::kError) {
+      payload = TaskErrorToJs(env, task->error());
+      converted = true;
+    } else if (task->status() == TaskStatus::kOk && task->kind() != kTaskSleep) {
+      payload = TaskResultToJs(env, task);
+      converted = true;
+    }
+    if (converted && env.IsExceptionPending()) {
       // The result could not become a JS value (a Buffer too large): the
       // task fails with the reason instead of taking the drain down.
       statuses_[i] = static_cast<uint8_t>(TaskStatus::kError);

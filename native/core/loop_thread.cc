@@ -27,12 +27,16 @@ int LoopThread::Start() {
   err = uv_async_init(&loop_, &wake_, OnWake);
   if (err == 0) {
     wake_.data = this;
-    if (options_.spin_us > 0) {
-      uv_prepare_init(&loop_, &spin_);
-      spin_.data = this;
-      uv_prepare_start(&spin_, OnSpin);
-      uv_unref(reinterpret_cast<uv_handle_t*>(&spin_));  // wake_ alone keeps the loop alive
-    }
+    // Before and after every poll for I/O: publish what finished meanwhile
+    // (and spin, when asked to). Unreferenced: wake_ alone keeps the loop alive.
+    uv_prepare_init(&loop_, &before_poll_);
+    before_poll_.data = this;
+    uv_prepare_start(&before_poll_, BeforePoll);
+    uv_unref(reinterpret_cast<uv_handle_t*>(&before_poll_));
+    uv_check_init(&loop_, &after_poll_);
+    after_poll_.data = this;
+    uv_check_start(&after_poll_, AfterPoll);
+    uv_unref(reinterpret_cast<uv_handle_t*>(&after_poll_));
     state_ = State::kRunning;  // before the thread exists: no lock needed
     err = uv_thread_create(&thread_, ThreadMain, this);
     if (err == 0) {
@@ -44,7 +48,8 @@ int LoopThread::Start() {
     }
     state_ = State::kIdle;
     uv_close(reinterpret_cast<uv_handle_t*>(&wake_), nullptr);
-    if (options_.spin_us > 0) uv_close(reinterpret_cast<uv_handle_t*>(&spin_), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&before_poll_), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&after_poll_), nullptr);
     uv_run(&loop_, UV_RUN_DEFAULT);
   }
   uv_loop_close(&loop_);
@@ -64,6 +69,7 @@ void LoopThread::ThreadMain(void* arg) {
   auto* self = static_cast<LoopThread*>(arg);
   self->tid_.store(static_cast<int>(syscall(SYS_gettid)), std::memory_order_release);
   uv_run(&self->loop_, UV_RUN_DEFAULT);
+  self->PublishFinished();  // what the last close callbacks finished
   // Every handle is closed by now (BeginStop), so this cannot fail, except
   // at process exit, where a child process's handle may be left open on
   // purpose (ExecTask::OnLoopStop); the process is going away then anyway.
@@ -148,6 +154,7 @@ void LoopThread::OnWake(uv_async_t* handle) {
   for (const Message& message : self->processing_) self->ProcessMessage(message);
   self->processing_.clear();
   if (stop && !self->stopping_) self->BeginStop();
+  self->PublishFinished();
 }
 
 void LoopThread::ProcessMessage(const Message& message) {
@@ -186,15 +193,19 @@ void LoopThread::BeginStop() {
   // With wake_ closed and every task aborted, uv_run returns once the last
   // close callback has run.
   uv_close(reinterpret_cast<uv_handle_t*>(&wake_), nullptr);
-  if (options_.spin_us > 0) uv_close(reinterpret_cast<uv_handle_t*>(&spin_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&before_poll_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&after_poll_), nullptr);
 }
 
-// Runs right before the loop would block for I/O. Polling the inbox for a
-// while here answers a submission in about a microsecond instead of the
-// ~50 µs it takes to wake a sleeping thread.
-void LoopThread::OnSpin(uv_prepare_t* handle) {
+// Runs right before the loop would block for I/O: what finished since the
+// last publication goes out now, never left behind while the thread sleeps.
+// With spin_us, the inbox is then polled for a while: that answers a
+// submission in about a microsecond instead of the ~50 µs it takes to wake a
+// sleeping thread.
+void LoopThread::BeforePoll(uv_prepare_t* handle) {
   auto* self = static_cast<LoopThread*>(handle->data);
-  if (self->stopping_ || uv_backend_timeout(&self->loop_) == 0) return;  // it will not block anyway
+  self->PublishFinished();
+  if (self->options_.spin_us == 0 || self->stopping_ || uv_backend_timeout(&self->loop_) == 0) return;
   auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(self->options_.spin_us);
   do {
     if (self->inbox_ready_.load(std::memory_order_acquire)) {
@@ -206,6 +217,9 @@ void LoopThread::OnSpin(uv_prepare_t* handle) {
 #endif
   } while (std::chrono::steady_clock::now() < deadline);
 }
+
+// Runs right after the poll: publishes what I/O callbacks finished.
+void LoopThread::AfterPoll(uv_check_t* handle) { static_cast<LoopThread*>(handle->data)->PublishFinished(); }
 
 // ---------------------------------------------------------------- stop
 
@@ -249,22 +263,36 @@ void LoopThread::WaitUntilReaped(int tid) {
 void LoopThread::Complete(Task* task) {
   Unlink(task);
   running_.fetch_sub(1, std::memory_order_relaxed);
-  PushCompletion(task, true);
+  finished_here_.push_back(task);
 }
 
-void LoopThread::Discard(Task* task, bool notify_sink) {
+void LoopThread::Discard(Task* task, bool on_loop_thread) {
   task->owner_ = this;
   task->finished_ = true;
   task->status_ = TaskStatus::kCancelled;
-  PushCompletion(task, notify_sink);
+  if (on_loop_thread) {
+    finished_here_.push_back(task);
+  } else {
+    // After the join: the owner drains the queue itself, no sink needed.
+    Publish(&task, 1, false);
+  }
 }
 
-void LoopThread::PushCompletion(Task* task, bool notify_sink) {
+void LoopThread::PublishFinished() {
+  if (finished_here_.empty()) return;
+  Publish(finished_here_.data(), finished_here_.size(), true);
+  finished_here_.clear();
+}
+
+// One lock and at most one wake-up for a whole batch of finished tasks.
+void LoopThread::Publish(Task* const* tasks, size_t count, bool notify_sink) {
   bool notify;
   {
     std::lock_guard<std::mutex> lock(done_mu_);
-    task->phase_.store(TaskPhase::kDone, std::memory_order_release);
-    completions_.push_back(task);
+    for (size_t i = 0; i < count; i++) {
+      tasks[i]->phase_.store(TaskPhase::kDone, std::memory_order_release);
+      completions_.push_back(tasks[i]);
+    }
     notify = notify_sink && !sink_notified_;
     if (notify) sink_notified_ = true;
     if (waiters_ > 0) done_cv_.notify_all();

@@ -88,7 +88,8 @@ class LoopThread {
   static std::string ThreadName(const std::string& wanted);
   static void ThreadMain(void* arg);
   static void OnWake(uv_async_t* handle);
-  static void OnSpin(uv_prepare_t* handle);
+  static void BeforePoll(uv_prepare_t* handle);
+  static void AfterPoll(uv_check_t* handle);
 
   void Post(const Message* messages, size_t count);
   void HandleAfterJoin(const Message& message);  // inbox_mu_ held
@@ -97,8 +98,9 @@ class LoopThread {
   void StopAndJoinThread();
   static void WaitUntilReaped(int tid);
   void Complete(Task* task);                      // loop thread, from Task
-  void PushCompletion(Task* task, bool notify_sink);
-  void Discard(Task* task, bool notify_sink);     // complete as cancelled, unstarted
+  void Discard(Task* task, bool on_loop_thread);  // complete as cancelled, unstarted
+  void PublishFinished();                         // loop thread: finished_here_ -> completions_
+  void Publish(Task* const* tasks, size_t count, bool notify_sink);
   void Link(Task* task);
   void Unlink(Task* task);
 
@@ -106,7 +108,8 @@ class LoopThread {
   CompletionSink* const sink_;
   uv_loop_t loop_;
   uv_async_t wake_;
-  uv_prepare_t spin_;  // only with options_.spin_us > 0
+  uv_prepare_t before_poll_;
+  uv_check_t after_poll_;
   uv_thread_t thread_;
 
   // Inbox: submitting thread -> loop thread.
@@ -130,6 +133,9 @@ class LoopThread {
   // Loop thread only.
   std::vector<Message> processing_;
   Task* live_head_ = nullptr;  // started, unfinished tasks
+  // Finished on the loop thread, not yet published to completions_: they go
+  // out together, before the loop next polls for I/O or sleeps.
+  std::vector<Task*> finished_here_;
   bool stopping_ = false;
 
   // Set by the exit handler before it stops the loop (see exit_guard.h).

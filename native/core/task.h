@@ -20,6 +20,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 namespace sideloop {
@@ -63,7 +64,8 @@ class Task {
   int kind() const { return kind_; }
   TaskPhase phase() const { return phase_.load(std::memory_order_acquire); }
   TaskStatus status() const { return status_; }
-  const TaskError& error() const { return error_; }
+  // Only meaningful when status() is kError.
+  const TaskError& error() const { return error_ != nullptr ? *error_ : kNoError; }
 
   // A value for the task's owner (the binding keeps its slot number here);
   // the core never reads it.
@@ -100,7 +102,7 @@ class Task {
   // Loop thread, exactly once, after every handle of the task is closed.
   void Finish(TaskStatus status);
   void Fail(TaskError error) {
-    error_ = std::move(error);
+    error_ = std::make_unique<TaskError>(std::move(error));
     Finish(TaskStatus::kError);
   }
 
@@ -118,11 +120,13 @@ class Task {
   std::atomic<bool> cancel_requested_{false};
   TaskStatus status_ = TaskStatus::kOk;
   TaskStatus abort_reason_ = TaskStatus::kOk;  // kOk: not aborted
-  TaskError error_;
+  // Allocated only when needed: most tasks neither fail nor have a time
+  // limit, and a smaller task is a cheaper one at millions per second.
+  std::unique_ptr<TaskError> error_;
+  static const TaskError kNoError;
 
   double timeout_ms_ = -1;
-  bool timeout_timer_active_ = false;
-  uv_timer_t timeout_timer_;
+  std::unique_ptr<uv_timer_t> timeout_timer_;  // only while a time limit runs
 
   LoopThread* owner_ = nullptr;
   uv_loop_t* loop_ = nullptr;

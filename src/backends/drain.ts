@@ -7,7 +7,7 @@
 import { TimeoutError } from '../errors.js';
 import type { AnyFuture } from '../future.js';
 import { TaskStatus } from '../native.js';
-import type { TaskRequest } from '../tasks.js';
+import { describeTask, type TaskRequest } from '../tasks.js';
 
 /** Completions settled per turn of the main loop before yielding. */
 export const DRAIN_BUDGET = 1024;
@@ -52,7 +52,7 @@ export function outcomeValue(request: TaskRequest, status: TaskStatus, payload: 
     case TaskStatus.error:
       return payload;
     case TaskStatus.timedOut:
-      return new TimeoutError(`${request.label} timed out after ${request.timeout} ms`);
+      return new TimeoutError(`${describeTask(request)} timed out after ${request.timeout} ms`);
     default:
       return undefined;
   }
