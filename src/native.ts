@@ -10,6 +10,8 @@ export interface NativeLoopHandle {
   phase(slot: number): number;
   /** Blocks until the task is done (true) or ms pass (false); ms < 0: no limit. */
   wait(slot: number, ms: number): boolean;
+  /** Polls up to `us` µs for completions without sleeping; true when some wait. */
+  spinWait(us: number): boolean;
   setBusy(busy: boolean): void;
   running(): number;
   stop(): void;

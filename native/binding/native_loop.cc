@@ -32,6 +32,7 @@ Napi::Function NativeLoop::DefineClass(Napi::Env env) {
                                                  InstanceMethod<&NativeLoop::Cancel>("cancel"),
                                                  InstanceMethod<&NativeLoop::Phase>("phase"),
                                                  InstanceMethod<&NativeLoop::Wait>("wait"),
+                                                 InstanceMethod<&NativeLoop::SpinWait>("spinWait"),
                                                  InstanceMethod<&NativeLoop::SetBusy>("setBusy"),
                                                  InstanceMethod<&NativeLoop::Running>("running"),
                                                  InstanceMethod<&NativeLoop::Stop>("stop"),
@@ -274,6 +275,11 @@ Napi::Value NativeLoop::Wait(const Napi::CallbackInfo& info) {
     }
     if (!CanRunJs(env)) return Napi::Boolean::New(env, false);
   }
+}
+
+Napi::Value NativeLoop::SpinWait(const Napi::CallbackInfo& info) {
+  uint32_t us = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().Uint32Value() : 0;
+  return Napi::Boolean::New(info.Env(), core_->SpinUntilCompletions(us));
 }
 
 Napi::Value NativeLoop::SetBusy(const Napi::CallbackInfo& info) {

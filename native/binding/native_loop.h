@@ -39,6 +39,7 @@ class NativeLoop : public Napi::ObjectWrap<NativeLoop>, public CompletionSink {
   Napi::Value Cancel(const Napi::CallbackInfo& info);
   Napi::Value Phase(const Napi::CallbackInfo& info);
   Napi::Value Wait(const Napi::CallbackInfo& info);
+  Napi::Value SpinWait(const Napi::CallbackInfo& info);
   Napi::Value SetBusy(const Napi::CallbackInfo& info);
   Napi::Value Running(const Napi::CallbackInfo& info);
   Napi::Value Stop(const Napi::CallbackInfo& info);

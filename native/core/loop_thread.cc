@@ -293,6 +293,7 @@ void LoopThread::Publish(Task* const* tasks, size_t count, bool notify_sink) {
       tasks[i]->phase_.store(TaskPhase::kDone, std::memory_order_release);
       completions_.push_back(tasks[i]);
     }
+    has_completions_.store(true, std::memory_order_release);
     notify = notify_sink && !sink_notified_;
     if (notify) sink_notified_ = true;
     if (waiters_ > 0) done_cv_.notify_all();
@@ -307,8 +308,22 @@ size_t LoopThread::TakeCompletions(Task** out, size_t max) {
     out[n++] = completions_.front();
     completions_.pop_front();
   }
-  if (completions_.empty()) sink_notified_ = false;
+  if (completions_.empty()) {
+    sink_notified_ = false;
+    has_completions_.store(false, std::memory_order_relaxed);
+  }
   return n;
+}
+
+bool LoopThread::SpinUntilCompletions(uint32_t us) const {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(us);
+  do {
+    if (has_completions_.load(std::memory_order_acquire)) return true;
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+  } while (std::chrono::steady_clock::now() < deadline);
+  return false;
 }
 
 bool LoopThread::WaitUntilDone(const Task* task, uint64_t timeout_ms) {

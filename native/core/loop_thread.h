@@ -62,6 +62,9 @@ class LoopThread {
   size_t TakeCompletions(Task** out, size_t max);
   // Frees a task taken back with TakeCompletions().
   void Dispose(Task* task);
+  // Polls, without sleeping, for up to `us` microseconds until completions
+  // are waiting; true when some are (the `spin` option's other half).
+  bool SpinUntilCompletions(uint32_t us) const;
   // Blocks until `task` is done or `timeout_ms` passes; true when done.
   bool WaitUntilDone(const Task* task, uint64_t timeout_ms);
 
@@ -124,6 +127,7 @@ class LoopThread {
   std::condition_variable done_cv_;
   std::deque<Task*> completions_;
   bool sink_notified_ = false;
+  std::atomic<bool> has_completions_{false};  // completions_ is not empty, read lock-free
   int waiters_ = 0;
 
   std::mutex join_mu_;  // serializes StopAndJoinThread()

@@ -121,6 +121,9 @@ class NativeRun implements LoopRun {
     this.#batchCount = 0;
     this.#handle.submit(this.#batch, count, this.#batchObjects);
     this.#batchObjects.length = 0;
+    // With spin, this side waits a moment too: a quick answer is then settled
+    // without the main thread going to sleep and paying ~50 µs to wake up.
+    if (this.#options.spin > 0 && this.#handle.spinWait(this.#options.spin)) this.#drains.wake();
   }
 
   /** Settles one batch of finished tasks; returns its size. */
