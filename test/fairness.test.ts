@@ -1,17 +1,13 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
-import { EventLoop, wait } from '../dist/index.js';
-import { BACKENDS } from './helpers.js';
+import { wait } from '../dist/index.js';
+import { BACKENDS, testLoops } from './helpers.js';
 
 describe.each(BACKENDS)('main-thread fairness (%s backend)', (backend) => {
-  const loops: EventLoop[] = [];
-  afterEach(async () => {
-    await Promise.all(loops.splice(0).map((loop) => loop.shutdown({ cancelPending: true })));
-  });
+  const { makeLoop } = testLoops(backend);
 
   it('completions arrive in bounded batches: the main loop runs between them', async () => {
-    const loop = new EventLoop({ backend });
-    loops.push(loop);
+    const loop = makeLoop();
     const total = 50_000;
     let settled = 0;
     let seenByImmediate = -1;

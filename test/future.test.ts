@@ -1,20 +1,12 @@
 import { inspect } from 'node:util';
 
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
 import { CancelledError, EventLoop, Future, TimeoutError } from '../dist/index.js';
-import { BACKENDS, runScript } from './helpers.js';
+import { BACKENDS, runScript, testLoops } from './helpers.js';
 
 describe.each(BACKENDS)('Future (%s backend)', (backend) => {
-  const loops: EventLoop[] = [];
-  const makeLoop = () => {
-    const loop = new EventLoop({ backend });
-    loops.push(loop);
-    return loop;
-  };
-  afterEach(async () => {
-    await Promise.all(loops.splice(0).map((loop) => loop.shutdown({ cancelPending: true })));
-  });
+  const { makeLoop } = testLoops(backend);
 
   /** Resolves once every task submitted to `loop` before it has started running. */
   const started = (loop: EventLoop) => loop.sleep(0);

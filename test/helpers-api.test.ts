@@ -1,18 +1,10 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
 import { EventLoop, EventLoopGroup, TimeoutError, asCompleted, getDefaultLoop, wait, type Future } from '../dist/index.js';
-import { BACKENDS, runScript } from './helpers.js';
+import { BACKENDS, runScript, testLoops } from './helpers.js';
 
 describe.each(BACKENDS)('wait, asCompleted and groups (%s backend)', (backend) => {
-  const loops: { shutdown(o?: object): Promise<void> }[] = [];
-  afterEach(async () => {
-    await Promise.all(loops.splice(0).map((loop) => loop.shutdown({ cancelPending: true })));
-  });
-  const makeLoop = () => {
-    const loop = new EventLoop({ backend });
-    loops.push(loop);
-    return loop;
-  };
+  const { makeLoop, track } = testLoops(backend);
 
   it('wait() with ALL_COMPLETED (the default) resolves when all are done', async () => {
     const loop = makeLoop();
@@ -94,7 +86,7 @@ describe.each(BACKENDS)('wait, asCompleted and groups (%s backend)', (backend) =
 
   it('EventLoopGroup spreads work to the least busy loop and has the same lifecycle', async () => {
     const group = new EventLoopGroup({ backend, size: 3 });
-    loops.push(group);
+    track(group);
     expect(group.size).toBe(3);
     expect(group.state).toBe('idle');
     expect(group.backend).toBe(backend);

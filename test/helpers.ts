@@ -2,6 +2,10 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 
+import { afterEach } from 'vitest';
+
+import { EventLoop, type EventLoopOptions } from '../dist/index.js';
+
 /** The built package, as users load it. */
 export const PACKAGE_DIR = path.resolve(__dirname, '..');
 export const DIST = path.join(PACKAGE_DIR, 'dist', 'index.js');
@@ -83,4 +87,25 @@ export function countThreads(name: string): number {
 let counter = 0;
 export function uniqueName(prefix = 'sl'): string {
   return `${prefix}${process.pid % 100000}-${counter++}`.slice(0, 15);
+}
+
+interface Stoppable {
+  shutdown(options?: { cancelPending?: boolean }): Promise<void>;
+}
+
+/**
+ * Loops (and groups) made by the tests of one describe block, shut down with
+ * their pending work cancelled after each test.
+ */
+export function testLoops(backend: BackendUnderTest) {
+  const made: Stoppable[] = [];
+  afterEach(async () => {
+    await Promise.all(made.splice(0).map((loop) => loop.shutdown({ cancelPending: true })));
+  });
+  const track = <T extends Stoppable>(loop: T): T => {
+    made.push(loop);
+    return loop;
+  };
+  const makeLoop = (options: EventLoopOptions = {}): EventLoop => track(new EventLoop({ backend, ...options }));
+  return { makeLoop, track };
 }

@@ -1,18 +1,10 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
 import { EventLoop, EventLoopClosedError, InvalidStateError, QueueFullError, CancelledError } from '../dist/index.js';
-import { BACKENDS, countThreads, uniqueName } from './helpers.js';
+import { BACKENDS, countThreads, uniqueName, testLoops } from './helpers.js';
 
 describe.each(BACKENDS)('EventLoop lifecycle (%s backend)', (backend) => {
-  const loops: EventLoop[] = [];
-  const makeLoop = (options: ConstructorParameters<typeof EventLoop>[0] = {}) => {
-    const loop = new EventLoop({ backend, ...options });
-    loops.push(loop);
-    return loop;
-  };
-  afterEach(async () => {
-    await Promise.all(loops.splice(0).map((loop) => loop.shutdown({ cancelPending: true })));
-  });
+  const { makeLoop } = testLoops(backend);
 
   it('starts nothing until the first submission or start()', async () => {
     const name = uniqueName();

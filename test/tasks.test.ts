@@ -5,10 +5,10 @@ import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
 
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 
 import { CancelledError, EventLoop, TimeoutError } from '../dist/index.js';
-import { BACKENDS, runScript } from './helpers.js';
+import { BACKENDS, runScript, testLoops } from './helpers.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sideloop-tasks-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -48,15 +48,7 @@ function inputForms(bytes: Buffer): [string, unknown][] {
 }
 
 describe.each(BACKENDS)('built-in tasks (%s backend)', (backend) => {
-  const loops: EventLoop[] = [];
-  const makeLoop = () => {
-    const loop = new EventLoop({ backend });
-    loops.push(loop);
-    return loop;
-  };
-  afterEach(async () => {
-    await Promise.all(loops.splice(0).map((loop) => loop.shutdown({ cancelPending: true })));
-  });
+  const { makeLoop } = testLoops(backend);
 
   describe('hash', () => {
     const algorithms = ['md5', 'sha1', 'sha256', 'sha384', 'sha512'] as const;

@@ -1,7 +1,7 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
 import { EventLoop, EventLoopGroup } from '../dist/index.js';
-import { BACKENDS, runScript } from './helpers.js';
+import { BACKENDS, runScript, testLoops } from './helpers.js';
 
 const code = (c: string) => expect.objectContaining({ code: c });
 
@@ -39,15 +39,7 @@ describe('EventLoop options', () => {
 });
 
 describe.each(BACKENDS)('bad input to sleep (%s backend)', (backend) => {
-  const loops: EventLoop[] = [];
-  afterEach(async () => {
-    await Promise.all(loops.splice(0).map((loop) => loop.shutdown({ cancelPending: true })));
-  });
-  const makeLoop = () => {
-    const loop = new EventLoop({ backend });
-    loops.push(loop);
-    return loop;
-  };
+  const { makeLoop } = testLoops(backend);
 
   it.each([
     [['x'], TypeError, 'ERR_INVALID_ARG_TYPE'],
