@@ -6,17 +6,17 @@
 
 namespace sideloop {
 
-namespace {
-
-// Marks the externals only this binding makes, so no other value can pose
-// as a task description. Not part of the public ABI.
-const napi_type_tag kRequestTag = {0x736964656c6f6f70ULL, 0x6578745265717374ULL};
-
 struct ExtensionRequest {
   sideloop_task_vtable vtable;
   void* user_data;
   bool owned;  // the user data is still ours to free
 };
+
+namespace {
+
+// Marks the externals only this binding makes, so no other value can pose
+// as a task description. Not part of the public ABI.
+const napi_type_tag kRequestTag = {0x736964656c6f6f70ULL, 0x6578745265717374ULL};
 
 void FreeRequest(napi_env env, void* data, void*) {
   auto* request = static_cast<ExtensionRequest*>(data);
@@ -73,14 +73,17 @@ void ExtensionTask::ReleaseUserData(napi_env env) {
 }
 
 napi_status MakeExtensionRequest(napi_env env, const sideloop_task_vtable& vtable, void* user_data,
-                                 napi_value* result) {
-  auto* request = new ExtensionRequest{vtable, user_data, true};
-  napi_status status = napi_create_external(env, request, FreeRequest, nullptr, result);
+                                 napi_value* result, ExtensionRequest** request) {
+  *request = new ExtensionRequest{vtable, user_data, true};
+  napi_status status = napi_create_external(env, *request, FreeRequest, nullptr, result);
   if (status != napi_ok) {
-    FreeRequest(env, request, nullptr);
+    FreeRequest(env, *request, nullptr);
     return status;
   }
-  return napi_type_tag_object(env, *result, &kRequestTag);
+  status = napi_type_tag_object(env, *result, &kRequestTag);
+  // Untagged, no task would ever take it: free the user data now.
+  if (status != napi_ok) ReleaseUntaken(env, *request);
+  return status;
 }
 
 Task* TakeExtensionRequest(napi_env env, napi_value value) {
@@ -90,9 +93,8 @@ Task* TakeExtensionRequest(napi_env env, napi_value value) {
   return new ExtensionTask(request->vtable, request->user_data);
 }
 
-void ReleaseUntaken(napi_env env, napi_value value) {
-  ExtensionRequest* request = GetRequest(env, value);
-  if (request == nullptr || !request->owned) return;
+void ReleaseUntaken(napi_env env, ExtensionRequest* request) {
+  if (!request->owned) return;
   request->owned = false;
   if (request->vtable.free != nullptr) request->vtable.free(env, request->user_data);
 }

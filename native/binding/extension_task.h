@@ -52,16 +52,20 @@ class ExtensionTask final : public Task {
   bool released_ = false;
 };
 
+struct ExtensionRequest;
+
 // JS thread: an external owning `user_data` until a task takes it; if none
-// ever does, its finalizer (or ReleaseUntaken) calls vtable.free.
+// ever does, its finalizer (or ReleaseUntaken) calls vtable.free. `*request`
+// stays valid while the external is alive.
 napi_status MakeExtensionRequest(napi_env env, const sideloop_task_vtable& vtable, void* user_data,
-                                 napi_value* result);
+                                 napi_value* result, ExtensionRequest** request);
 // JS thread: the task an ExtensionRequest describes, or nullptr when `value`
 // is not one or was already taken (then it is never run twice).
 Task* TakeExtensionRequest(napi_env env, napi_value value);
 // JS thread: frees the user data of a request no task took (a submission
-// that failed before the task was queued).
-void ReleaseUntaken(napi_env env, napi_value value);
+// that failed before the task was queued). Needs no Node-API call, so it
+// works with an exception pending.
+void ReleaseUntaken(napi_env env, ExtensionRequest* request);
 
 }  // namespace sideloop
 

@@ -29,8 +29,9 @@ napi_status Submit(napi_env env, napi_value loop, const sideloop_task_vtable* vt
   sideloop_task_vtable copy;
   if (future_out == nullptr || !CopyVtable(vtable, &copy)) return napi_invalid_arg;
   napi_value request;
+  ExtensionRequest* owner;
   // From here on the request owns the user data, whatever happens.
-  napi_status status = MakeExtensionRequest(env, copy, user_data, &request);
+  napi_status status = MakeExtensionRequest(env, copy, user_data, &request, &owner);
   if (status != napi_ok) return status;
 
   Napi::Env napi_env(env);
@@ -38,11 +39,11 @@ napi_status Submit(napi_env env, napi_value loop, const sideloop_task_vtable* vt
   Napi::Value submit;
   if (loop_value.IsObject()) submit = loop_value.As<Napi::Object>().Get(Napi::Symbol::For(napi_env, kSubmitSymbol));
   if (napi_env.IsExceptionPending()) {
-    ReleaseUntaken(env, request);
+    ReleaseUntaken(env, owner);
     return napi_pending_exception;
   }
   if (submit.IsEmpty() || !submit.IsFunction()) {
-    ReleaseUntaken(env, request);
+    ReleaseUntaken(env, owner);
     napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "The \"loop\" argument must be a sideloop EventLoop");
     return napi_pending_exception;
   }
@@ -51,7 +52,7 @@ napi_status Submit(napi_env env, napi_value loop, const sideloop_task_vtable* vt
   napi_value future;
   status = napi_call_function(env, loop, submit, 2, args, &future);
   if (status != napi_ok) {
-    ReleaseUntaken(env, request);
+    ReleaseUntaken(env, owner);
     return status;
   }
   // A Future failed at submission (closed loop, full queue) never queued
@@ -61,7 +62,7 @@ napi_status Submit(napi_env env, napi_value loop, const sideloop_task_vtable* vt
   Napi::Object future_object = Napi::Value(napi_env, future).As<Napi::Object>();
   Napi::Value done = future_object.Get("done");
   if (done.IsFunction() && done.As<Napi::Function>().Call(future_object, {}).ToBoolean().Value()) {
-    ReleaseUntaken(env, request);
+    ReleaseUntaken(env, owner);
   }
   if (napi_env.IsExceptionPending()) return napi_pending_exception;
   *future_out = future;
