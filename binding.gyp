@@ -17,7 +17,9 @@
         "native/core/exec_task.cc",
         "native/binding/addon.cc",
         "native/binding/native_loop.cc",
-        "native/binding/task_factory.cc"
+        "native/binding/task_factory.cc",
+        "native/binding/extension_task.cc",
+        "native/binding/native_api.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": [

@@ -1,5 +1,5 @@
 // The hash of everything the native binary is built from: binding.gyp and
-// every file under native/. prebuilds/SOURCE_HASH records it for the
+// every file under native/ and include/ (the public header is compiled in). prebuilds/SOURCE_HASH records it for the
 // committed binary, and a test fails when the sources have moved on.
 'use strict';
 const crypto = require('node:crypto');
@@ -18,7 +18,8 @@ function listFiles(dir) {
 }
 
 function sourceHash() {
-  const files = ['binding.gyp', ...listFiles(path.join(ROOT, 'native')).map((f) => path.relative(ROOT, f))]
+  const sources = ['native', 'include'].flatMap((dir) => listFiles(path.join(ROOT, dir)));
+  const files = ['binding.gyp', ...sources.map((f) => path.relative(ROOT, f))]
     .map((f) => f.split(path.sep).join('/'))
     .sort();
   const hash = crypto.createHash('sha256');

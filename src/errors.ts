@@ -49,6 +49,14 @@ export function invalidArgValue(name: string, reason: string, actual: unknown): 
   return withCode(new TypeError(`The argument '${name}' ${reason}. Received ${describe(actual)}`), 'ERR_INVALID_ARG_VALUE');
 }
 
+/** A native extension's task (include/sideloop.h) submitted to a loop that runs no native code. */
+export function nativeOnly(backend: string): TypeError {
+  return withCode(
+    new TypeError(`Native extension tasks need a loop with backend 'native'; this loop's backend is '${backend}', which runs no native code`),
+    'ERR_SIDELOOP_NATIVE_ONLY',
+  );
+}
+
 function withCode<E extends Error>(error: E, code: string): E {
   Object.defineProperty(error, 'code', { value: code, enumerable: true, writable: true, configurable: true });
   return error;

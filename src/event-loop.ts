@@ -11,14 +11,16 @@ import { inspect } from 'node:util';
 
 import type { Backend, BackendName, LoopRun } from './backends/backend.js';
 import { selectBackend, type BackendOption } from './backends/select.js';
-import { EventLoopClosedError, InvalidStateError, QueueFullError, outOfRange } from './errors.js';
+import { EventLoopClosedError, InvalidStateError, QueueFullError, nativeOnly, outOfRange } from './errors.js';
 import { Future, type AnyFuture, type Outcome } from './future.js';
+import { NATIVE_API, SUBMIT_NATIVE } from './native-extension.js';
 import {
   TaskKind,
   compressRequest,
   describeTask,
   decompressRequest,
   execRequest,
+  extensionRequest,
   hashRequest,
   normalizeSubmitOptions,
   readFileRequest,
@@ -215,6 +217,19 @@ export class EventLoop {
     }
     const normalized = normalizeSubmitOptions(options);
     return this.#submit(execRequest(file, args, options, normalized), normalized.signal);
+  }
+
+  /** @internal The addon's table for native extensions (docs/native-api.md); throws for a loop that runs no native code. */
+  get [NATIVE_API](): unknown {
+    if (this.#backend.nativeApi === undefined) throw nativeOnly(this.backend);
+    return this.#backend.nativeApi;
+  }
+
+  /** @internal sideloop_api.submit: a native extension's task, on the path every built-in task takes. */
+  [SUBMIT_NATIVE](handle: unknown, options?: SubmitOptions): Future<unknown> {
+    if (this.#backend.nativeApi === undefined) throw nativeOnly(this.backend);
+    const normalized = normalizeSubmitOptions(options);
+    return this.#submit(extensionRequest(handle, normalized), normalized.signal);
   }
 
   [inspect.custom](): string {

@@ -19,6 +19,8 @@ export interface NativeLoopHandle {
 
 export interface NativeBinding {
   abiVersion: number;
+  /** The native extension API's function table: an external tagged for include/sideloop.h's sideloop_get_api(). */
+  nativeApi: unknown;
   NativeLoop: new (
     name: string,
     keepAlive: boolean,

@@ -20,6 +20,8 @@ export const TaskKind = {
   readFile: 6,
   writeFile: 7,
   exec: 8,
+  /** A native extension's task (include/sideloop.h); object = the binding's request handle. */
+  extension: 9,
 } as const;
 export type TaskKind = (typeof TaskKind)[keyof typeof TaskKind];
 
@@ -89,6 +91,8 @@ export interface WriteFileRequest {
  * - readFile: object = path (string); resolves with a Buffer
  * - writeFile: object = WriteFileRequest; resolves with undefined
  * - exec: object = ExecRequest; resolves with an ExecResult
+ * - extension: object = an opaque handle made by the addon's sideloop_api.submit;
+ *   resolves with what the extension's to_js gives
  * Byte inputs are views of the caller's memory (no copy), except strings.
  */
 export interface TaskRequest {
@@ -150,6 +154,8 @@ export function describeTask(request: TaskRequest): string {
       return `writeFile('${(request.object as WriteFileRequest).path}')`;
     case TaskKind.exec:
       return `exec('${(request.object as ExecRequest).file}')`;
+    case TaskKind.extension:
+      return 'a native extension task';
     default:
       return `${name}(${(request.object as Uint8Array).byteLength} bytes)`;
   }
@@ -234,6 +240,11 @@ export function execRequest(file: unknown, args: unknown, options: ExecOptions |
     maxBuffer,
   };
   return request(TaskKind.exec, normalized, 0, object);
+}
+
+/** A native extension's task; the handle is checked by the addon, which fails the task if it is unusable. */
+export function extensionRequest(handle: unknown, options: NormalizedOptions): TaskRequest {
+  return request(TaskKind.extension, options, 0, handle);
 }
 
 /** A view of the caller's bytes: no copy, except that strings are encoded as UTF-8. */

@@ -1,5 +1,6 @@
 #include "addon.h"
 
+#include "native_api.h"
 #include "native_loop.h"
 
 namespace sideloop {
@@ -17,6 +18,7 @@ static Napi::Object InitSideloop(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData(addon);  // freed by Node when the environment goes away
   exports.Set("NativeLoop", addon->native_loop_class.Value());
   exports.Set("abiVersion", Napi::Number::New(env, 1));
+  exports.Set("nativeApi", sideloop::NativeApiExternal(env));
   return exports;
 }
 

@@ -107,7 +107,10 @@ NativeLoop::~NativeLoop() {
   if (core_ == nullptr) return;
   // Tasks never drained: free them (their JS side is gone with us).
   while (size_t n = core_->TakeCompletions(taken_.data(), taken_.size())) {
-    for (size_t i = 0; i < n; i++) core_->Dispose(taken_[i]);
+    for (size_t i = 0; i < n; i++) {
+      ReleaseTask(Napi::Env(env_), taken_[i]);
+      core_->Dispose(taken_[i]);
+    }
   }
 }
 
@@ -235,6 +238,7 @@ Napi::Value NativeLoop::Drain(const Napi::CallbackInfo& info) {
     }
     if (!payload.IsEmpty()) payloads.Set(static_cast<uint32_t>(i), payload);
     slots_[task_slot] = nullptr;
+    ReleaseTask(env, task);
     core_->Dispose(task);
     // Only now: a disposed task reads none of its inputs any more.
     borrowed_[task_slot].Reset();

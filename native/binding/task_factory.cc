@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdlib>
 
+#include "extension_task.h"
 #include "../core/exec_task.h"
 #include "../core/hash_task.h"
 #include "../core/read_file_task.h"
@@ -111,6 +112,8 @@ Task* CreateTaskOfKind(int kind, double number, Napi::Value object) {
       return CreateWriteFileTask(object);
     case kTaskExec:
       return CreateExecTask(object);
+    case kTaskExtension:
+      return TakeExtensionRequest(object.Env(), object);
     default:
       return nullptr;
   }
@@ -165,9 +168,15 @@ Napi::Value TaskResultToJs(Napi::Env env, Task* task) {
       return ToBuffer(env, static_cast<ReadFileTask*>(task)->TakeOutput());
     case kTaskExec:
       return ExecResultToJs(env, static_cast<ExecTask*>(task));
+    case kTaskExtension:
+      return static_cast<ExtensionTask*>(task)->ToJs(env);
     default:
       return Napi::Value();  // sleep and writeFile: the JS side has the value
   }
+}
+
+void ReleaseTask(Napi::Env env, Task* task) {
+  if (task->kind() == kTaskExtension) static_cast<ExtensionTask*>(task)->ReleaseUserData(env);
 }
 
 Napi::Value TaskErrorToJs(Napi::Env env, const TaskError& error) {

@@ -18,6 +18,12 @@ Task* CreateTask(int kind, double number, Napi::Value object);
 // side already has it (sleep's value).
 Napi::Value TaskResultToJs(Napi::Env env, Task* task);
 
+// JS thread, once per task, right before it is disposed: gives what the
+// task holds for its owner back (an extension task's user data, through its
+// vtable's free, which must run on the JS thread while the task itself may
+// be freed on the loop thread).
+void ReleaseTask(Napi::Env env, Task* task);
+
 // An Error shaped like node:fs's and node:zlib's: message, code, errno,
 // syscall and path where known.
 Napi::Value TaskErrorToJs(Napi::Env env, const TaskError& error);

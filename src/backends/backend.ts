@@ -32,5 +32,7 @@ export interface LoopRun extends FutureOwner {
 
 export interface Backend {
   readonly name: BackendName;
+  /** The addon's table for native extensions (include/sideloop.h); undefined when the backend runs no native code. */
+  readonly nativeApi: unknown;
   startRun(options: RunOptions): LoopRun;
 }

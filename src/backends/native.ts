@@ -24,6 +24,10 @@ export class NativeBackend implements Backend {
     this.#binding = binding;
   }
 
+  get nativeApi(): unknown {
+    return this.#binding.nativeApi;
+  }
+
   startRun(options: RunOptions): LoopRun {
     return new NativeRun(this.#binding, options);
   }

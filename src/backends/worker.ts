@@ -48,6 +48,8 @@ const BATCH_CAPACITY = 4096;
 
 export class WorkerBackend implements Backend {
   readonly name = 'worker';
+  /** JS only: native extensions' tasks are refused (EventLoop throws ERR_SIDELOOP_NATIVE_ONLY). */
+  readonly nativeApi = undefined;
 
   startRun(options: RunOptions): LoopRun {
     return new WorkerRun(options);

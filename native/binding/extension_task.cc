@@ -1,0 +1,102 @@
+#include "extension_task.h"
+
+#include <cstring>
+
+#include "../core/task_kinds.h"
+
+namespace sideloop {
+
+struct ExtensionRequest {
+  sideloop_task_vtable vtable;
+  void* user_data;
+  bool owned;  // the user data is still ours to free
+};
+
+namespace {
+
+// Marks the externals only this binding makes, so no other value can pose
+// as a task description. Not part of the public ABI.
+const napi_type_tag kRequestTag = {0x736964656c6f6f70ULL, 0x6578745265717374ULL};
+
+void FreeRequest(napi_env env, void* data, void*) {
+  auto* request = static_cast<ExtensionRequest*>(data);
+  if (request->owned && request->vtable.free != nullptr) request->vtable.free(env, request->user_data);
+  delete request;
+}
+
+ExtensionRequest* GetRequest(napi_env env, napi_value value) {
+  napi_valuetype type;
+  bool tagged = false;
+  void* data = nullptr;
+  if (napi_typeof(env, value, &type) != napi_ok || type != napi_external ||
+      napi_check_object_type_tag(env, value, &kRequestTag, &tagged) != napi_ok || !tagged ||
+      napi_get_value_external(env, value, &data) != napi_ok) {
+    return nullptr;
+  }
+  return static_cast<ExtensionRequest*>(data);
+}
+
+}  // namespace
+
+ExtensionTask::ExtensionTask(const sideloop_task_vtable& vtable, void* user_data)
+    : Task(kTaskExtension), vtable_(vtable), user_data_(user_data) {}
+
+void ExtensionTask::Start() { vtable_.start(handle(), user_data_, loop()); }
+
+void ExtensionTask::Abort() { vtable_.cancel(handle(), user_data_); }
+
+void ExtensionTask::Complete() {
+  if (ended_) return;
+  ended_ = true;
+  Finish(TaskStatus::kOk);
+}
+
+void ExtensionTask::FailWith(const char* code, const char* message) {
+  if (ended_) return;
+  ended_ = true;
+  TaskError error;
+  if (code != nullptr) error.code = code;
+  error.message = message != nullptr ? message : "native extension task failed";
+  Fail(std::move(error));
+}
+
+Napi::Value ExtensionTask::ToJs(Napi::Env env) {
+  if (vtable_.to_js == nullptr) return Napi::Value();
+  napi_value value = vtable_.to_js(env, user_data_);
+  return value != nullptr ? Napi::Value(env, value) : Napi::Value();
+}
+
+void ExtensionTask::ReleaseUserData(napi_env env) {
+  if (released_) return;
+  released_ = true;
+  if (vtable_.free != nullptr) vtable_.free(env, user_data_);
+}
+
+napi_status MakeExtensionRequest(napi_env env, const sideloop_task_vtable& vtable, void* user_data,
+                                 napi_value* result, ExtensionRequest** request) {
+  *request = new ExtensionRequest{vtable, user_data, true};
+  napi_status status = napi_create_external(env, *request, FreeRequest, nullptr, result);
+  if (status != napi_ok) {
+    FreeRequest(env, *request, nullptr);
+    return status;
+  }
+  status = napi_type_tag_object(env, *result, &kRequestTag);
+  // Untagged, no task would ever take it: free the user data now.
+  if (status != napi_ok) ReleaseUntaken(env, *request);
+  return status;
+}
+
+Task* TakeExtensionRequest(napi_env env, napi_value value) {
+  ExtensionRequest* request = GetRequest(env, value);
+  if (request == nullptr || !request->owned) return nullptr;
+  request->owned = false;
+  return new ExtensionTask(request->vtable, request->user_data);
+}
+
+void ReleaseUntaken(napi_env env, ExtensionRequest* request) {
+  if (!request->owned) return;
+  request->owned = false;
+  if (request->vtable.free != nullptr) request->vtable.free(env, request->user_data);
+}
+
+}  // namespace sideloop

@@ -1,0 +1,215 @@
+/**
+ * The native extension API (include/sideloop.h), exercised from the outside:
+ * examples/native-extension is built here, as a separate addon, and loaded
+ * next to sideloop. Its tasks must behave as built-in tasks do.
+ */
+import { execFileSync } from 'node:child_process';
+import path from 'node:path';
+
+import { beforeAll, describe, expect, it } from 'vitest';
+
+import { CancelledError, EventLoop, EventLoopClosedError, QueueFullError, TimeoutError, type Future } from '../src/index.js';
+import { DIST, PACKAGE_DIR, runScript } from './helpers.js';
+
+const EXAMPLE = path.join(PACKAGE_DIR, 'examples', 'native-extension');
+
+interface Extension {
+  crc32(loop: unknown, data: unknown, options?: Record<string, unknown>): Future<number>;
+  liveTasks(): number;
+}
+let ext: Extension;
+
+// The CRC-32 of zlib and gzip, bit by bit: slow, and obviously right.
+function referenceCrc32(bytes: Uint8Array): number {
+  let crc = 0xffffffff;
+  for (const byte of bytes) {
+    crc ^= byte;
+    for (let k = 0; k < 8; k++) crc = crc & 1 ? 0xedb88320 ^ (crc >>> 1) : crc >>> 1;
+  }
+  return (crc ^ 0xffffffff) >>> 0;
+}
+
+/** Resolves once the extension's free has run for every task (the hang detector is the test timeout). */
+async function allFreed(): Promise<void> {
+  while (ext.liveTasks() !== 0) await new Promise((resolve) => setImmediate(resolve));
+}
+
+// Long enough that it cannot finish before a cancel or a timeout: one byte
+// per turn of the loop over 64 MiB is tens of millions of turns.
+const endless = () => [Buffer.alloc(64 * 1024 * 1024, 1), { chunkSize: 1 }] as const;
+
+beforeAll(() => {
+  const nodeGyp = path.join(PACKAGE_DIR, 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
+  execFileSync(process.execPath, [nodeGyp, 'rebuild'], { cwd: EXAMPLE, stdio: 'pipe' });
+  ext = require(EXAMPLE) as Extension;
+});
+
+describe('a native extension (examples/native-extension)', () => {
+  it('resolves with the value its to_js makes, for any bytes and chunking', async () => {
+    await using loop = new EventLoop({ backend: 'native' });
+    const random = Buffer.from(Array.from({ length: 300_000 }, (_, i) => (i * 7919) % 251));
+    const cases: [Uint8Array | DataView, Uint8Array, Record<string, unknown>?][] = [
+      [Buffer.alloc(0), Buffer.alloc(0)],
+      [Buffer.from('hello world'), Buffer.from('hello world')],
+      [random, random],
+      [random, random, { chunkSize: 4096 }],
+      [random, random, { chunkSize: 1 << 20 }],
+      [new Uint16Array(random.buffer, random.byteOffset, 1000), random.subarray(0, 2000)],
+      [new DataView(random.buffer, random.byteOffset + 5, 77), random.subarray(5, 82)],
+    ];
+    const sums = await Promise.all(cases.map(([data, , options]) => ext.crc32(loop, data, options)));
+    expect(sums).toEqual(cases.map(([, bytes]) => referenceCrc32(bytes)));
+    expect(ext.crc32(loop, Buffer.from('sync')).result()).toBe(referenceCrc32(Buffer.from('sync')));
+    expect(loop.stats()).toMatchObject({ submitted: cases.length + 1, completed: cases.length + 1, pending: 0 });
+    await allFreed();
+  });
+
+  it('fails the Future with the code and message the task gave', async () => {
+    await using loop = new EventLoop({ backend: 'native' });
+    const data = Buffer.from('checked');
+    const error = await ext.crc32(loop, data, { expected: 1 }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(Error);
+    expect(error).toMatchObject({ code: 'ERR_CHECKSUM_MISMATCH', message: expect.stringContaining('expected 00000001') });
+    expect(await ext.crc32(loop, data, { expected: referenceCrc32(data) })).toBe(referenceCrc32(data));
+    expect(loop.stats()).toMatchObject({ completed: 1, failed: 1 });
+    await allFreed();
+  });
+
+  it('cancel() cancels the Future at once and the work stops', async () => {
+    await using loop = new EventLoop({ backend: 'native' });
+    const [data, options] = endless();
+    const future = ext.crc32(loop, data, options);
+    expect(future.cancel()).toBe(true);
+    expect(future.state).toBe('cancelled');
+    await expect(future).rejects.toBeInstanceOf(CancelledError);
+    // The task comes back (and is freed) only once its work has ended.
+    await allFreed();
+    expect(loop.stats()).toMatchObject({ cancelled: 1, pending: 0, running: 0 });
+  });
+
+  it('an aborted signal cancels it, before and after submission', async () => {
+    await using loop = new EventLoop({ backend: 'native' });
+    const [data, options] = endless();
+    const before = ext.crc32(loop, data, { ...options, signal: AbortSignal.abort() });
+    const controller = new AbortController();
+    const after = ext.crc32(loop, data, { ...options, signal: controller.signal });
+    controller.abort();
+    expect([before.state, after.state]).toEqual(['cancelled', 'cancelled']);
+    await allFreed();
+  });
+
+  it('a timeout aborts the work and fails the Future with TimeoutError', async () => {
+    await using loop = new EventLoop({ backend: 'native' });
+    const [data, options] = endless();
+    const error = await ext.crc32(loop, data, { ...options, timeout: 1 }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    // Delivered only after the task ended: the 64 Mi turns did not run.
+    expect(error).toBeInstanceOf(TimeoutError);
+    expect(error).toMatchObject({ code: 'ERR_SIDELOOP_TIMEOUT', message: 'a native extension task timed out after 1 ms' });
+    await allFreed();
+  });
+
+  it('shutdown({ cancelPending }) with a task in flight cancels it and frees it', async () => {
+    const loop = new EventLoop({ backend: 'native' });
+    const [data, options] = endless();
+    const future = ext.crc32(loop, data, options);
+    await loop.shutdown({ cancelPending: true });
+    expect(future.state).toBe('cancelled');
+    expect(loop.state).toBe('stopped');
+    expect(ext.liveTasks()).toBe(0);
+  });
+
+  it('a submission that fails at once (closed loop, full queue) frees its task at once', async () => {
+    const loop = new EventLoop({ backend: 'native', maxPending: 1 });
+    const [data, options] = endless();
+    const first = ext.crc32(loop, data, options);
+    const full = ext.crc32(loop, data, options);
+    expect(full.exception()).toBeInstanceOf(QueueFullError);
+    expect(ext.liveTasks()).toBe(1);
+    first.cancel();
+    const stopping = loop.shutdown();
+    const closed = ext.crc32(loop, data, options);
+    expect(closed.exception()).toBeInstanceOf(EventLoopClosedError);
+    await stopping;
+    expect(ext.liveTasks()).toBe(0);
+    expect(loop.stats()).toMatchObject({ submitted: 1, cancelled: 1 });
+  });
+
+  it('invalid arguments throw synchronously and leak nothing', async () => {
+    await using loop = new EventLoop({ backend: 'native' });
+    const data = Buffer.from('x');
+    expect(() => ext.crc32({}, data)).toThrow(expect.objectContaining({ name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' }));
+    expect(() => ext.crc32(loop, 'not bytes')).toThrow(expect.objectContaining({ name: 'TypeError' }));
+    // Checked by sideloop, after the extension handed its task over.
+    expect(() => ext.crc32(loop, data, { timeout: -1 })).toThrow(expect.objectContaining({ name: 'RangeError', code: 'ERR_OUT_OF_RANGE' }));
+    expect(() => ext.crc32(loop, data, { signal: 'no' })).toThrow(expect.objectContaining({ name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' }));
+    expect(ext.liveTasks()).toBe(0);
+    expect(loop.stats().submitted).toBe(0);
+  });
+
+  it('a worker-backend loop refuses it with ERR_SIDELOOP_NATIVE_ONLY', () => {
+    const loop = new EventLoop({ backend: 'worker' });
+    expect(() => ext.crc32(loop, Buffer.from('x'))).toThrow(
+      expect.objectContaining({ name: 'TypeError', code: 'ERR_SIDELOOP_NATIVE_ONLY', message: expect.stringContaining("backend is 'worker'") }),
+    );
+    expect(loop.state).toBe('idle');
+    expect(ext.liveTasks()).toBe(0);
+  });
+});
+
+describe('a native extension across process and thread exits', () => {
+  const prelude = `const { EventLoop } = require(SIDELOOP); const ext = require(${JSON.stringify(EXAMPLE)});
+    const endless = () => ext.crc32(loop, Buffer.alloc(64 * 1024 * 1024, 1), { chunkSize: 1 });`;
+  const clean = (result: { code: number | null; signal: string | null; hung: boolean; stderr: string }) => {
+    expect(result.hung, `hung; stderr: ${result.stderr}`).toBe(false);
+    expect(result.signal, `killed by a signal; stderr: ${result.stderr}`).toBeNull();
+    expect(result.code, `stderr: ${result.stderr}`).toBe(0);
+  };
+
+  it('process.exit() with a task in flight exits cleanly', async () => {
+    const result = await runScript(`const loop = new (require(SIDELOOP).EventLoop)(); ${prelude}
+      endless();
+      ext.crc32(loop, Buffer.from('abc')).then((sum) => { console.log(sum); process.exit(0); });
+    `);
+    clean(result);
+    expect(result.stdout).toBe('891568578\n');
+  });
+
+  it('with keepAlive: false, a task in flight does not keep the process alive, and the exit is clean', async () => {
+    const result = await runScript(`const loop = new (require(SIDELOOP).EventLoop)({ keepAlive: false }); ${prelude}
+      endless();
+      process.on('exit', () => console.log('exit', loop.pending));
+    `);
+    clean(result);
+    expect(result.stdout).toBe('exit 1\n');
+  });
+
+  it('runs in worker threads, and a worker terminated with a task in flight crashes nothing', async () => {
+    const result = await runScript(`
+      const { Worker } = require('node:worker_threads');
+      const source = \`
+        const { parentPort } = require('node:worker_threads');
+        const SIDELOOP = ${JSON.stringify(DIST).replace(/"/g, "'")};
+        const loop = new (require(\${JSON.stringify(SIDELOOP)}).EventLoop)({ backend: 'native' });
+        ${prelude.replace(/`/g, '\\`').replace(/\$\{/g, '\\${')}
+        ext.crc32(loop, Buffer.from('abc')).then((sum) => { endless(); parentPort.postMessage(sum); });
+      \`;
+      (async () => {
+        const sums = [];
+        for (let round = 0; round < 5; round++) {
+          const worker = new Worker(source, { eval: true });
+          sums.push(await new Promise((resolve, reject) => { worker.once('message', resolve); worker.once('error', reject); }));
+          await worker.terminate();
+        }
+        console.log(sums.join(','));
+      })();
+    `);
+    clean(result);
+    expect(result.stdout).toBe('891568578,891568578,891568578,891568578,891568578\n');
+  });
+});
