@@ -11,6 +11,15 @@ const { spawnSync } = require('node:child_process');
 const path = require('node:path');
 
 const root = path.join(__dirname, '..');
+
+// Bun and Deno lack Node's libuv, so the addon would crash them at its first
+// call; sideloop uses its worker backend there. Loading or compiling it here
+// is pointless: leave it alone (the same check as src/backends/load.ts).
+const foreign = process.versions.bun ? 'Bun' : typeof globalThis.Deno === 'object' ? 'Deno' : undefined;
+if (foreign) {
+  console.log(`sideloop: ${foreign} runs the worker backend; the native addon is not used there`);
+  process.exit(0);
+}
 const target = `${process.platform}-${process.arch}`;
 
 function loads() {

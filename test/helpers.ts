@@ -42,8 +42,13 @@ export function runScript(code: string, options: RunOptions = {}): Promise<Child
 }
 
 export function runNode(args: string[], options: RunOptions = {}): Promise<ChildResult> {
+  return runProgram(process.execPath, args, options);
+}
+
+/** Runs `file` (node, bun, deno, ...) with `args` and collects how it ended. */
+export function runProgram(file: string, args: string[], options: RunOptions = {}): Promise<ChildResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, args, {
+    const child = spawn(file, args, {
       env: { ...process.env, ...options.env },
       cwd: options.cwd,
       stdio: ['pipe', 'pipe', 'pipe'],

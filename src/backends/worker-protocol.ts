@@ -1,6 +1,6 @@
 /**
  * What the main thread and the worker backend's thread say to each other,
- * and the memory they share. Imported by both sides (worker.ts, worker-entry.ts).
+ * and the memory they share. Imported by both sides (worker.ts, worker-entry.cts).
  *
  * main -> worker (worker.postMessage), at most one message per microtask:
  *   SubmitMessage: new slot pages, cancelled slots, then new tasks.

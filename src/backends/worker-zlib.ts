@@ -9,9 +9,10 @@
  * does, but across many calls. Output buffers are zlib.constants.Z_DEFAULT_CHUNK
  * bytes and Z_FINISH comes with the last input chunk, as in the one-shot call:
  * with level 0, stored-block boundaries follow both, and we must stay
- * byte-identical to zlib.gzipSync. Where the handle is not there (runtimes
- * other than Node), we gather the input and make the one-shot call, which
- * cannot be interrupted (the contract allows that).
+ * byte-identical to zlib.gzipSync. Bun 1.4 and Deno 2.9 have the same handle
+ * (test/runtimes/conformance.cjs compares with their own gzipSync). Where it
+ * is not there, we gather the input and make the one-shot call, which cannot
+ * be interrupted (the contract allows that).
  */
 import zlib from 'node:zlib';
 
@@ -21,11 +22,13 @@ import type { ByteSink } from './worker-tasks.js';
 export type ZlibKind = typeof TaskKind.gzip | typeof TaskKind.deflate | typeof TaskKind.gunzip | typeof TaskKind.inflate;
 
 const OUTPUT_CHUNK = zlib.constants.Z_DEFAULT_CHUNK;
+/** zlib.codes maps each errno to its name as well (documented, though missing from @types/node). */
+const ERRNO_NAMES = (zlib as unknown as { codes: Record<number, string> }).codes;
 
 /** The engine's native handle, as node:zlib uses it internally. */
 interface ZlibHandle {
   writeSync(flush: number, input: Uint8Array, inOffset: number, inLength: number, output: Uint8Array, outOffset: number, outLength: number): void;
-  onerror: (message: string, errno: number, code: string) => void;
+  onerror: (message: string, errno: number, code?: string) => void;
 }
 type Engine = zlib.Zlib & { _handle?: ZlibHandle; _writeState?: Uint32Array };
 
@@ -54,7 +57,8 @@ class ChunkedZlib implements ByteSink {
     this.#handle = handle;
     this.#state = state;
     // The handle reports errors through this callback, during writeSync.
-    handle.onerror = (message, errno, code) => {
+    // Deno's handle passes no code: take it from node:zlib's table of errno names.
+    handle.onerror = (message, errno, code = ERRNO_NAMES[errno]) => {
       this.#failure = Object.assign(new Error(message), { errno, code });
     };
   }

@@ -117,7 +117,9 @@ class WorkerRun implements LoopRun {
     this.#options = options;
     const { port1, port2 } = new MessageChannel();
     const setup: WorkerSetup = { control: this.#control, completions: port1 };
-    this.#worker = new Worker(path.join(__dirname, 'worker-entry.js'), {
+    // .cjs, not .js: Deno loads a Worker's .js file as ESM unless it finds
+    // package.json's "type", which it looks for only around the main script.
+    this.#worker = new Worker(path.join(__dirname, 'worker-entry.cjs'), {
       workerData: setup,
       transferList: [port1],
       name: options.name,
