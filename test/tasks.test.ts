@@ -295,8 +295,9 @@ describe.each(BACKENDS)('built-in tasks (%s backend)', (backend) => {
         (async () => {
           const loop = new EventLoop({ backend: ${JSON.stringify(backend)} });
           const cancelled = loop.exec('sleep', ['30.${marker}']);
-          const timed = loop.exec('sleep', ['31.${marker}'], { timeout: 50 });
-          await loop.sleep(20); // both children are running
+          const timed = loop.exec('sleep', ['31.${marker}'], { timeout: 1500 });
+          // Until both children exist (polling the process table, not guessing a delay).
+          while (children().length < 2 && timed.state !== 'finished') await new Promise((resolve) => setTimeout(resolve, 5));
           const before = children().length;
           cancelled.cancel();
           const timeoutError = await timed.catch((e) => e);
