@@ -10,7 +10,6 @@
         "native/core/byte_buffer.cc",
         "native/core/task_errors.cc",
         "native/core/step_task.cc",
-        "native/core/hash_task.cc",
         "native/core/zlib_task.cc",
         "native/core/read_file_task.cc",
         "native/core/write_file_task.cc",
@@ -18,6 +17,7 @@
         "native/binding/addon.cc",
         "native/binding/native_loop.cc",
         "native/binding/task_factory.cc",
+        "native/binding/builtin_hash.cc",
         "native/binding/extension_task.cc",
         "native/binding/native_api.cc"
       ],

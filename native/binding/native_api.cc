@@ -83,6 +83,8 @@ const sideloop_api kApi = {
 
 }  // namespace
 
+const sideloop_api* OwnNativeApi() { return &kApi; }
+
 Napi::Value NativeApiExternal(Napi::Env env) {
   // The table is read-only; the external only points at it.
   auto external = Napi::External<sideloop_api>::New(env, const_cast<sideloop_api*>(&kApi));

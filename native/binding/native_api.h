@@ -15,4 +15,14 @@ Napi::Value NativeApiExternal(Napi::Env env);
 
 }  // namespace sideloop
 
+struct sideloop_api;
+
+namespace sideloop {
+
+// This addon's own table: what the built-ins written on the public
+// interface (builtin_hash.cc) call, as an extension would.
+const sideloop_api* OwnNativeApi();
+
+}  // namespace sideloop
+
 #endif  // SIDELOOP_BINDING_NATIVE_API_H_

@@ -3,9 +3,9 @@
 #include <cmath>
 #include <cstdlib>
 
+#include "builtin_hash.h"
 #include "extension_task.h"
 #include "../core/exec_task.h"
-#include "../core/hash_task.h"
 #include "../core/read_file_task.h"
 #include "../core/rejected_task.h"
 #include "../core/sleep_task.h"
@@ -95,9 +95,8 @@ Task* CreateTaskOfKind(int kind, double number, Napi::Value object) {
     case kTaskSleep:
       return new SleepTask(number);
     case kTaskHash: {
-      const EVP_MD* md = HashTask::Algorithm(static_cast<int>(number));
-      if (md == nullptr || !GetBytes(object, &bytes)) return nullptr;
-      return new HashTask(md, bytes.data, bytes.size);
+      if (!GetBytes(object, &bytes)) return nullptr;
+      return NewHashTask(static_cast<int>(number), bytes.data, bytes.size);
     }
     case kTaskGzip:
     case kTaskGunzip:
@@ -157,8 +156,6 @@ Task* CreateTask(int kind, double number, Napi::Value object) {
 
 Napi::Value TaskResultToJs(Napi::Env env, Task* task) {
   switch (task->kind()) {
-    case kTaskHash:
-      return ToBuffer(env, static_cast<HashTask*>(task)->TakeOutput());
     case kTaskGzip:
     case kTaskGunzip:
     case kTaskDeflate:

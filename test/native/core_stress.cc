@@ -11,7 +11,6 @@
 #include <vector>
 
 #include "../../native/core/exec_task.h"
-#include "../../native/core/hash_task.h"
 #include "../../native/core/loop_thread.h"
 #include "../../native/core/read_file_task.h"
 #include "../../native/core/sleep_task.h"
@@ -53,7 +52,6 @@ const std::vector<uint8_t> kInput(3 * 1024 * 1024 + 7, 'x');
 Task* MakeTask(int i, std::mt19937& random) {
   switch (i % 16) {
     case 0:
-      return new HashTask(EVP_sha256(), kInput.data(), random() % kInput.size());
     case 1:
       return new ZlibTask(kTaskGzip, 1, kInput.data(), random() % kInput.size());
     case 2:
