@@ -3,6 +3,7 @@
  * reports them back in batches (the messages are in worker-protocol.ts).
  * Every task starts as soon as its batch arrives; there is no queue here.
  */
+import { readlinkSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 
 import { TaskStatus } from '../native.js';
@@ -30,6 +31,7 @@ interface ActiveTask {
 }
 
 const { control, completions } = workerData as WorkerSetup;
+Atomics.store(control, Control.threadId, kernelThreadId());
 const flags = new SlotFlags();
 const active = new Map<number, ActiveTask>();
 /** Per slot whose StreamedInput is still arriving: where its chunks go. */
@@ -179,4 +181,13 @@ function own(bytes: Uint8Array, transfers: ArrayBuffer[]): Uint8Array {
   const alone = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes : new Uint8Array(bytes);
   transfers.push(alone.buffer as ArrayBuffer);
   return alone;
+}
+
+/** This thread's id in the kernel's eyes (/proc/thread-self is /proc/<pid>/task/<tid>); 0 where unknown. */
+function kernelThreadId(): number {
+  try {
+    return Number(readlinkSync('/proc/thread-self').split('/').pop()) || 0;
+  } catch {
+    return 0;
+  }
 }

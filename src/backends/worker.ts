@@ -9,6 +9,7 @@
  * `spin` is accepted and ignored: a worker waits for messages in its own
  * libuv loop, which offers no polling mode.
  */
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { types } from 'node:util';
 import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
@@ -220,6 +221,7 @@ class WorkerRun implements LoopRun {
     for (const future of this.#slots.futures()) future._cancelled();
     this.#port.close();
     await this.#worker.terminate();
+    await untilReaped(Atomics.load(this.#control, Control.threadId));
   }
 
   /** @internal From the completions port, through the relay. */
@@ -391,4 +393,17 @@ function received(request: TaskRequest, status: TaskStatus, payload: unknown): u
 
 function asBuffer(bytes: Uint8Array): Buffer {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+/**
+ * A terminated Worker's thread has been joined, but the kernel lists it (in
+ * /proc/self/task) until it has also been reaped, a moment later. Waiting for
+ * that keeps the promise that no thread of a stopped loop exists, as anyone
+ * counting threads sees it (the native backend does the same).
+ */
+async function untilReaped(threadId: number): Promise<void> {
+  if (threadId === 0) return;
+  for (let turn = 0; turn < 10_000 && existsSync(`/proc/self/task/${threadId}`); turn++) {
+    await new Promise((resolve) => setImmediate(resolve));
+  }
 }
