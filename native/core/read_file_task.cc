@@ -42,17 +42,8 @@ StepTask::StepResult ReadFileTask::Read() {
   return StepResult::kMore;
 }
 
-StepTask::StepResult ReadFileTask::Failed(TaskError error) {
-  failure_ = std::move(error);
-  return StepResult::kFailed;
-}
-
 void ReadFileTask::EndSteps() {
-  if (fd_ < 0) return;
-  uv_fs_t req;
-  uv_fs_close(loop(), &req, fd_, nullptr);  // nothing to report: the reads are done
-  uv_fs_req_cleanup(&req);
-  fd_ = -1;
+  CloseFile(&fd_);
 }
 
 }  // namespace sideloop

@@ -26,7 +26,6 @@ class ReadFileTask final : public StepTask {
  private:
   StepResult Open();
   StepResult Read();
-  StepResult Failed(TaskError error);
 
   const std::string path_;
   uv_file fd_ = -1;

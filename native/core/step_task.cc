@@ -39,4 +39,12 @@ void StepTask::Stop(TaskStatus status) {
   });
 }
 
+void StepTask::CloseFile(int* fd) {
+  if (*fd < 0) return;
+  uv_fs_t req;
+  uv_fs_close(loop(), &req, *fd, nullptr);
+  uv_fs_req_cleanup(&req);
+  *fd = -1;
+}
+
 }  // namespace sideloop

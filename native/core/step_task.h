@@ -30,6 +30,15 @@ class StepTask : public Task {
 
   TaskError failure_;
 
+  // For Step(): records why the task failed and says it did.
+  StepResult Failed(TaskError error) {
+    failure_ = std::move(error);
+    return StepResult::kFailed;
+  }
+  // For EndSteps(): closes a file the steps opened (synchronously: the loop
+  // thread never queues on libuv's shared threadpool) and marks it closed.
+  void CloseFile(int* fd);
+
  private:
   void Start() final;
   void Abort() final;

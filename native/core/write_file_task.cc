@@ -51,18 +51,9 @@ StepTask::StepResult WriteFileTask::Write() {
   return StepResult::kMore;
 }
 
-StepTask::StepResult WriteFileTask::Failed(TaskError error) {
-  failure_ = std::move(error);
-  return StepResult::kFailed;
-}
-
 // Reached with the file still open only after a failed write or an abort.
 void WriteFileTask::EndSteps() {
-  if (fd_ < 0) return;
-  uv_fs_t req;
-  uv_fs_close(loop(), &req, fd_, nullptr);
-  uv_fs_req_cleanup(&req);
-  fd_ = -1;
+  CloseFile(&fd_);
 }
 
 }  // namespace sideloop

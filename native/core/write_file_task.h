@@ -25,7 +25,6 @@ class WriteFileTask final : public StepTask {
   StepResult Open();
   StepResult Write();
   StepResult Close();
-  StepResult Failed(TaskError error);
 
   const std::string path_;
   const uint8_t* const data_;
