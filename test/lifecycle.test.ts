@@ -180,6 +180,16 @@ describe.each(BACKENDS)('EventLoop lifecycle (%s backend)', (backend) => {
     expect(await loop.sleep(0, 'again')).toBe('again');
   });
 
+  it('spin: with spins short enough to end all the time, no round trip is lost', async () => {
+    // Each side skips its wake-up while the other polls; a spin of 1 µs
+    // keeps ending mid-handshake. A lost wake-up would hang here.
+    const loop = makeLoop({ spin: 1 });
+    let total = 0;
+    for (let i = 0; i < 2000; i++) total += await loop.sleep(0, 1);
+    expect(total).toBe(2000);
+    await loop.shutdown();
+  });
+
   it('names its thread after options.name, cut to 15 bytes', async () => {
     const long = `${uniqueName('x')}-a-rather-long-thread-name`;
     const loop = makeLoop({ name: long });

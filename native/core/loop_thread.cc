@@ -12,6 +12,10 @@
 
 namespace sideloop {
 
+namespace {
+constexpr size_t kPublishEvery = 128;
+}  // namespace
+
 LoopThread::LoopThread(LoopOptions options, CompletionSink* sink)
     : options_(std::move(options)), sink_(sink) {}
 
@@ -37,6 +41,8 @@ int LoopThread::Start() {
     after_poll_.data = this;
     uv_check_start(&after_poll_, AfterPoll);
     uv_unref(reinterpret_cast<uv_handle_t*>(&after_poll_));
+    uv_idle_init(&loop_, &spin_again_);
+    uv_unref(reinterpret_cast<uv_handle_t*>(&spin_again_));
     state_ = State::kRunning;  // before the thread exists: no lock needed
     err = uv_thread_create(&thread_, ThreadMain, this);
     if (err == 0) {
@@ -50,6 +56,7 @@ int LoopThread::Start() {
     uv_close(reinterpret_cast<uv_handle_t*>(&wake_), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&before_poll_), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&after_poll_), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&spin_again_), nullptr);
     uv_run(&loop_, UV_RUN_DEFAULT);
   }
   uv_loop_close(&loop_);
@@ -116,9 +123,12 @@ void LoopThread::Post(const Message* messages, size_t count) {
       bool was_empty = inbox_.empty();
       inbox_.insert(inbox_.end(), messages, messages + count);
       inbox_ready_.store(true, std::memory_order_release);
+      // A spinning loop thread sees inbox_ready_ by itself. Both flags are
+      // sequentially consistent, and the thread checks inbox_ready_ again
+      // after it stops spinning (BeforePoll), so one side always notices.
       // Sent under the lock: the loop thread closes wake_ only after it has
       // seen kStopRequested under this same lock.
-      if (was_empty) uv_async_send(&wake_);
+      if (was_empty && !loop_spinning_.load()) uv_async_send(&wake_);
       return;
     }
     case State::kStopRequested:
@@ -151,7 +161,12 @@ void LoopThread::OnWake(uv_async_t* handle) {
     self->inbox_ready_.store(false, std::memory_order_relaxed);
     stop = self->state_ == State::kStopRequested;
   }
-  for (const Message& message : self->processing_) self->ProcessMessage(message);
+  for (const Message& message : self->processing_) {
+    self->ProcessMessage(message);
+    // A long batch of quick tasks goes out in parts: the owner starts
+    // settling the first part while this thread runs the rest.
+    if (self->finished_here_.size() >= kPublishEvery) self->PublishFinished();
+  }
   self->processing_.clear();
   if (stop && !self->stopping_) self->BeginStop();
   self->PublishFinished();
@@ -195,6 +210,7 @@ void LoopThread::BeginStop() {
   uv_close(reinterpret_cast<uv_handle_t*>(&wake_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&before_poll_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&after_poll_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&spin_again_), nullptr);
 }
 
 // Runs right before the loop would block for I/O: what finished since the
@@ -206,16 +222,14 @@ void LoopThread::BeforePoll(uv_prepare_t* handle) {
   auto* self = static_cast<LoopThread*>(handle->data);
   self->PublishFinished();
   if (self->options_.spin_us == 0 || self->stopping_ || uv_backend_timeout(&self->loop_) == 0) return;
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(self->options_.spin_us);
-  do {
-    if (self->inbox_ready_.load(std::memory_order_acquire)) {
-      OnWake(&self->wake_);
-      return;
-    }
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();  // be kind to the sibling hyperthread
-#endif
-  } while (std::chrono::steady_clock::now() < deadline);
+  self->loop_spinning_.store(true);
+  bool ready = PollUntil(self->inbox_ready_, self->options_.spin_us);
+  self->loop_spinning_.store(false);
+  // A submission that saw us spinning sent no wake-up: look once more.
+  if (!ready && !self->inbox_ready_.load()) return;
+  OnWake(&self->wake_);
+  // Poll for I/O without sleeping, then come back here to spin again.
+  uv_idle_start(&self->spin_again_, [](uv_idle_t* idle) { uv_idle_stop(idle); });
 }
 
 // Runs right after the poll: publishes what I/O callbacks finished.
@@ -293,8 +307,10 @@ void LoopThread::Publish(Task* const* tasks, size_t count, bool notify_sink) {
       tasks[i]->phase_.store(TaskPhase::kDone, std::memory_order_release);
       completions_.push_back(tasks[i]);
     }
-    has_completions_.store(true, std::memory_order_release);
-    notify = notify_sink && !sink_notified_;
+    has_completions_.store(true);
+    // A spinning owner sees has_completions_ by itself, and looks once more
+    // after it stops spinning (SpinUntilCompletions): no wake-up needed.
+    notify = notify_sink && !sink_notified_ && !owner_spinning_.load();
     if (notify) sink_notified_ = true;
     if (waiters_ > 0) done_cv_.notify_all();
   }
@@ -316,14 +332,26 @@ size_t LoopThread::TakeCompletions(Task** out, size_t max) {
 }
 
 bool LoopThread::SpinUntilCompletions(uint32_t us) const {
+  owner_spinning_.store(true);
+  bool ready = PollUntil(has_completions_, us);
+  owner_spinning_.store(false);
+  // A publication that saw us spinning did not notify the sink: look once more.
+  return ready || has_completions_.load();
+}
+
+// Polls `flag` for up to `us` microseconds, without sleeping. The clock is
+// read every few dozen polls only: reading it costs more than a poll.
+bool LoopThread::PollUntil(const std::atomic<bool>& flag, uint32_t us) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(us);
-  do {
-    if (has_completions_.load(std::memory_order_acquire)) return true;
+  for (;;) {
+    for (int i = 0; i < 32; i++) {
+      if (flag.load(std::memory_order_acquire)) return true;
 #if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
+      __builtin_ia32_pause();  // be kind to the sibling hyperthread
 #endif
-  } while (std::chrono::steady_clock::now() < deadline);
-  return false;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+  }
 }
 
 bool LoopThread::WaitUntilDone(const Task* task, uint64_t timeout_ms) {

@@ -93,6 +93,7 @@ class LoopThread {
   static void OnWake(uv_async_t* handle);
   static void BeforePoll(uv_prepare_t* handle);
   static void AfterPoll(uv_check_t* handle);
+  static bool PollUntil(const std::atomic<bool>& flag, uint32_t us);
 
   void Post(const Message* messages, size_t count);
   void HandleAfterJoin(const Message& message);  // inbox_mu_ held
@@ -113,6 +114,10 @@ class LoopThread {
   uv_async_t wake_;
   uv_prepare_t before_poll_;
   uv_check_t after_poll_;
+  // Started for one loop turn after spinning found work: an active idle
+  // handle makes that turn's poll return at once, so the thread comes back
+  // to spin instead of sleeping in the poll.
+  uv_idle_t spin_again_;
   uv_thread_t thread_;
 
   // Inbox: submitting thread -> loop thread.
@@ -121,6 +126,10 @@ class LoopThread {
   State state_ = State::kIdle;
   // The inbox has messages: what a spinning loop thread polls, lock-free.
   std::atomic<bool> inbox_ready_{false};
+  // The loop thread is polling inbox_ready_: a submission then needs no
+  // uv_async_send (a system call, made under inbox_mu_, that a spinning
+  // loop thread would otherwise wait for, asleep, on that mutex).
+  std::atomic<bool> loop_spinning_{false};
 
   // Completions: loop thread -> submitting thread.
   std::mutex done_mu_;
@@ -128,6 +137,9 @@ class LoopThread {
   std::deque<Task*> completions_;
   bool sink_notified_ = false;
   std::atomic<bool> has_completions_{false};  // completions_ is not empty, read lock-free
+  // The submitting thread is polling has_completions_ (SpinUntilCompletions):
+  // publishing then needs no sink notification.
+  mutable std::atomic<bool> owner_spinning_{false};
   int waiters_ = 0;
 
   std::mutex join_mu_;  // serializes StopAndJoinThread()

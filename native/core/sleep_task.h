@@ -3,13 +3,18 @@
 #ifndef SIDELOOP_CORE_SLEEP_TASK_H_
 #define SIDELOOP_CORE_SLEEP_TASK_H_
 
+#include "recycled.h"
 #include "task.h"
 #include "task_kinds.h"
 
 namespace sideloop {
 
-class SleepTask final : public Task {
+// Recycled: tiny tasks are the ones whose allocation shows.
+class SleepTask final : public Task, public Recycled<SleepTask> {
  public:
+  using Recycled<SleepTask>::operator new;
+  using Recycled<SleepTask>::operator delete;
+
   explicit SleepTask(double ms) : Task(kTaskSleep), ms_(ms) {}
 
  protected:
