@@ -41,46 +41,56 @@ const EVP_MD* Algorithm(int index) {
   }
 }
 
+// Loop thread: reports the outcome; the task ends here.
+void Report(HashJob* job) {
+  EVP_MD_CTX_free(job->ctx);
+  job->ctx = nullptr;
+  const sideloop_api* api = OwnNativeApi();
+  // After an abort sideloop reports the reason (cancel, timeout) itself.
+  if (job->failure != nullptr) api->fail(job->task, "ERR_CRYPTO_HASH_UPDATE_FAILED", job->failure);
+  else api->complete(job->task);
+}
+
+// Loop thread: hashes one step's worth; false once the digest is made (or
+// OpenSSL refused).
+bool Advance(HashJob* job) {
+  size_t n = std::min(job->size - job->done, kStepBytes);
+  if (n > 0 && EVP_DigestUpdate(job->ctx, job->data + job->done, n) != 1) {
+    job->failure = "Hash update failed";
+    return false;
+  }
+  job->done += n;
+  if (job->done < job->size) return true;
+  if (EVP_DigestFinal_ex(job->ctx, job->digest, &job->digest_length) != 1) job->failure = "Hash digest failed";
+  return false;
+}
+
 // Loop thread: stop stepping; the task ends once the idle handle is closed.
 void End(HashJob* job) {
   auto* handle = reinterpret_cast<uv_handle_t*>(&job->idle);
   if (uv_is_closing(handle)) return;
   uv_idle_stop(&job->idle);
-  uv_close(handle, [](uv_handle_t* closed) {
-    auto* done = static_cast<HashJob*>(closed->data);
-    EVP_MD_CTX_free(done->ctx);
-    done->ctx = nullptr;
-    const sideloop_api* api = OwnNativeApi();
-    // After an abort sideloop reports the reason (cancel, timeout) itself.
-    if (done->failure != nullptr) api->fail(done->task, "ERR_CRYPTO_HASH_UPDATE_FAILED", done->failure);
-    else api->complete(done->task);
-  });
+  uv_close(handle, [](uv_handle_t* closed) { Report(static_cast<HashJob*>(closed->data)); });
 }
 
 void Step(uv_idle_t* idle) {
   auto* job = static_cast<HashJob*>(idle->data);
-  if (OwnNativeApi()->aborting(job->task)) return End(job);
-  size_t n = std::min(job->size - job->done, kStepBytes);
-  if (n > 0 && EVP_DigestUpdate(job->ctx, job->data + job->done, n) != 1) {
-    job->failure = "Hash update failed";
-    return End(job);
-  }
-  job->done += n;
-  if (job->done < job->size) return;
-  if (EVP_DigestFinal_ex(job->ctx, job->digest, &job->digest_length) != 1) job->failure = "Hash digest failed";
-  End(job);
+  if (OwnNativeApi()->aborting(job->task) || !Advance(job)) End(job);
 }
 
 void Start(sideloop_task* task, void* user_data, uv_loop_t* loop) {
   auto* job = static_cast<HashJob*>(user_data);
   job->task = task;
-  job->idle.data = job;
-  uv_idle_init(loop, &job->idle);
   job->ctx = EVP_MD_CTX_new();
   if (job->ctx == nullptr || EVP_DigestInit_ex(job->ctx, job->md, nullptr) != 1) {
     job->failure = "Hash initialization failed";
-    return End(job);
+    return Report(job);
   }
+  // The first step runs at once: an input that fits in one step (most) is
+  // hashed and reported in the turn that received it, with no handle.
+  if (!Advance(job)) return Report(job);
+  job->idle.data = job;
+  uv_idle_init(loop, &job->idle);
   uv_idle_start(&job->idle, Step);
 }
 

@@ -96,6 +96,9 @@ class LoopThread {
   static bool PollUntil(const std::atomic<bool>& flag, uint32_t us);
 
   void Post(const Message* messages, size_t count);
+  void ReadInbox();                               // loop thread
+  void ProcessBacklog(bool budgeted);             // loop thread
+  void ComeBackSoon();                            // loop thread
   void HandleAfterJoin(const Message& message);  // inbox_mu_ held
   void ProcessMessage(const Message& message);    // loop thread
   void BeginStop();                               // loop thread
@@ -114,10 +117,8 @@ class LoopThread {
   uv_async_t wake_;
   uv_prepare_t before_poll_;
   uv_check_t after_poll_;
-  // Started for one loop turn after spinning found work: an active idle
-  // handle makes that turn's poll return at once, so the thread comes back
-  // to spin instead of sleeping in the poll.
-  uv_idle_t spin_again_;
+  // Started for one turn (ComeBackSoon): the poll then returns at once.
+  uv_idle_t come_back_;
   uv_thread_t thread_;
 
   // Inbox: submitting thread -> loop thread.
@@ -147,12 +148,14 @@ class LoopThread {
   std::atomic<int> tid_{0};  // the loop thread's kernel id, for WaitUntilReaped
 
   // Loop thread only.
-  std::vector<Message> processing_;
+  std::vector<Message> backlog_;  // taken from the inbox, handled up to backlog_at_
+  size_t backlog_at_ = 0;
   Task* live_head_ = nullptr;  // started, unfinished tasks
   // Finished on the loop thread, not yet published to completions_: they go
   // out together, before the loop next polls for I/O or sleeps.
   std::vector<Task*> finished_here_;
   bool stopping_ = false;
+  uint64_t published_at_ = 0;  // uv_hrtime() of the last publication
 
   // Set by the exit handler before it stops the loop (see exit_guard.h).
   std::atomic<bool> process_exiting_{false};

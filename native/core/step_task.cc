@@ -3,6 +3,21 @@
 namespace sideloop {
 
 void StepTask::Start() {
+  // The first step runs at once: work that fits in one step (most payloads)
+  // is then done in the turn that received it, with no handle to open and
+  // close, and goes back to the owner while this thread runs the next task.
+  switch (Step()) {
+    case StepResult::kMore:
+      break;
+    case StepResult::kDone:
+      EndSteps();
+      Finish(TaskStatus::kOk);
+      return;
+    case StepResult::kFailed:
+      EndSteps();
+      Fail(std::move(failure_));
+      return;
+  }
   uv_idle_init(loop(), &idle_);
   idle_.data = this;
   uv_idle_start(&idle_, OnIdle);

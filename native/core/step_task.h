@@ -1,5 +1,5 @@
-// A task that does its work in bounded steps, one per turn of the loop,
-// driven by a uv_idle_t. Between two steps the loop runs timers and reads
+// A task that does its work in bounded steps: the first inside Start(),
+// then one per turn of the loop, driven by a uv_idle_t. Between two steps the loop runs timers and reads
 // its inbox, so a cancel or a timeout stops even a 512 MiB job within one
 // step, and other tasks on the same loop take their turns in between.
 // Hashing, compression and file tasks are built on it.

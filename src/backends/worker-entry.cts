@@ -1,7 +1,10 @@
 /**
  * The worker backend's thread: runs the tasks the main thread submits and
  * reports them back in batches (the messages are in worker-protocol.ts).
- * Every task starts as soon as its batch arrives; there is no queue here.
+ * Tasks start in the order they arrive, in turns of about TURN_BUDGET_MS:
+ * byte work runs synchronously here, and a long batch of big jobs must not
+ * hold up this thread's timers (other tasks' timeouts and sleeps) until the
+ * whole batch is done.
  */
 import { readlinkSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
@@ -38,6 +41,14 @@ const active = new Map<number, ActiveTask>();
 const inputs = new Map<number, (chunk: Uint8Array) => void>();
 let stopping = false;
 
+/** How long one turn of this thread starts queued tasks before it lets its event loop run. */
+const TURN_BUDGET_MS = 1;
+/** Submitted, not yet started: TASK_FIELDS numbers per task, from queueAt on. */
+let queue: number[] = [];
+let queueObjects: unknown[] = []; // one per queued task
+let queueAt = 0;
+let turnScheduled = false;
+
 // Completions of this turn of the loop, posted together by flushCompletions().
 let doneSlots: number[] = [];
 let doneStatuses: number[] = [];
@@ -60,8 +71,29 @@ function onSubmit({ pages, cancels, tasks, objects }: SubmitMessage): void {
     if (task !== undefined) end(task, TaskStatus.cancelled);
   }
   for (let at = 0; at < tasks.length; at += TASK_FIELDS) {
-    start(tasks[at]!, tasks[at + 1]!, tasks[at + 2]!, tasks[at + 3]!, objects?.[at / TASK_FIELDS]);
+    queue.push(tasks[at]!, tasks[at + 1]!, tasks[at + 2]!, tasks[at + 3]!);
+    queueObjects.push(objects?.[at / TASK_FIELDS]);
   }
+  if (!turnScheduled) startQueued(true);
+}
+
+/** Starts queued tasks in order; with `budgeted`, for about TURN_BUDGET_MS, then again on the next turn. */
+function startQueued(budgeted: boolean): void {
+  turnScheduled = false;
+  const started = performance.now();
+  while (queueAt < queue.length) {
+    const at = queueAt;
+    queueAt += TASK_FIELDS;
+    start(queue[at]!, queue[at + 1]!, queue[at + 2]!, queue[at + 3]!, queueObjects[at / TASK_FIELDS]);
+    if (budgeted && performance.now() - started >= TURN_BUDGET_MS && queueAt < queue.length) {
+      turnScheduled = true;
+      setImmediate(() => startQueued(true));
+      return;
+    }
+  }
+  queue = [];
+  queueObjects = [];
+  queueAt = 0;
 }
 
 function start(slot: number, kind: number, timeout: number, number: number, object: unknown): void {
@@ -158,6 +190,7 @@ function wakeMainThread(): void {
 
 async function stop(): Promise<void> {
   stopping = true;
+  startQueued(false); // completes what is still queued as cancelled
   for (const task of [...active.values()]) end(task, TaskStatus.cancelled);
   await killAllChildren(); // no zombie outlives the run
   flushCompletions();
