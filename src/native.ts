@@ -1,8 +1,11 @@
 /** The types of the addon's exports (native/binding/native_loop.h describes the protocol). */
 
 export interface NativeLoopHandle {
-  /** batch holds [slot, kind, timeout, number] per task; objects[i] the i-th task's other arguments. */
-  submit(batch: Float64Array, count: number, objects: unknown[]): void;
+  /**
+   * batch holds [slot, kind, timeout, number] per task; objects[i] the i-th task's other arguments.
+   * `busy`: also setBusy(true). Returns true when, with spin, completions are already waiting.
+   */
+  submit(batch: Float64Array, count: number, objects: unknown[], busy: boolean): boolean;
   /** Fills ids, statuses and payloads given at construction; returns how many. */
   drain(): number;
   cancel(slot: number): void;
@@ -10,8 +13,6 @@ export interface NativeLoopHandle {
   phase(slot: number): number;
   /** Blocks until the task is done (true) or ms pass (false); ms < 0: no limit. */
   wait(slot: number, ms: number): boolean;
-  /** Polls up to `us` µs for completions without sleeping; true when some wait. */
-  spinWait(us: number): boolean;
   setBusy(busy: boolean): void;
   running(): number;
   stop(): void;

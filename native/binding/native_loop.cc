@@ -32,7 +32,6 @@ Napi::Function NativeLoop::DefineClass(Napi::Env env) {
                                                  InstanceMethod<&NativeLoop::Cancel>("cancel"),
                                                  InstanceMethod<&NativeLoop::Phase>("phase"),
                                                  InstanceMethod<&NativeLoop::Wait>("wait"),
-                                                 InstanceMethod<&NativeLoop::SpinWait>("spinWait"),
                                                  InstanceMethod<&NativeLoop::SetBusy>("setBusy"),
                                                  InstanceMethod<&NativeLoop::Running>("running"),
                                                  InstanceMethod<&NativeLoop::Stop>("stop"),
@@ -90,6 +89,7 @@ NativeLoop::NativeLoop(const Napi::CallbackInfo& info) : ObjectWrap<NativeLoop>(
   LoopOptions options;
   options.name = info[0].As<Napi::String>().Utf8Value();
   if (info.Length() > 6 && info[6].IsNumber()) options.spin_us = info[6].As<Napi::Number>().Uint32Value();
+  spin_us_ = options.spin_us;
   core_ = std::make_unique<LoopThread>(std::move(options), this);
   int err = core_->Start();
   if (err != 0) {
@@ -209,7 +209,10 @@ Napi::Value NativeLoop::Submit(const Napi::CallbackInfo& info) {
     batch_.push_back(task);
   }
   core_->Submit(batch_.data(), batch_.size());
-  return env.Undefined();
+  if (info.Length() > 3 && info[3].IsBoolean() && info[3].As<Napi::Boolean>().Value()) BecomeBusy(true);
+  // With spin, this side waits a moment too: a quick answer is then settled
+  // without this thread going to sleep and paying ~50 µs to wake up.
+  return Napi::Boolean::New(env, spin_us_ > 0 && core_->SpinUntilCompletions(spin_us_));
 }
 
 Napi::Value NativeLoop::Drain(const Napi::CallbackInfo& info) {
@@ -283,14 +286,13 @@ Napi::Value NativeLoop::Wait(const Napi::CallbackInfo& info) {
   }
 }
 
-Napi::Value NativeLoop::SpinWait(const Napi::CallbackInfo& info) {
-  uint32_t us = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().Uint32Value() : 0;
-  return Napi::Boolean::New(info.Env(), core_->SpinUntilCompletions(us));
+Napi::Value NativeLoop::SetBusy(const Napi::CallbackInfo& info) {
+  BecomeBusy(info.Length() > 0 && info[0].ToBoolean().Value());
+  return info.Env().Undefined();
 }
 
-Napi::Value NativeLoop::SetBusy(const Napi::CallbackInfo& info) {
-  bool busy = info.Length() > 0 && info[0].ToBoolean().Value();
-  if (busy == busy_ || tsfn_ == nullptr) return info.Env().Undefined();
+void NativeLoop::BecomeBusy(bool busy) {
+  if (busy == busy_ || tsfn_ == nullptr) return;
   busy_ = busy;
   if (busy) {
     if (keep_alive_) napi_ref_threadsafe_function(env_, tsfn_);
@@ -299,7 +301,6 @@ Napi::Value NativeLoop::SetBusy(const Napi::CallbackInfo& info) {
     if (keep_alive_) napi_unref_threadsafe_function(env_, tsfn_);
     on_wake_.Unref();
   }
-  return info.Env().Undefined();
 }
 
 Napi::Value NativeLoop::Running(const Napi::CallbackInfo& info) {

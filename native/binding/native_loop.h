@@ -2,7 +2,11 @@
 // makes a new NativeLoop). The protocol with src/backends/native.ts:
 //
 //   new NativeLoop(name, keepAlive, onWake, ids, statuses, payloads, spinMicroseconds)
-//   submit(batch: Float64Array, count, objects)  [slot, kind, timeout, number] x count
+//   submit(batch: Float64Array, count, objects, busy): ready
+//                     [slot, kind, timeout, number] x count; busy: also
+//                     setBusy(true) (one call less per round trip); with
+//                     spin, polls for the answer and returns true when
+//                     completions wait (drain() now, no wake-up comes)
 //   drain(): n        fills ids[0..n), statuses[0..n) and, where a task has
 //                     a value or an error, payloads[i]; n < ids.length means
 //                     the queue is empty
@@ -39,8 +43,8 @@ class NativeLoop : public Napi::ObjectWrap<NativeLoop>, public CompletionSink {
   Napi::Value Cancel(const Napi::CallbackInfo& info);
   Napi::Value Phase(const Napi::CallbackInfo& info);
   Napi::Value Wait(const Napi::CallbackInfo& info);
-  Napi::Value SpinWait(const Napi::CallbackInfo& info);
   Napi::Value SetBusy(const Napi::CallbackInfo& info);
+  void BecomeBusy(bool busy);
   Napi::Value Running(const Napi::CallbackInfo& info);
   Napi::Value Stop(const Napi::CallbackInfo& info);
 
@@ -68,6 +72,7 @@ class NativeLoop : public Napi::ObjectWrap<NativeLoop>, public CompletionSink {
   bool cleanup_hook_added_ = false;
   bool keep_alive_ = true;
   bool busy_ = false;
+  uint32_t spin_us_ = 0;
 
   // Weak while idle, so an idle, unreferenced loop can be collected (its
   // finalizer then stops the thread); strong while tasks are pending.

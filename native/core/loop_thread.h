@@ -94,6 +94,7 @@ class LoopThread {
   static void BeforePoll(uv_prepare_t* handle);
   static void AfterPoll(uv_check_t* handle);
   static bool PollUntil(const std::atomic<bool>& flag, uint32_t us);
+  static std::unique_lock<std::mutex> LockBriefly(std::mutex& mu);
 
   void Post(const Message* messages, size_t count);
   void ReadInbox();                               // loop thread

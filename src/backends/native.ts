@@ -52,6 +52,7 @@ class NativeRun implements LoopRun {
   // exactly as long as this run.
   readonly #wake = () => this.#drains.wake();
   #unsettled = 0; // Futures submitted here and not yet done
+  #busy = false; // the addon keeps the process and #wake alive (setBusy)
   #stopped = false;
 
   constructor(binding: NativeBinding, options: RunOptions) {
@@ -69,7 +70,7 @@ class NativeRun implements LoopRun {
 
   submit(request: TaskRequest, future: AnyFuture): void {
     const slot = this.#slots.add(request, future);
-    if (++this.#unsettled === 1) this.#handle.setBusy(true);
+    this.#unsettled++; // the flush, a microtask away, makes the addon busy
 
     const at = this.#batchCount * FIELDS;
     this.#batch[at] = slot;
@@ -99,7 +100,10 @@ class NativeRun implements LoopRun {
   }
 
   settled(_future: AnyFuture, outcome: Outcome): void {
-    if (--this.#unsettled === 0 && !this.#stopped) this.#handle.setBusy(false);
+    if (--this.#unsettled === 0 && this.#busy && !this.#stopped) {
+      this.#busy = false;
+      this.#handle.setBusy(false);
+    }
     this.#options.onSettled(outcome);
   }
 
@@ -123,11 +127,13 @@ class NativeRun implements LoopRun {
     if (this.#batchCount === 0) return;
     const count = this.#batchCount;
     this.#batchCount = 0;
-    this.#handle.submit(this.#batch, count, this.#batchObjects);
+    // Busy only while some Future is unsettled: the batch may hold nothing
+    // but tasks cancelled before this flush.
+    const becomeBusy = !this.#busy && this.#unsettled > 0;
+    if (becomeBusy) this.#busy = true;
+    const ready = this.#handle.submit(this.#batch, count, this.#batchObjects, becomeBusy);
     this.#batchObjects.length = 0;
-    // With spin, this side waits a moment too: a quick answer is then settled
-    // without the main thread going to sleep and paying ~50 µs to wake up.
-    if (this.#options.spin > 0 && this.#handle.spinWait(this.#options.spin)) this.#drains.wake();
+    if (ready) this.#drains.wake(); // with spin: the answers came while the addon waited for them
   }
 
   /** Settles one batch of finished tasks; returns its size. */
