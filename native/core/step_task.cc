@@ -6,17 +6,11 @@ void StepTask::Start() {
   // The first step runs at once: work that fits in one step (most payloads)
   // is then done in the turn that received it, with no handle to open and
   // close, and goes back to the owner while this thread runs the next task.
-  switch (Step()) {
-    case StepResult::kMore:
-      break;
-    case StepResult::kDone:
-      EndSteps();
-      Finish(TaskStatus::kOk);
-      return;
-    case StepResult::kFailed:
-      EndSteps();
-      Fail(std::move(failure_));
-      return;
+  StepResult first = Step();
+  if (first != StepResult::kMore) {
+    EndSteps();
+    Conclude(first == StepResult::kDone ? TaskStatus::kOk : TaskStatus::kError);
+    return;
   }
   uv_idle_init(loop(), &idle_);
   idle_.data = this;
@@ -25,16 +19,8 @@ void StepTask::Start() {
 
 void StepTask::OnIdle(uv_idle_t* idle) {
   auto* self = static_cast<StepTask*>(idle->data);
-  switch (self->Step()) {
-    case StepResult::kMore:
-      break;
-    case StepResult::kDone:
-      self->Stop(TaskStatus::kOk);
-      break;
-    case StepResult::kFailed:
-      self->Stop(TaskStatus::kError);
-      break;
-  }
+  StepResult result = self->Step();
+  if (result != StepResult::kMore) self->Stop(result == StepResult::kDone ? TaskStatus::kOk : TaskStatus::kError);
 }
 
 void StepTask::Abort() { Stop(TaskStatus::kCancelled); }
@@ -49,9 +35,13 @@ void StepTask::Stop(TaskStatus status) {
   status_on_close_ = status;
   uv_close(handle, [](uv_handle_t* h) {
     auto* self = static_cast<StepTask*>(h->data);
-    if (self->status_on_close_ == TaskStatus::kError) self->Fail(std::move(self->failure_));
-    else self->Finish(self->status_on_close_);
+    self->Conclude(self->status_on_close_);
   });
+}
+
+void StepTask::Conclude(TaskStatus status) {
+  if (status == TaskStatus::kError) Fail(std::move(failure_));
+  else Finish(status);
 }
 
 void StepTask::CloseFile(int* fd) {

@@ -44,6 +44,9 @@ class StepTask : public Task {
   void Abort() final;
   static void OnIdle(uv_idle_t* idle);
   void Stop(TaskStatus status);
+  // Ends the task once no handle of its steps is open: fails with failure_
+  // for kError, else finishes with `status`.
+  void Conclude(TaskStatus status);
 
   uv_idle_t idle_;
   TaskStatus status_on_close_ = TaskStatus::kOk;
