@@ -9,7 +9,7 @@
  * `spin` is accepted and ignored: a worker waits for messages in its own
  * libuv loop, which offers no polling mode.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { types } from 'node:util';
 import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
@@ -113,6 +113,7 @@ class WorkerRun implements LoopRun {
   #spawnedChildren = false; // an exec task was submitted: stop() must let the worker reap children
   #stopped = false;
   #onStopped: (() => void) | undefined;
+  readonly #kernelThread: string | undefined; // the Worker's thread in /proc/self/task, where known
 
   constructor(options: RunOptions) {
     this.#options = options;
@@ -120,11 +121,16 @@ class WorkerRun implements LoopRun {
     const setup: WorkerSetup = { control: this.#control, completions: port1 };
     // .cjs, not .js: Deno loads a Worker's .js file as ESM unless it finds
     // package.json's "type", which it looks for only around the main script.
+    // new Worker() starts its thread before it returns: the one thread that
+    // appeared meanwhile is this run's (stop() waits for it to be reaped).
+    const before = listedThreads();
     this.#worker = new Worker(path.join(__dirname, 'worker-entry.cjs'), {
       workerData: setup,
       transferList: [port1],
       name: options.name,
     });
+    const appeared = listedThreads().filter((thread) => !before.includes(thread));
+    this.#kernelThread = appeared.length === 1 ? appeared[0] : undefined;
     this.#port = port2;
     const relay = this.#relay;
     this.#port.on('message', (message: CompletionMessage | StoppedMessage) => relay.run?.onMessage(message));
@@ -221,7 +227,7 @@ class WorkerRun implements LoopRun {
     for (const future of this.#slots.futures()) future._cancelled();
     this.#port.close();
     await this.#worker.terminate();
-    await untilReaped(Atomics.load(this.#control, Control.threadId));
+    await untilReaped(this.#kernelThread);
   }
 
   /** @internal From the completions port, through the relay. */
@@ -395,15 +401,24 @@ function asBuffer(bytes: Uint8Array): Buffer {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
+/** The kernel's ids of this process's threads (Linux; empty elsewhere). */
+function listedThreads(): string[] {
+  try {
+    return readdirSync('/proc/self/task');
+  } catch {
+    return [];
+  }
+}
+
 /**
  * A terminated Worker's thread has been joined, but the kernel lists it (in
  * /proc/self/task) until it has also been reaped, a moment later. Waiting for
  * that keeps the promise that no thread of a stopped loop exists, as anyone
  * counting threads sees it (the native backend does the same).
  */
-async function untilReaped(threadId: number): Promise<void> {
-  if (threadId === 0) return;
-  for (let turn = 0; turn < 10_000 && existsSync(`/proc/self/task/${threadId}`); turn++) {
+async function untilReaped(thread: string | undefined): Promise<void> {
+  if (thread === undefined) return;
+  for (let turn = 0; turn < 10_000 && existsSync(`/proc/self/task/${thread}`); turn++) {
     await new Promise((resolve) => setImmediate(resolve));
   }
 }
