@@ -13,6 +13,26 @@ async function rounds(fn, count = quick ? 2 : 5) {
   return results;
 }
 
+/**
+ * Measures workloads side by side: one warm-up of each, then `count` rounds
+ * in which each runs once, in an order that rotates every round. A change in
+ * the shared host's speed during the run then reaches them all alike, which
+ * keeps their ratios fair. `workloads` maps names to `fn(warmUp)` returning a
+ * number (or a promise of one); returns the summary of each name's rounds.
+ */
+async function sideBySide(workloads, count = quick ? 2 : 5) {
+  const names = Object.keys(workloads);
+  const measured = Object.fromEntries(names.map((name) => [name, []]));
+  for (const name of names) await workloads[name](true);
+  for (let round = 0; round < count; round++) {
+    for (let i = 0; i < names.length; i++) {
+      const name = names[(round + i) % names.length];
+      measured[name].push(await workloads[name](false));
+    }
+  }
+  return Object.fromEntries(names.map((name) => [name, summary(measured[name])]));
+}
+
 function median(values) {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = sorted.length >> 1;
@@ -65,4 +85,4 @@ function report(result) {
   process.stdout.write(`${JSON.stringify(result)}\n`);
 }
 
-module.exports = { quick, rounds, median, percentile, summary, windowed, pingPong, report };
+module.exports = { quick, rounds, sideBySide, median, percentile, summary, windowed, pingPong, report };

@@ -5,48 +5,56 @@ const crypto = require('node:crypto');
 const { performance } = require('node:perf_hooks');
 const zlib = require('node:zlib');
 const { EventLoop, EventLoopGroup } = require('../..');
-const { quick, rounds, summary, windowed, report } = require('../lib');
+const { quick, sideBySide, windowed, report } = require('../lib');
 
 const INPUT = crypto.randomBytes(32 * 1024).toString('hex'); // 64 KiB of text: compressible, like real payloads
 const DATA = Buffer.from(INPUT);
-const TOTAL = quick ? 200 : 3_000;
+// About a second per round of a single thread: short rounds, many of them, side by side.
+const TOTAL = { sha256: quick ? 200 : 3_000, gzip: quick ? 20 : 400 };
+const ROUNDS = quick ? 2 : 7;
 const WINDOW = 16;
 
-function sync(work) {
+/** Tasks per second of `total` calls of `work` on the main thread. */
+function synchronously(work, total) {
   const t0 = performance.now();
-  for (let i = 0; i < TOTAL; i++) work();
-  return TOTAL / ((performance.now() - t0) / 1000);
+  for (let i = 0; i < total; i++) work();
+  return total / ((performance.now() - t0) / 1000);
 }
-
-async function measure(workloads) {
-  const results = {};
-  for (const [name, submit] of Object.entries(workloads)) {
-    results[name] = summary(await rounds(() => (typeof submit === 'function' && submit.sync ? sync(submit) : windowed(submit, TOTAL, WINDOW))));
-  }
-  return results;
-}
-
-const onMain = (fn) => Object.assign(fn, { sync: true });
 
 async function main() {
-  const results = {};
+  const loops = {};
   for (const backend of ['native', 'worker']) {
-    const loop = new EventLoop({ backend });
-    const group = new EventLoopGroup({ backend, size: 2 });
-    results[backend] = await measure({
-      sha256Loop: () => loop.hash('sha256', DATA),
-      sha256Group2: () => group.hash('sha256', DATA),
-      gzipLoop: () => loop.gzip(DATA),
-      gzipGroup2: () => group.gzip(DATA),
-    });
-    await Promise.all([loop.shutdown(), group.shutdown()]);
+    loops[backend] = { loop: new EventLoop({ backend }), group: new EventLoopGroup({ backend, size: 2 }) };
   }
-  results.node = await measure({
-    sha256Threadpool: () => crypto.subtle.digest('SHA-256', DATA),
-    sha256Sync: onMain(() => crypto.createHash('sha256').update(DATA).digest()),
-    gzipThreadpool: () => new Promise((resolve, reject) => zlib.gzip(DATA, (error, out) => (error ? reject(error) : resolve(out)))),
-    gzipSync: onMain(() => zlib.gzipSync(DATA)),
-  });
+  const results = { native: {}, worker: {}, node: {} };
+  const work = {
+    sha256: {
+      submit: (runner) => runner.hash('sha256', DATA),
+      threadpool: () => crypto.subtle.digest('SHA-256', DATA),
+      sync: () => crypto.createHash('sha256').update(DATA).digest(),
+    },
+    gzip: {
+      submit: (runner) => runner.gzip(DATA),
+      threadpool: () => new Promise((resolve, reject) => zlib.gzip(DATA, (error, out) => (error ? reject(error) : resolve(out)))),
+      sync: () => zlib.gzipSync(DATA),
+    },
+  };
+  for (const [algo, { submit, threadpool, sync }] of Object.entries(work)) {
+    const total = TOTAL[algo];
+    const workloads = {};
+    for (const backend of ['native', 'worker']) {
+      const { loop, group } = loops[backend];
+      workloads[`${backend}.${algo}Loop`] = () => windowed(() => submit(loop), total, WINDOW);
+      workloads[`${backend}.${algo}Group2`] = () => windowed(() => submit(group), total, WINDOW);
+    }
+    workloads[`node.${algo}Threadpool`] = () => windowed(threadpool, total, WINDOW);
+    workloads[`node.${algo}Sync`] = () => synchronously(sync, total);
+    for (const [name, figure] of Object.entries(await sideBySide(workloads, ROUNDS))) {
+      const [owner, key] = name.split('.');
+      results[owner][key] = figure;
+    }
+  }
+  await Promise.all(Object.values(loops).flatMap(({ loop, group }) => [loop.shutdown(), group.shutdown()]));
   report({ case: 'cpu', bytes: DATA.length, total: TOTAL, window: WINDOW, results });
 }
 
