@@ -4,6 +4,8 @@
  * next to sideloop. Its tasks must behave as built-in tasks do.
  */
 import { execFileSync } from 'node:child_process';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -162,6 +164,47 @@ describe('a native extension (examples/native-extension)', () => {
   });
 });
 
+/**
+ * Builds the example against a changed copy of the public header, as an
+ * extension built for another sideloop would be, and returns it loaded.
+ */
+function buildAgainstChangedHeader(change: (header: string) => string): Extension {
+  const root = mkdtempSync(path.join(os.tmpdir(), 'sideloop-abi-'));
+  const source = path.join(root, 'examples', 'native-extension');
+  cpSync(EXAMPLE, source, { recursive: true, filter: (file) => path.relative(EXAMPLE, file).split(path.sep)[0] !== 'build' });
+  mkdirSync(path.join(root, 'include'));
+  const header = readFileSync(path.join(PACKAGE_DIR, 'include', 'sideloop.h'), 'utf8');
+  const changed = change(header);
+  expect(changed).not.toBe(header);
+  writeFileSync(path.join(root, 'include', 'sideloop.h'), changed);
+  const nodeGyp = path.join(PACKAGE_DIR, 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
+  execFileSync(process.execPath, [nodeGyp, 'rebuild'], { cwd: source, stdio: 'pipe' });
+  const extension = require(source) as Extension;
+  rmSync(root, { recursive: true, force: true }); // loaded: the files are no longer needed
+  return extension;
+}
+
+describe('an extension built for another ABI', () => {
+  const refused = expect.objectContaining({ code: 'ERR_SIDELOOP_ABI_MISMATCH', message: expect.stringContaining('another version') });
+
+  it('of another version is refused with ERR_SIDELOOP_ABI_MISMATCH, and submits nothing', () => {
+    const other = buildAgainstChangedHeader((header) => header.replace('#define SIDELOOP_ABI_VERSION 1', '#define SIDELOOP_ABI_VERSION 2'));
+    const loop = new EventLoop({ backend: 'native' });
+    expect(() => other.crc32(loop, Buffer.from('abc'))).toThrow(refused);
+    expect(other.liveTasks()).toBe(0);
+    expect(loop.state).toBe('idle');
+  });
+
+  it('that needs a function this sideloop lacks (a larger table) is refused the same way', () => {
+    const other = buildAgainstChangedHeader((header) =>
+      header.replace('} sideloop_api;', '  void (*added_in_a_later_release)(void);\n} sideloop_api;'),
+    );
+    const loop = new EventLoop({ backend: 'native' });
+    expect(() => other.crc32(loop, Buffer.from('abc'))).toThrow(refused);
+    expect(other.liveTasks()).toBe(0);
+  });
+});
+
 describe('a native extension across process and thread exits', () => {
   const prelude = `const { EventLoop } = require(SIDELOOP); const ext = require(${JSON.stringify(EXAMPLE)});
     const endless = () => ext.crc32(loop, Buffer.alloc(64 * 1024 * 1024, 1), { chunkSize: 1 });`;
@@ -187,6 +230,36 @@ describe('a native extension across process and thread exits', () => {
     `);
     clean(result);
     expect(result.stdout).toBe('exit 1\n');
+  });
+
+  it('two copies of sideloop in one process: each loop uses its own copy, and process.exit() with work on both is clean', async () => {
+    // A second copy of the package, as a dependency tree with two versions of sideloop has:
+    // its own JS and its own binary (the one under test, copied), so two addons are loaded.
+    const copy = mkdtempSync(path.join(os.tmpdir(), 'sideloop-copy-'));
+    try {
+      cpSync(path.join(PACKAGE_DIR, 'dist'), path.join(copy, 'dist'), { recursive: true });
+      cpSync(path.join(PACKAGE_DIR, 'package.json'), path.join(copy, 'package.json'));
+      cpSync(path.dirname(require.resolve('node-gyp-build/package.json')), path.join(copy, 'node_modules', 'node-gyp-build'), { recursive: true });
+      const binary = (require('node-gyp-build') as { resolve(dir: string): string }).resolve(PACKAGE_DIR);
+      cpSync(binary, path.join(copy, path.relative(PACKAGE_DIR, binary)));
+      const result = await runScript(`const loop = new (require(SIDELOOP).EventLoop)(); ${prelude}
+        const Other = require(${JSON.stringify(copy)});
+        const other = new Other.EventLoop({ backend: 'native' });
+        const addons = new Set(require('node:fs').readFileSync('/proc/self/maps', 'utf8').split('\\n')
+          .filter((line) => line.endsWith('/sideloop.node')).map((line) => line.split(' ').pop()));
+        (async () => {
+          const sums = await Promise.all([ext.crc32(loop, Buffer.from('abc')), ext.crc32(other, Buffer.from('abc'))]);
+          const digests = await Promise.all([loop.hash('md5', 'abc'), other.hash('md5', 'abc')]);
+          console.log(Other.EventLoop !== EventLoop, addons.size, sums.join(','), digests[0].equals(digests[1]));
+          endless(); other.sleep(600000); ext.crc32(other, Buffer.alloc(64 * 1024 * 1024, 1), { chunkSize: 1 });
+          process.exit(0);
+        })();
+      `);
+      clean(result);
+      expect(result.stdout).toBe('true 2 891568578,891568578 true\n');
+    } finally {
+      rmSync(copy, { recursive: true, force: true });
+    }
   });
 
   it('runs in worker threads, and a worker terminated with a task in flight crashes nothing', async () => {
