@@ -8,11 +8,12 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { PACKAGE_DIR } from './helpers.js';
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'sideloop-install-'));
+afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
 const npmCli = fs.realpathSync(execFileSync('sh', ['-c', 'command -v npm'], { encoding: 'utf8' }).trim());
 
 /** A PATH holding node, npm and sh (npm runs scripts with it) only: no cc, c++, make or python. */

@@ -32,6 +32,14 @@ interface Cell {
 /** Runs a notebook with `kernel`; returns the text each code cell printed. */
 function execute(notebook: string, kernel: string): string[] {
   const project = fs.mkdtempSync(path.join(os.tmpdir(), 'sideloop-notebook-'));
+  try {
+    return executeIn(project, notebook, kernel);
+  } finally {
+    fs.rmSync(project, { recursive: true, force: true });
+  }
+}
+
+function executeIn(project: string, notebook: string, kernel: string): string[] {
   // A user's project: sideloop and @types/node in node_modules (tslab type-checks JavaScript too).
   fs.mkdirSync(path.join(project, 'node_modules'));
   fs.symlinkSync(PACKAGE_DIR, path.join(project, 'node_modules', 'sideloop'), 'dir');

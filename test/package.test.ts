@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 
 import { PACKAGE_DIR, runNode } from './helpers.js';
 
@@ -17,6 +17,7 @@ describe('the package', () => {
   const consumer = fs.mkdtempSync(path.join(os.tmpdir(), 'sideloop-consumer-'));
   fs.mkdirSync(path.join(consumer, 'node_modules'));
   fs.symlinkSync(PACKAGE_DIR, path.join(consumer, 'node_modules', 'sideloop'), 'dir');
+  afterAll(() => fs.rmSync(consumer, { recursive: true, force: true }));
 
   it('loads with require() and with import, sharing one copy', async () => {
     fs.writeFileSync(

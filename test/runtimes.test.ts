@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 
 import { DIST, PACKAGE_DIR, runProgram, type ChildResult } from './helpers.js';
 
@@ -89,6 +89,7 @@ describe.each(['Node', 'Bun', 'Deno'] as const)('%s: a script outside the packag
   // Deno reads package.json's "type" only near the main script: from
   // elsewhere, the package's .js files must still load as CommonJS.
   const outside = fs.mkdtempSync(path.join(os.tmpdir(), 'sideloop-outside-'));
+  afterAll(() => fs.rmSync(outside, { recursive: true, force: true }));
   const body = "const loop = new EventLoop({ backend: 'worker' });\nconsole.log(loop.sleep(1, 'blocked').result(30000), (await loop.gunzip(await loop.gzip('round trip'))).toString());\n";
 
   it.each([
