@@ -170,18 +170,20 @@ describe('a native extension (examples/native-extension)', () => {
  */
 function buildAgainstChangedHeader(change: (header: string) => string): Extension {
   const root = mkdtempSync(path.join(os.tmpdir(), 'sideloop-abi-'));
-  const source = path.join(root, 'examples', 'native-extension');
-  cpSync(EXAMPLE, source, { recursive: true, filter: (file) => path.relative(EXAMPLE, file).split(path.sep)[0] !== 'build' });
-  mkdirSync(path.join(root, 'include'));
-  const header = readFileSync(path.join(PACKAGE_DIR, 'include', 'sideloop.h'), 'utf8');
-  const changed = change(header);
-  expect(changed).not.toBe(header);
-  writeFileSync(path.join(root, 'include', 'sideloop.h'), changed);
-  const nodeGyp = path.join(PACKAGE_DIR, 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
-  execFileSync(process.execPath, [nodeGyp, 'rebuild'], { cwd: source, stdio: 'pipe' });
-  const extension = require(source) as Extension;
-  rmSync(root, { recursive: true, force: true }); // loaded: the files are no longer needed
-  return extension;
+  try {
+    const source = path.join(root, 'examples', 'native-extension');
+    cpSync(EXAMPLE, source, { recursive: true, filter: (file) => path.relative(EXAMPLE, file).split(path.sep)[0] !== 'build' });
+    mkdirSync(path.join(root, 'include'));
+    const header = readFileSync(path.join(PACKAGE_DIR, 'include', 'sideloop.h'), 'utf8');
+    const changed = change(header);
+    expect(changed).not.toBe(header);
+    writeFileSync(path.join(root, 'include', 'sideloop.h'), changed);
+    const nodeGyp = path.join(PACKAGE_DIR, 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
+    execFileSync(process.execPath, [nodeGyp, 'rebuild'], { cwd: source, stdio: 'pipe' });
+    return require(source) as Extension;
+  } finally {
+    rmSync(root, { recursive: true, force: true }); // once loaded, the files are no longer needed
+  }
 }
 
 describe('an extension built for another ABI', () => {
@@ -202,6 +204,7 @@ describe('an extension built for another ABI', () => {
     const loop = new EventLoop({ backend: 'native' });
     expect(() => other.crc32(loop, Buffer.from('abc'))).toThrow(refused);
     expect(other.liveTasks()).toBe(0);
+    expect(loop.state).toBe('idle');
   });
 });
 
@@ -250,13 +253,15 @@ describe('a native extension across process and thread exits', () => {
         (async () => {
           const sums = await Promise.all([ext.crc32(loop, Buffer.from('abc')), ext.crc32(other, Buffer.from('abc'))]);
           const digests = await Promise.all([loop.hash('md5', 'abc'), other.hash('md5', 'abc')]);
-          console.log(Other.EventLoop !== EventLoop, addons.size, sums.join(','), digests[0].equals(digests[1]));
+          // Each loop ran its own two tasks: the extension reached each through its own copy.
+          console.log(Other.EventLoop !== EventLoop, addons.size, sums.join(','), digests[0].equals(digests[1]),
+            loop.stats().completed, other.stats().completed);
           endless(); other.sleep(600000); ext.crc32(other, Buffer.alloc(64 * 1024 * 1024, 1), { chunkSize: 1 });
           process.exit(0);
         })();
       `);
       clean(result);
-      expect(result.stdout).toBe('true 2 891568578,891568578 true\n');
+      expect(result.stdout).toBe('true 2 891568578,891568578 true 2 2\n');
     } finally {
       rmSync(copy, { recursive: true, force: true });
     }

@@ -6,6 +6,7 @@
  * hold up this thread's timers (other tasks' timeouts and sleeps) until the
  * whole batch is done.
  */
+import { readlinkSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 
 import { TaskStatus } from '../native.js';
@@ -33,6 +34,7 @@ interface ActiveTask {
 }
 
 const { control, completions } = workerData as WorkerSetup;
+Atomics.store(control, Control.threadId, kernelThreadId());
 const flags = new SlotFlags();
 const active = new Map<number, ActiveTask>();
 /** Per slot whose StreamedInput is still arriving: where its chunks go. */
@@ -214,3 +216,11 @@ function own(bytes: Uint8Array, transfers: ArrayBuffer[]): Uint8Array {
   return alone;
 }
 
+/** This thread's id in the kernel's eyes (/proc/thread-self is /proc/<pid>/task/<tid>); 0 where unknown. */
+function kernelThreadId(): number {
+  try {
+    return Number(readlinkSync('/proc/thread-self').split('/').pop()) || 0;
+  } catch {
+    return 0;
+  }
+}

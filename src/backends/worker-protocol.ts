@@ -37,7 +37,9 @@ export const Control = {
   completions: 0,
   /** Tasks running on the worker right now. */
   running: 1,
-  length: 2,
+  /** The worker's kernel thread id (Linux; 0 elsewhere), so stop() can wait until it is reaped. */
+  threadId: 2,
+  length: 3,
 } as const;
 
 export interface WorkerSetup {

@@ -111,9 +111,10 @@ class WorkerRun implements LoopRun {
 
   #unsettled = 0; // Futures submitted here and not yet done
   #spawnedChildren = false; // an exec task was submitted: stop() must let the worker reap children
-  #stopped = false;
+  #stopped = false; // by stop(), or because the Worker died
+  #stopCalled = false;
   #onStopped: (() => void) | undefined;
-  readonly #kernelThread: string | undefined; // the Worker's thread in /proc/self/task, where known
+  readonly #appearedThread: string | undefined; // see the constructor
 
   constructor(options: RunOptions) {
     this.#options = options;
@@ -121,16 +122,18 @@ class WorkerRun implements LoopRun {
     const setup: WorkerSetup = { control: this.#control, completions: port1 };
     // .cjs, not .js: Deno loads a Worker's .js file as ESM unless it finds
     // package.json's "type", which it looks for only around the main script.
-    // new Worker() starts its thread before it returns: the one thread that
-    // appeared meanwhile is this run's (stop() waits for it to be reaped).
-    const before = listedThreads();
+    // The Worker reports its thread once its script runs; for a Worker
+    // stopped before that, note the thread new Worker() started before it
+    // returned: the one new entry in /proc/self/task, if exactly one
+    // appeared (another thread starting meanwhile makes it unknowable).
+    const before = new Set(listedThreads());
     this.#worker = new Worker(path.join(__dirname, 'worker-entry.cjs'), {
       workerData: setup,
       transferList: [port1],
       name: options.name,
     });
-    const appeared = listedThreads().filter((thread) => !before.includes(thread));
-    this.#kernelThread = appeared.length === 1 ? appeared[0] : undefined;
+    const appeared = listedThreads().filter((thread) => !before.has(thread));
+    this.#appearedThread = appeared.length === 1 ? appeared[0] : undefined;
     this.#port = port2;
     const relay = this.#relay;
     this.#port.on('message', (message: CompletionMessage | StoppedMessage) => relay.run?.onMessage(message));
@@ -209,25 +212,30 @@ class WorkerRun implements LoopRun {
   }
 
   async stop(): Promise<void> {
-    if (this.#stopped) return;
-    this.#flush(); // or the batch would follow the stop message
-    this.#stopped = true;
+    if (this.#stopCalled) return;
+    this.#stopCalled = true;
     collected.unregister(this);
     // Stopping must finish even when nothing else keeps the process alive.
     this.#worker.ref();
-    if (this.#spawnedChildren) {
-      // Children outlive a terminated Worker as zombies: let it kill and reap them first.
-      const stopped = new Promise<void>((resolve) => (this.#onStopped = resolve));
-      this.#worker.postMessage({ type: 'stop' });
-      await stopped;
+    if (!this.#stopped) {
+      this.#flush(); // or the batch would follow the stop message
+      this.#stopped = true;
+      if (this.#spawnedChildren) {
+        // Children outlive a terminated Worker as zombies: let it kill and reap them first.
+        const stopped = new Promise<void>((resolve) => (this.#onStopped = resolve));
+        this.#worker.postMessage({ type: 'stop' });
+        await stopped;
+      }
+      // Otherwise nothing on that thread needs a goodbye, and terminating at once
+      // spares waiting for a Worker that may still be starting.
+      this.#drains.all();
+      for (const future of this.#slots.futures()) future._cancelled();
     }
-    // Otherwise nothing on that thread needs a goodbye, and terminating at once
-    // spares waiting for a Worker that may still be starting.
-    this.#drains.all();
-    for (const future of this.#slots.futures()) future._cancelled();
+    // Also after the Worker died by itself: its thread may not be joined yet.
     this.#port.close();
     await this.#worker.terminate();
-    await untilReaped(this.#kernelThread);
+    const reported = Atomics.load(this.#control, Control.threadId);
+    await untilReaped(reported !== 0 ? String(reported) : this.#appearedThread);
   }
 
   /** @internal From the completions port, through the relay. */
