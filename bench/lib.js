@@ -15,10 +15,13 @@ async function rounds(fn, count = quick ? 2 : 5) {
 
 /**
  * Measures workloads side by side: one warm-up of each, then `count` rounds
- * in which each runs once, in an order that rotates every round. A change in
- * the shared host's speed during the run then reaches them all alike, which
- * keeps their ratios fair. `workloads` maps names to `fn(warmUp)` returning a
- * number (or a promise of one); returns the summary of each name's rounds.
+ * in which each runs once. A change in the shared host's speed during the
+ * run then reaches them all alike, which keeps their ratios fair. The order
+ * rotates every round and runs backwards every other round, so no workload
+ * always follows the same one, and a garbage collection before each run
+ * (with --expose-gc, as bench/run.js starts cases) clears the one before's
+ * garbage. `workloads` maps names to `fn(warmUp)` returning a number (or a
+ * promise of one); returns the summary of each name's rounds.
  */
 async function sideBySide(workloads, count = quick ? 2 : 5) {
   const names = Object.keys(workloads);
@@ -26,7 +29,9 @@ async function sideBySide(workloads, count = quick ? 2 : 5) {
   for (const name of names) await workloads[name](true);
   for (let round = 0; round < count; round++) {
     for (let i = 0; i < names.length; i++) {
-      const name = names[(round + i) % names.length];
+      const turn = (round + i) % names.length;
+      const name = names[round % 2 ? names.length - 1 - turn : turn];
+      globalThis.gc?.();
       measured[name].push(await workloads[name](false));
     }
   }

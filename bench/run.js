@@ -128,8 +128,8 @@ function main() {
 Measured by \`npm run bench\` on ${new Date().toISOString().slice(0, 10)}: ${machine}.
 Each case runs in its own process; each figure is the median of several rounds after a warm-up,
 with the lowest and highest round in brackets. Ratios compare figures from the same run; in the
-throughput and CPU cases, whose goals are ratios, the workloads take turns round by round, so a
-change in the host's speed during the run reaches all of them alike. These shared 2-core
+tiny-task and CPU cases, whose goals compare workloads of one case, those workloads take turns
+round by round, so a change in the host's speed during the run reaches all of them alike. These shared 2-core
 machines are noisy: expect ±30 % between runs, and compare ratios, not absolute numbers.
 
 ![Tiny-task throughput](benchmarks.svg)
