@@ -18,10 +18,11 @@ async function rounds(fn, count = quick ? 2 : 5) {
  * in which each runs once. A change in the shared host's speed during the
  * run then reaches them all alike, which keeps their ratios fair. The order
  * rotates every round and runs backwards every other round, so no workload
- * always follows the same one, and a garbage collection before each run
- * (with --expose-gc, as bench/run.js starts cases) clears the one before's
- * garbage. `workloads` maps names to `fn(warmUp)` returning a number (or a
- * promise of one); returns the summary of each name's rounds.
+ * always follows the same one (and inherits the same leftovers). No forced
+ * gc between them: a full collection shrinks the young generation, which
+ * slowed the workloads that allocate most by about 15 % and measured them
+ * off their steady state. `workloads` maps names to `fn(warmUp)` returning a
+ * number (or a promise of one); returns the summary of each name's rounds.
  */
 async function sideBySide(workloads, count = quick ? 2 : 5) {
   const names = Object.keys(workloads);
@@ -31,7 +32,6 @@ async function sideBySide(workloads, count = quick ? 2 : 5) {
     for (let i = 0; i < names.length; i++) {
       const turn = (round + i) % names.length;
       const name = names[round % 2 ? names.length - 1 - turn : turn];
-      globalThis.gc?.();
       measured[name].push(await workloads[name](false));
     }
   }
