@@ -255,3 +255,35 @@ describe.each(BACKENDS)('process and thread exit (%s backend)', (backend) => {
     expect(result.stdout).toBe('still here\n');
   });
 });
+
+describe("the worker backend's Worker dying under a running loop", () => {
+  it('fails the pending tasks; shutdown() then resolves with the thread gone, and the loop restarts', async () => {
+    const result = await runScript(`
+      const fs = require('node:fs');
+      const workerThreads = require('node:worker_threads');
+      // Only a bug or something outside sideloop ends its Worker: stand in for it.
+      const made = [];
+      workerThreads.Worker = class extends workerThreads.Worker {
+        constructor(...args) { super(...args); made.push(this); }
+      };
+      const sideloop = require(SIDELOOP);
+      const threads = () => fs.readdirSync('/proc/self/task').length;
+      (async () => {
+        const loop = new sideloop.EventLoop({ backend: 'worker' });
+        await loop.sleep(0);
+        await loop.shutdown();
+        const baseline = threads();
+        await loop.sleep(0); // started, its script running
+        const pending = loop.sleep(600000);
+        await made[1].terminate();
+        const error = await pending.then(() => 'resolved', (e) => e.message);
+        await loop.shutdown();
+        console.log(error, '|', loop.state, threads() - baseline);
+        console.log(await loop.sleep(1, 'again'), loop.backend);
+        await loop.shutdown();
+      })();
+    `);
+    clean(result);
+    expect(result.stdout).toBe("sideloop's worker thread exited with code 1 | stopped 0\nagain worker\n");
+  });
+});
