@@ -120,13 +120,13 @@ class WorkerRun implements LoopRun {
     this.#options = options;
     const { port1, port2 } = new MessageChannel();
     const setup: WorkerSetup = { control: this.#control, completions: port1 };
-    // .cjs, not .js: Deno loads a Worker's .js file as ESM unless it finds
-    // package.json's "type", which it looks for only around the main script.
     // The Worker reports its thread once its script runs; for a Worker
     // stopped before that, note the thread new Worker() started before it
     // returned: the one new entry in /proc/self/task, if exactly one
     // appeared (another thread starting meanwhile makes it unknowable).
     const before = new Set(listedThreads());
+    // .cjs, not .js: Deno loads a Worker's .js file as ESM unless it finds
+    // package.json's "type", which it looks for only around the main script.
     this.#worker = new Worker(path.join(__dirname, 'worker-entry.cjs'), {
       workerData: setup,
       transferList: [port1],
