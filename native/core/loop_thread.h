@@ -153,7 +153,8 @@ class LoopThread {
   size_t backlog_at_ = 0;
   Task* live_head_ = nullptr;  // started, unfinished tasks
   // Finished on the loop thread, not yet published to completions_: they go
-  // out together, before the loop next polls for I/O or sleeps.
+  // out together before the loop next polls for I/O or sleeps, and in parts
+  // while a long backlog is worked on (ProcessBacklog).
   std::vector<Task*> finished_here_;
   bool stopping_ = false;
   uint64_t published_at_ = 0;  // uv_hrtime() of the last publication
