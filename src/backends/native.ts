@@ -80,7 +80,9 @@ class NativeRun implements LoopRun {
     this.#batch[at + 1] = request.kind;
     this.#batch[at + 2] = request.timeout;
     this.#batch[at + 3] = request.number;
-    this.#batchObjects[this.#batchCount] = request.object;
+    // Only tasks with an input store one: a batch of sleeps leaves the
+    // array empty, so it is not regrown for every batch.
+    if (request.object !== undefined) this.#batchObjects[this.#batchCount] = request.object;
     if (++this.#batchCount === 1) queueMicrotask(() => this.#flush());
     else if (this.#batchCount === BATCH_CAPACITY) this.#flush();
   }
@@ -135,7 +137,7 @@ class NativeRun implements LoopRun {
     const becomeBusy = !this.#busy && this.#unsettled > 0;
     if (becomeBusy) this.#busy = true;
     const ready = this.#handle.submit(this.#batch, count, this.#batchObjects, becomeBusy);
-    this.#batchObjects.length = 0;
+    if (this.#batchObjects.length > 0) this.#batchObjects.length = 0;
     if (ready) this.#drains.wake(); // with spin: the answers came while the addon waited for them
   }
 
@@ -159,8 +161,12 @@ class NativeRun implements LoopRun {
       const request = this.#slots.request(slot);
       futures[i] = this.#slots.future(slot);
       this.#slots.release(slot);
-      values[i] = outcomeValue(request, statuses[i] as TaskStatus, this.#payloads[i]);
-      this.#payloads[i] = undefined;
+      if (statuses[i] === TaskStatus.ok && !request.producesValue) {
+        values[i] = request.value; // sleep, writeFile: no payload came (the common case, kept inline)
+      } else {
+        values[i] = outcomeValue(request, statuses[i] as TaskStatus, this.#payloads[i]);
+        this.#payloads[i] = undefined;
+      }
     }
     for (let i = 0; i < n; i++) settle(futures[i]!, statuses[i] as TaskStatus, values[i]);
     return n;
