@@ -1,6 +1,7 @@
 import { inspect, type InspectOptionsStylized } from 'node:util';
 
 import { CancelledError, TimeoutError, invalidArgType } from './errors.js';
+import type { TaskRequest } from './tasks.js';
 import { validateWaitTimeout } from './validate.js';
 
 export type FutureState = 'pending' | 'running' | 'cancelled' | 'finished';
@@ -44,8 +45,14 @@ export class Future<T> implements PromiseLike<T> {
   #resolve: ((value: T) => void) | undefined;
   #reject: ((error: unknown) => void) | undefined;
 
-  /** @internal The owner's bookkeeping (the native backend's slot). */
+  /** @internal The owner's bookkeeping: the task's slot in its table. */
   _ticket = -1;
+  /**
+   * @internal The owner's bookkeeping: what the task was asked to do, kept
+   * here rather than in a second table, since every store of a new object
+   * into a long-lived table costs a write barrier.
+   */
+  _request: TaskRequest | undefined = undefined;
 
   /** @internal Futures are made by loops, not by users. */
   constructor(owner: FutureOwner | undefined) {

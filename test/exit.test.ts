@@ -254,6 +254,31 @@ describe.each(BACKENDS)('process and thread exit (%s backend)', (backend) => {
     clean(result);
     expect(result.stdout).toBe('still here\n');
   });
+
+  it("a done Future does not keep its task's input alive", async () => {
+    const result = await runScript(
+      `${prelude}
+      const loop = new sideloop.EventLoop({ backend: BACKEND });
+      (async () => {
+        let input = new Uint8Array(1 << 20);
+        const collected = new WeakRef(input.buffer);
+        const future = loop.hash('sha256', input);
+        input = undefined;
+        await future;
+        // No deref() before the last collection: it would keep the target alive for the turn.
+        for (let turn = 0; turn < 3; turn++) {
+          await new Promise((resolve) => setImmediate(resolve));
+          global.gc();
+        }
+        console.log(future.done(), collected.deref() === undefined);
+        await loop.shutdown();
+      })();
+    `,
+      { nodeArgs: ['--expose-gc'] },
+    );
+    clean(result);
+    expect(result.stdout).toBe('true true\n');
+  });
 });
 
 describe("the worker backend's Worker dying under a running loop", () => {

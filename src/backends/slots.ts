@@ -8,16 +8,17 @@ import type { AnyFuture } from '../future.js';
 import type { TaskRequest } from '../tasks.js';
 
 export class SlotTable {
+  // The request rides on its Future (future._request): one table, one
+  // write barrier per task.
   readonly #futures: (AnyFuture | undefined)[] = [];
-  readonly #requests: (TaskRequest | undefined)[] = [];
   readonly #free: number[] = [];
 
   /** Gives the task a slot (also stored as the Future's ticket) and returns it. */
   add(request: TaskRequest, future: AnyFuture): number {
     const slot = this.#free.pop() ?? this.#futures.length;
-    this.#futures[slot] = future;
-    this.#requests[slot] = request;
     future._ticket = slot;
+    future._request = request;
+    this.#futures[slot] = future;
     return slot;
   }
 
@@ -26,12 +27,12 @@ export class SlotTable {
   }
 
   request(slot: number): TaskRequest {
-    return this.#requests[slot]!;
+    return this.#futures[slot]!._request!;
   }
 
   release(slot: number): void {
+    this.#futures[slot]!._request = undefined; // its input may be large: not kept as long as the Future
     this.#futures[slot] = undefined;
-    this.#requests[slot] = undefined;
     this.#free.push(slot);
   }
 
