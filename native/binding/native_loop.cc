@@ -15,9 +15,6 @@ namespace {
 // may still run JS: worker.terminate() must not hang behind result().
 constexpr uint64_t kWaitSliceMs = 50;
 
-// How many tasks ahead Drain() prefetches.
-constexpr size_t kPrefetchAhead = 4;
-
 bool CanRunJs(Napi::Env env) {
   auto* addon = env.GetInstanceData<Addon>();
   napi_value result;
@@ -111,8 +108,10 @@ NativeLoop::~NativeLoop() {
   // Tasks never drained: free them (their JS side is gone with us).
   while (size_t n = core_->TakeCompletions(taken_.data(), taken_.size())) {
     for (size_t i = 0; i < n; i++) {
-      ReleaseTask(Napi::Env(env_), taken_[i]);
-      core_->Dispose(taken_[i]);
+      Task* task = taken_[i].task;
+      if (task == nullptr) continue;  // made and freed by the loop thread
+      ReleaseTask(Napi::Env(env_), task);
+      core_->Dispose(task);
     }
   }
 }
@@ -196,20 +195,23 @@ Napi::Value NativeLoop::Submit(const Napi::CallbackInfo& info) {
   for (uint32_t i = 0; i < count; i++, fields += 4) {
     auto slot = static_cast<uint32_t>(fields[0]);
     auto kind = static_cast<int>(fields[1]);
-    // sleep carries no object: skipping every Node-API call for it matters
-    // at millions of tasks per second.
-    Napi::Value object;
-    if (kind != kTaskSleep) object = i < object_count ? objects.Get(i) : env.Undefined();
-    Task* task = CreateTask(kind, fields[3], object);
-    task->tag = slot;
-    task->set_timeout(fields[2]);
     if (slot >= slots_.size()) {
       slots_.resize(std::max<size_t>(slot + 1, slots_.size() * 2), nullptr);
       borrowed_.resize(slots_.size());
     }
+    if (kind == kTaskSleep) {
+      // Made by the loop thread from these numbers: no Node-API call, no
+      // task memory on this thread (slots_ stays empty: it is known by slot).
+      batch_.push_back({nullptr, slot, fields[3], fields[2]});
+      continue;
+    }
+    Napi::Value object = i < object_count ? objects.Get(i) : env.Undefined();
+    Task* task = CreateTask(kind, fields[3], object);
+    task->tag = slot;
+    task->set_timeout(fields[2]);
     slots_[slot] = task;
-    if (!object.IsEmpty() && object.IsObject()) borrowed_[slot] = Napi::Persistent(object.As<Napi::Object>());
-    batch_.push_back(task);
+    if (object.IsObject()) borrowed_[slot] = Napi::Persistent(object.As<Napi::Object>());
+    batch_.push_back({task, slot, 0, -1});
   }
   core_->Submit(batch_.data(), batch_.size());
   if (info.Length() > 3 && info[3].IsBoolean() && info[3].As<Napi::Boolean>().Value()) BecomeBusy(true);
@@ -223,21 +225,20 @@ Napi::Value NativeLoop::Drain(const Napi::CallbackInfo& info) {
   size_t n = core_->TakeCompletions(taken_.data(), taken_.size());
   Napi::Object payloads = payloads_ref_.Value();
   for (size_t i = 0; i < n; i++) {
-    // Each task was last written by the loop thread, on the other core:
-    // ask for a few ahead so their cache lines travel while we work.
-    if (i + kPrefetchAhead < n) __builtin_prefetch(taken_[i + kPrefetchAhead]);
-    Task* task = taken_[i];
-    uint32_t task_slot = task->tag;
+    const Completion& completion = taken_[i];
+    uint32_t task_slot = completion.tag;
     ids_[i] = task_slot;
-    statuses_[i] = static_cast<uint8_t>(task->status());
+    statuses_[i] = static_cast<uint8_t>(completion.status);
+    Task* task = completion.task;
+    if (task == nullptr) continue;  // a sleep: made and freed by the loop thread
     Napi::Value payload;
-    // Only where a JS value is made can an exception arise: asking
-    // otherwise would cost a call per task at millions of sleeps a second.
+    // Only where a JS value is made can an exception arise: no need to ask
+    // otherwise.
     bool converted = false;
     if (task->status() == TaskStatus::kError) {
       payload = TaskErrorToJs(env, task->error());
       converted = true;
-    } else if (task->status() == TaskStatus::kOk && task->kind() != kTaskSleep) {
+    } else if (task->status() == TaskStatus::kOk) {
       payload = TaskResultToJs(env, task);
       converted = true;
     }
@@ -257,33 +258,45 @@ Napi::Value NativeLoop::Drain(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, static_cast<double>(n));
 }
 
-Task* NativeLoop::TaskAt(const Napi::CallbackInfo& info) {
-  if (info.Length() < 1 || !info[0].IsNumber()) return nullptr;
-  uint32_t slot = info[0].As<Napi::Number>().Uint32Value();
-  return slot < slots_.size() ? slots_[slot] : nullptr;
+// A slot names either a task made here (slots_) or one the loop thread made
+// (a sleep): that one the core knows by its tag, the slot.
+bool NativeLoop::SlotAt(const Napi::CallbackInfo& info, uint32_t* slot, Task** task) {
+  if (info.Length() < 1 || !info[0].IsNumber()) return false;
+  *slot = info[0].As<Napi::Number>().Uint32Value();
+  *task = *slot < slots_.size() ? slots_[*slot] : nullptr;
+  return true;
 }
 
 Napi::Value NativeLoop::Cancel(const Napi::CallbackInfo& info) {
-  if (Task* task = TaskAt(info)) core_->Cancel(task);
+  uint32_t slot;
+  Task* task;
+  if (SlotAt(info, &slot, &task)) {
+    if (task != nullptr) core_->Cancel(task);
+    else core_->CancelTag(slot);
+  }
   return info.Env().Undefined();
 }
 
 Napi::Value NativeLoop::Phase(const Napi::CallbackInfo& info) {
-  Task* task = TaskAt(info);
-  auto phase = task != nullptr ? task->phase() : TaskPhase::kDone;
+  uint32_t slot;
+  Task* task;
+  auto phase = TaskPhase::kDone;
+  if (SlotAt(info, &slot, &task)) phase = task != nullptr ? task->phase() : core_->PhaseOfTag(slot);
   return Napi::Number::New(info.Env(), static_cast<double>(phase));
 }
 
 Napi::Value NativeLoop::Wait(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Task* task = TaskAt(info);
-  if (task == nullptr) return Napi::Boolean::New(env, true);
+  uint32_t slot;
+  Task* task;
+  if (!SlotAt(info, &slot, &task)) return Napi::Boolean::New(env, true);
   double ms = info.Length() > 1 && info[1].IsNumber() ? info[1].As<Napi::Number>().DoubleValue() : -1;
   bool forever = !(ms >= 0) || std::isinf(ms);
   auto remaining = forever ? 0 : static_cast<uint64_t>(std::ceil(ms));
   for (;;) {
     uint64_t slice = forever ? kWaitSliceMs : std::min(remaining, kWaitSliceMs);
-    if (core_->WaitUntilDone(task, slice)) return Napi::Boolean::New(env, true);
+    bool done = task != nullptr ? core_->WaitUntilDone(task, slice) : core_->WaitUntilTagDone(slot, slice);
+    if (done) return Napi::Boolean::New(env, true);
     if (!forever) {
       remaining -= slice;
       if (remaining == 0) return Napi::Boolean::New(env, false);

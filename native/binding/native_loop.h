@@ -52,7 +52,7 @@ class NativeLoop : public Napi::ObjectWrap<NativeLoop>, public CompletionSink {
   static void CallJs(napi_env env, napi_value, void* context, void*);
   static void OnEnvCleanup(void* arg);
 
-  Task* TaskAt(const Napi::CallbackInfo& info);
+  bool SlotAt(const Napi::CallbackInfo& info, uint32_t* slot, Task** task);
   // Joins the thread and lets go of the thread-safe function.
   void Shutdown();
   void ReleaseThreadSafeFunction();
@@ -82,13 +82,13 @@ class NativeLoop : public Napi::ObjectWrap<NativeLoop>, public CompletionSink {
   Napi::ObjectReference payloads_ref_;
   uint32_t* ids_ = nullptr;
   uint8_t* statuses_ = nullptr;
-  std::vector<Task*> taken_;   // drain()'s scratch space
-  std::vector<Task*> slots_;   // slot -> task, until drain() reports it
+  std::vector<Completion> taken_;  // drain()'s scratch space
+  std::vector<Task*> slots_;       // slot -> task made here, until drain() reports it
   // slot -> the JS object the task was described by, kept alive until the
   // task is freed: tasks read byte inputs in place, from the loop thread.
   // References are made and deleted on this (the JS) thread only.
   std::vector<Napi::ObjectReference> borrowed_;
-  std::vector<Task*> batch_;   // submit()'s scratch space
+  std::vector<Submission> batch_;  // submit()'s scratch space
 };
 
 }  // namespace sideloop

@@ -8,7 +8,6 @@
 #include "../core/exec_task.h"
 #include "../core/read_file_task.h"
 #include "../core/rejected_task.h"
-#include "../core/sleep_task.h"
 #include "../core/task_kinds.h"
 #include "../core/write_file_task.h"
 #include "../core/zlib_task.h"
@@ -92,8 +91,6 @@ Task* CreateTaskOfKind(int kind, double number, Napi::Value object) {
   Bytes bytes;
   std::string path;
   switch (kind) {
-    case kTaskSleep:
-      return new SleepTask(number);
     case kTaskHash: {
       if (!GetBytes(object, &bytes)) return nullptr;
       return NewHashTask(static_cast<int>(number), bytes.data, bytes.size);
@@ -168,7 +165,7 @@ Napi::Value TaskResultToJs(Napi::Env env, Task* task) {
     case kTaskExtension:
       return static_cast<ExtensionTask*>(task)->ToJs(env);
     default:
-      return Napi::Value();  // sleep and writeFile: the JS side has the value
+      return Napi::Value();  // writeFile: the JS side has the value
   }
 }
 

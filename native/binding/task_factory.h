@@ -15,7 +15,7 @@ namespace sideloop {
 Task* CreateTask(int kind, double number, Napi::Value object);
 
 // The value a finished task resolves with, or an empty value when the JS
-// side already has it (sleep's value).
+// side already has it (writeFile's).
 Napi::Value TaskResultToJs(Napi::Env env, Task* task);
 
 // JS thread, once per task, right before it is disposed: gives what the

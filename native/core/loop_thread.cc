@@ -6,9 +6,11 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 
 #include "exit_guard.h"
+#include "sleep_task.h"
 
 namespace sideloop {
 
@@ -30,7 +32,7 @@ LoopThread::LoopThread(LoopOptions options, CompletionSink* sink)
 LoopThread::~LoopThread() {
   StopAndJoin();
   // Whatever the owner did not take back is freed here.
-  for (Task* task : completions_) delete task;
+  for (const Completion& completion : completions_) delete completion.task;
 }
 
 int LoopThread::Start() {
@@ -94,11 +96,21 @@ void LoopThread::ThreadMain(void* arg) {
 
 // ---------------------------------------------------------------- inbox
 
-void LoopThread::Submit(Task* const* tasks, size_t count) {
-  std::vector<Message> messages;
-  messages.reserve(count);
-  for (size_t i = 0; i < count; i++) messages.push_back({MessageKind::kSubmit, tasks[i]});
-  Post(messages.data(), messages.size());
+void LoopThread::Submit(const Submission* items, size_t count) {
+  outbox_.clear();
+  for (size_t i = 0; i < count; i++) {
+    const Submission& item = items[i];
+    if (item.task != nullptr) {
+      outbox_.push_back({MessageKind::kSubmit, item.task, 0, 0, 0, nullptr});
+      continue;
+    }
+    // Reset for this use: the tag's previous task was taken back already.
+    TagState* state = StateOf(item.tag);
+    state->cancel_requested.store(false, std::memory_order_relaxed);
+    state->phase.store(TaskPhase::kPending, std::memory_order_relaxed);
+    outbox_.push_back({MessageKind::kSubmitSleep, nullptr, item.tag, item.sleep_ms, item.timeout_ms, state});
+  }
+  Post(outbox_.data(), outbox_.size());
 }
 
 void LoopThread::Cancel(Task* task) {
@@ -109,6 +121,35 @@ void LoopThread::Cancel(Task* task) {
   task->cancel_message_sent_ = true;
   Message message{MessageKind::kCancel, task};
   Post(&message, 1);
+}
+
+void LoopThread::CancelTag(uint32_t tag) {
+  TagState* state = FindState(tag);
+  if (state == nullptr) return;
+  state->cancel_requested.store(true, std::memory_order_release);
+  if (state->phase.load(std::memory_order_acquire) == TaskPhase::kDone) return;
+  // Read in order with the tag's submission: the task it finds under the
+  // tag is this one, since the tag is not reused before it is taken back.
+  Message message{MessageKind::kCancelTag, nullptr, tag, 0, 0, nullptr};
+  Post(&message, 1);
+}
+
+TaskPhase LoopThread::PhaseOfTag(uint32_t tag) const {
+  TagState* state = FindState(tag);
+  return state != nullptr ? state->phase.load(std::memory_order_acquire) : TaskPhase::kDone;
+}
+
+TagState* LoopThread::StateOf(uint32_t tag) {
+  size_t chunk = tag / kTagsPerChunk;
+  if (chunk >= tag_states_.size()) tag_states_.resize(chunk + 1);
+  if (tag_states_[chunk] == nullptr) tag_states_[chunk] = std::make_unique<TagState[]>(kTagsPerChunk);
+  return &tag_states_[chunk][tag % kTagsPerChunk];
+}
+
+TagState* LoopThread::FindState(uint32_t tag) const {
+  size_t chunk = tag / kTagsPerChunk;
+  if (chunk >= tag_states_.size() || tag_states_[chunk] == nullptr) return nullptr;
+  return &tag_states_[chunk][tag % kTagsPerChunk];
 }
 
 void LoopThread::Dispose(Task* task) {
@@ -153,7 +194,11 @@ void LoopThread::HandleAfterJoin(const Message& message) {
     case MessageKind::kSubmit:
       Discard(message.task, false);  // the owner drains the queue itself
       break;
+    case MessageKind::kSubmitSleep:
+      Discard(MakeSleep(message), false);
+      break;
     case MessageKind::kCancel:
+    case MessageKind::kCancelTag:
       break;  // every task is finished once the thread is gone
     case MessageKind::kFree:
       delete message.task;
@@ -233,22 +278,49 @@ void LoopThread::ProcessMessage(const Message& message) {
   Task* task = message.task;
   switch (message.kind) {
     case MessageKind::kSubmit:
-      if (stopping_ || task->cancel_requested()) {
-        Discard(task, true);
-      } else {
-        Link(task);
-        running_.fetch_add(1, std::memory_order_relaxed);
-        task->Run(this, &loop_);
-      }
+      StartOrDiscard(task);
+      break;
+    case MessageKind::kSubmitSleep:
+      StartOrDiscard(MakeSleep(message));
       break;
     case MessageKind::kCancel:
       // Kept alive by the Free message that Dispose() queues behind this one.
       if (task->phase() == TaskPhase::kRunning) task->RequestAbort(TaskStatus::kCancelled);
       break;
+    case MessageKind::kCancelTag:
+      task = message.tag < live_by_tag_.size() ? live_by_tag_[message.tag] : nullptr;
+      if (task != nullptr) task->RequestAbort(TaskStatus::kCancelled);
+      break;
     case MessageKind::kFree:
       delete task;
       break;
   }
+}
+
+void LoopThread::StartOrDiscard(Task* task) {
+  if (stopping_ || task->cancel_requested()) {
+    Discard(task, true);
+    return;
+  }
+  Link(task);
+  running_.fetch_add(1, std::memory_order_relaxed);
+  if (TagState* state = task->tag_state_) {
+    if (task->tag >= live_by_tag_.size()) live_by_tag_.resize(std::max<size_t>(task->tag + 1, live_by_tag_.size() * 2));
+    live_by_tag_[task->tag] = task;
+    state->phase.store(TaskPhase::kRunning, std::memory_order_release);
+  }
+  task->Run(this, &loop_);
+}
+
+// A sleep described by value becomes a task here, on the thread that will
+// also free it (or on the joiner's, after the thread is gone).
+Task* LoopThread::MakeSleep(const Message& message) {
+  Task* task = new SleepTask(message.sleep_ms);
+  task->tag = message.tag;
+  task->set_timeout(message.timeout_ms);
+  task->tag_state_ = message.tag_state;
+  if (message.tag_state->cancel_requested.load(std::memory_order_acquire)) task->request_cancel();
+  return task;
 }
 
 void LoopThread::BeginStop() {
@@ -333,6 +405,7 @@ void LoopThread::WaitUntilReaped(int tid) {
 
 void LoopThread::Complete(Task* task) {
   Unlink(task);
+  if (task->tag_state_ != nullptr) live_by_tag_[task->tag] = nullptr;
   running_.fetch_sub(1, std::memory_order_relaxed);
   finished_here_.push_back(task);
 }
@@ -362,8 +435,16 @@ void LoopThread::Publish(Task* const* tasks, size_t count, bool notify_sink) {
   {
     std::lock_guard<std::mutex> lock(done_mu_);
     for (size_t i = 0; i < count; i++) {
-      tasks[i]->phase_.store(TaskPhase::kDone, std::memory_order_release);
-      completions_.push_back(tasks[i]);
+      Task* task = tasks[i];
+      task->phase_.store(TaskPhase::kDone, std::memory_order_release);
+      if (TagState* state = task->tag_state_) {
+        // Made here, so freed here: the owner knows it by its tag only.
+        completions_.push_back({nullptr, task->tag, task->status_});
+        state->phase.store(TaskPhase::kDone, std::memory_order_release);
+        delete task;
+      } else {
+        completions_.push_back({task, task->tag, task->status_});
+      }
     }
     has_completions_.store(true);
     // A spinning owner sees has_completions_ by itself, and looks once more
@@ -375,7 +456,7 @@ void LoopThread::Publish(Task* const* tasks, size_t count, bool notify_sink) {
   if (notify && sink_ != nullptr) sink_->OnCompletionsReady();
 }
 
-size_t LoopThread::TakeCompletions(Task** out, size_t max) {
+size_t LoopThread::TakeCompletions(Completion* out, size_t max) {
   std::unique_lock<std::mutex> lock = LockBriefly(done_mu_);
   size_t n = 0;
   while (n < max && !completions_.empty()) {
@@ -428,11 +509,19 @@ bool LoopThread::PollUntil(const std::atomic<bool>& flag, uint32_t us) {
   }
 }
 
-bool LoopThread::WaitUntilDone(const Task* task, uint64_t timeout_ms) {
+bool LoopThread::WaitUntilDone(const Task* task, uint64_t timeout_ms) { return WaitUntil(task->phase_, timeout_ms); }
+
+bool LoopThread::WaitUntilTagDone(uint32_t tag, uint64_t timeout_ms) {
+  TagState* state = FindState(tag);
+  return state == nullptr || WaitUntil(state->phase, timeout_ms);
+}
+
+// Both phases turn kDone in Publish(), under done_mu_.
+bool LoopThread::WaitUntil(const std::atomic<TaskPhase>& phase, uint64_t timeout_ms) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   std::unique_lock<std::mutex> lock(done_mu_);
   waiters_++;
-  bool done = done_cv_.wait_until(lock, deadline, [task] { return task->phase() == TaskPhase::kDone; });
+  bool done = done_cv_.wait_until(lock, deadline, [&phase] { return phase.load(std::memory_order_acquire) == TaskPhase::kDone; });
   waiters_--;
   return done;
 }

@@ -14,6 +14,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -40,6 +41,27 @@ struct LoopOptions {
   uint32_t spin_us = 0;
 };
 
+// One task for Submit(): either made by the owner (`task`), or, with
+// `task` null, a sleep described by value, which the loop thread makes, runs
+// and frees itself. The owner then knows it by its tag only (CancelTag,
+// PhaseOfTag, WaitUntilTagDone). Sleeps are the tasks made millions of times
+// a second: made and freed on one thread, their memory never crosses to the
+// owner's core, and the owner does no work per task beyond this record.
+struct Submission {
+  Task* task;
+  uint32_t tag;
+  double sleep_ms;
+  double timeout_ms;  // for a sleep by value; an owner's task carries its own
+};
+
+// A finished task handed back by TakeCompletions(). `task` is null for a
+// task the loop thread made: there is nothing to dispose of.
+struct Completion {
+  Task* task;
+  uint32_t tag;
+  TaskStatus status;
+};
+
 class LoopThread {
  public:
   LoopThread(LoopOptions options, CompletionSink* sink);
@@ -53,13 +75,18 @@ class LoopThread {
 
   // --- Submitting thread ---
   // Hands tasks to the loop thread, in order. After a stop they are
-  // completed as cancelled without running.
-  void Submit(Task* const* tasks, size_t count);
+  // completed as cancelled without running. A tag the loop thread makes a
+  // task for must not be in use by another such task (not yet taken back).
+  void Submit(const Submission* items, size_t count);
   // Cancels a task that has not been taken back yet. Queued tasks never
   // start; running ones are aborted on the loop thread.
   void Cancel(Task* task);
+  // The same for a task the loop thread made, by its tag.
+  void CancelTag(uint32_t tag);
+  // Where a task the loop thread made is; kDone for a tag never used so.
+  TaskPhase PhaseOfTag(uint32_t tag) const;
   // Moves up to `max` finished tasks to `out`; returns how many.
-  size_t TakeCompletions(Task** out, size_t max);
+  size_t TakeCompletions(Completion* out, size_t max);
   // Frees a task taken back with TakeCompletions().
   void Dispose(Task* task);
   // Polls, without sleeping, for up to `us` microseconds until completions
@@ -67,6 +94,7 @@ class LoopThread {
   bool SpinUntilCompletions(uint32_t us) const;
   // Blocks until `task` is done or `timeout_ms` passes; true when done.
   bool WaitUntilDone(const Task* task, uint64_t timeout_ms);
+  bool WaitUntilTagDone(uint32_t tag, uint64_t timeout_ms);
 
   // --- Any thread but the loop thread ---
   // Aborts every task, stops the loop and joins the thread. Idempotent and
@@ -81,10 +109,14 @@ class LoopThread {
   friend class Task;
   friend void StopAllLoopsAtExit();
 
-  enum class MessageKind : uint8_t { kSubmit, kCancel, kFree };
+  enum class MessageKind : uint8_t { kSubmit, kSubmitSleep, kCancel, kCancelTag, kFree };
   struct Message {
     MessageKind kind;
-    Task* task;
+    Task* task = nullptr;           // kSubmit, kCancel, kFree
+    uint32_t tag = 0;               // kSubmitSleep, kCancelTag
+    double sleep_ms = 0;            // kSubmitSleep
+    double timeout_ms = -1;         // kSubmitSleep
+    TagState* tag_state = nullptr;  // kSubmitSleep
   };
   enum class State : uint8_t { kIdle, kRunning, kStopRequested, kJoined };
 
@@ -102,6 +134,11 @@ class LoopThread {
   void ComeBackSoon();                            // loop thread
   void HandleAfterJoin(const Message& message);  // inbox_mu_ held
   void ProcessMessage(const Message& message);    // loop thread
+  void StartOrDiscard(Task* task);                // loop thread
+  static Task* MakeSleep(const Message& message);
+  bool WaitUntil(const std::atomic<TaskPhase>& phase, uint64_t timeout_ms);
+  TagState* StateOf(uint32_t tag);                // submitting thread
+  TagState* FindState(uint32_t tag) const;        // submitting thread; null if never made
   void BeginStop();                               // loop thread
   void StopAndJoinThread();
   static void WaitUntilReaped(int tid);
@@ -133,10 +170,17 @@ class LoopThread {
   // loop thread would otherwise wait for, asleep, on that mutex).
   std::atomic<bool> loop_spinning_{false};
 
+  // Submitting thread only: Submit()'s scratch space, and the states of
+  // tasks the loop thread makes, by tag, in chunks that never move (the loop
+  // thread keeps pointers to them).
+  std::vector<Message> outbox_;
+  static constexpr uint32_t kTagsPerChunk = 256;
+  std::vector<std::unique_ptr<TagState[]>> tag_states_;
+
   // Completions: loop thread -> submitting thread.
   std::mutex done_mu_;
   std::condition_variable done_cv_;
-  std::deque<Task*> completions_;
+  std::deque<Completion> completions_;
   bool sink_notified_ = false;
   std::atomic<bool> has_completions_{false};  // completions_ is not empty, read lock-free
   // The submitting thread is polling has_completions_ (SpinUntilCompletions):
@@ -152,6 +196,7 @@ class LoopThread {
   std::vector<Message> backlog_;  // taken from the inbox, handled up to backlog_at_
   size_t backlog_at_ = 0;
   Task* live_head_ = nullptr;  // started, unfinished tasks
+  std::vector<Task*> live_by_tag_;  // started, unfinished tasks this thread made
   // Finished on the loop thread, not yet published to completions_: they go
   // out together before the loop next polls for I/O or sleeps, and in parts
   // while a long backlog is worked on (ProcessBacklog).

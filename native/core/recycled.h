@@ -2,9 +2,10 @@
 // kKeep freed blocks per thread and hand them out again.
 //
 // Why: a `sleep(0)` costs about as much as the malloc and free of its task
-// object, at millions per second (measured with perf: about 15 % of the main
-// thread's time). Tasks are created and, almost always, freed on the same
-// (submitting) thread, so a per-thread list needs no lock.
+// object, at millions per second (measured with perf: about 15 % of the
+// thread's time, back when the JS thread made them). Sleep tasks are made
+// and freed on the loop thread (LoopThread::MakeSleep, Publish), so a
+// per-thread list needs no lock.
 //
 // The list is a trivially destructible thread_local, so it can be used at any
 // time, even during process exit after thread-local destructors have run;
@@ -30,10 +31,6 @@ class Recycled {
     Block* block = list.head;
     list.head = block->next;
     list.count--;
-    // The next block was freed a whole batch ago and has usually left the
-    // cache since: start loading it now, while this one is being filled
-    // (tasks are created in runs, one batch at a time).
-    if (list.head != nullptr) Prefetch(list.head);
     return block;
   }
 
@@ -64,10 +61,6 @@ class Recycled {
   struct Block {
     Block* next;
   };
-  static void Prefetch(const Block* block) {
-    const char* bytes = reinterpret_cast<const char*>(block);
-    for (size_t at = 0; at < sizeof(T); at += 64) __builtin_prefetch(bytes + at, 1);
-  }
   struct FreeList {
     Block* head;
     size_t count;

@@ -4,7 +4,8 @@
 //
 // Threads and ownership:
 // - A task is created on the submitting (JS) thread and handed to a
-//   LoopThread with Submit(). From then until it is delivered back through
+//   LoopThread with Submit() (or, for a sleep described by value, created
+//   and later freed by the loop thread itself: see Submission). From then until it is delivered back through
 //   LoopThread::TakeCompletions(), only the loop thread touches it, except
 //   for the atomic `phase_` and `cancel_requested_`.
 // - Start(), Abort() and Finish() run on the loop thread. Before calling
@@ -40,6 +41,14 @@ enum class TaskPhase : uint8_t {
   kPending = 0,   // submitted, not started
   kRunning = 1,   // started on the loop thread
   kDone = 2,      // finished; waiting to be taken back
+};
+
+// Where a task the loop thread made itself is (LoopThread::Submit with a
+// sleep described by value), kept where its owner can read it by tag: the
+// owner never sees such a task.
+struct TagState {
+  std::atomic<TaskPhase> phase{TaskPhase::kDone};
+  std::atomic<bool> cancel_requested{false};
 };
 
 // An operational failure, described the way node:fs and node:zlib describe
@@ -140,6 +149,10 @@ class Task {
   // when the loop stops).
   Task* prev_ = nullptr;
   Task* next_ = nullptr;
+
+  // Set for a task the loop thread made itself: its phase as the owner sees
+  // it. The loop thread frees such a task when it publishes it.
+  TagState* tag_state_ = nullptr;
 };
 
 }  // namespace sideloop

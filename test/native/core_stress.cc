@@ -51,7 +51,8 @@ int failures = 0;
 // Input for the CPU tasks: borrowed by them, so it outlives every round.
 const std::vector<uint8_t> kInput(3 * 1024 * 1024 + 7, 'x');
 
-// A mix of every kind of work: timers, steps on the CPU, file reads, a child process.
+// A mix of every kind of work: timers, steps on the CPU, file reads, a child
+// process. Null: a sleep the loop thread makes itself (Submission by value).
 Task* MakeTask(int i, std::mt19937& random) {
   switch (i % 16) {
     case 0:
@@ -68,7 +69,7 @@ Task* MakeTask(int i, std::mt19937& random) {
       }
       [[fallthrough]];
     default:
-      return new SleepTask(random() % 3);
+      return i % 2 == 0 ? nullptr : new SleepTask(random() % 3);
   }
 }
 
@@ -86,20 +87,30 @@ void Round(int round, std::mt19937& random) {
   Expect(loop.Start() == 0, "start", round);
 
   const int total = 2000;
-  std::vector<Task*> tasks;
+  std::vector<Submission> items;
   for (int i = 0; i < total; i++) {
     Task* task = MakeTask(i, random);
-    if (random() % 8 == 0) task->set_timeout(random() % 2);
-    task->tag = static_cast<uint32_t>(i);
-    tasks.push_back(task);
+    double timeout = random() % 8 == 0 ? random() % 2 : -1;
+    auto tag = static_cast<uint32_t>(i);
+    if (task == nullptr) {
+      items.push_back({nullptr, tag, static_cast<double>(random() % 3), timeout});
+      continue;
+    }
+    task->set_timeout(timeout);
+    task->tag = tag;
+    items.push_back({task, tag, 0, -1});
   }
+  auto cancel = [&loop](const Submission& item) {
+    if (item.task != nullptr) loop.Cancel(item.task);
+    else loop.CancelTag(item.tag);
+  };
   std::vector<bool> back(total, false);
   // Submit in uneven batches, cancelling some at once and some later.
-  for (size_t at = 0; at < tasks.size();) {
-    size_t n = std::min<size_t>(1 + random() % 300, tasks.size() - at);
-    loop.Submit(&tasks[at], n);
+  for (size_t at = 0; at < items.size();) {
+    size_t n = std::min<size_t>(1 + random() % 300, items.size() - at);
+    loop.Submit(&items[at], n);
     for (size_t i = at; i < at + n; i++) {
-      if (random() % 10 == 0) loop.Cancel(tasks[i]);
+      if (random() % 10 == 0) cancel(items[i]);
     }
     at += n;
   }
@@ -107,9 +118,12 @@ void Round(int round, std::mt19937& random) {
   if (stop_early) loop.StopAndJoin();
 
   int taken = 0;
-  std::vector<Task*> batch(256);
+  std::vector<Completion> batch(256);
   int idle_waits = 0;
   while (taken < total && idle_waits < 2000) {
+    // Block on some task the loop thread made, racing its completion.
+    const Submission& some = items[random() % total];
+    if (some.task == nullptr && !back[some.tag]) loop.WaitUntilTagDone(some.tag, random() % 2);
     size_t n = loop.TakeCompletions(batch.data(), batch.size());
     if (n == 0) {
       sink.Wait();
@@ -117,13 +131,16 @@ void Round(int round, std::mt19937& random) {
       continue;
     }
     for (size_t i = 0; i < n; i++) {
-      Task* task = batch[i];
-      Expect(task->phase() == TaskPhase::kDone, "a completed task is done", round);
-      Expect(!back[task->tag], "a task came back twice", round);
-      back[task->tag] = true;
+      const Completion& completion = batch[i];
+      Task* task = completion.task;
+      Expect(task == items[completion.tag].task, "a completion names its task", round);
+      TaskPhase phase = task != nullptr ? task->phase() : loop.PhaseOfTag(completion.tag);
+      Expect(phase == TaskPhase::kDone, "a completed task is done", round);
+      Expect(!back[completion.tag], "a task came back twice", round);
+      back[completion.tag] = true;
       // Cancel after completion but before disposal: must be harmless.
-      if (random() % 16 == 0) loop.Cancel(task);
-      loop.Dispose(task);
+      if (random() % 16 == 0) cancel(items[completion.tag]);
+      if (task != nullptr) loop.Dispose(task);
       taken++;
     }
   }
@@ -144,10 +161,11 @@ void SpinRound(int round, uint32_t spin_us) {
   options.spin_us = spin_us;
   LoopThread loop(options, &sink);
   Expect(loop.Start() == 0, "start", round);
-  Task* batch[1];
+  Completion batch[1];
   for (int i = 0; i < 3000 && failures == 0; i++) {
-    Task* task = new SleepTask(0);
-    loop.Submit(&task, 1);
+    // Every other one made by the loop thread, under the same tag each time.
+    Submission item{i % 2 == 0 ? nullptr : new SleepTask(0), 0, 0, -1};
+    loop.Submit(&item, 1);
     size_t n = 0;
     while (n == 0) {
       // Either our own spin sees the completion, or the loop thread must
@@ -159,10 +177,12 @@ void SpinRound(int round, uint32_t spin_us) {
       }
       n = loop.TakeCompletions(batch, 1);
     }
-    if (n == 1) loop.Dispose(batch[0]);
+    if (n == 1 && batch[0].task != nullptr) loop.Dispose(batch[0].task);
   }
   loop.StopAndJoin();
-  while (loop.TakeCompletions(batch, 1) == 1) loop.Dispose(batch[0]);
+  while (loop.TakeCompletions(batch, 1) == 1) {
+    if (batch[0].task != nullptr) loop.Dispose(batch[0].task);
+  }
 }
 
 }  // namespace
