@@ -62,7 +62,7 @@ export class Future<T> implements PromiseLike<T> {
   /** @internal A Future that failed before any work was submitted. */
   static _failed<T>(error: Error): Future<T> {
     const future = new Future<T>(undefined);
-    future.#settle('finished', undefined, error, true);
+    future._finish('failed', error);
     return future;
   }
 
@@ -93,7 +93,8 @@ export class Future<T> implements PromiseLike<T> {
     if (this.#state === 'finished') return false;
     if (this.#state === 'cancelled') return true;
     this.#owner?.abort(this);
-    this.#settle('cancelled', undefined, undefined, false);
+    this.#conclude('cancelled', undefined, undefined, false);
+    this._announce();
     return true;
   }
 
@@ -157,14 +158,28 @@ export class Future<T> implements PromiseLike<T> {
 
   /** @internal Called by the owner when the work is over. */
   _finish(outcome: 'completed' | 'failed', value: unknown): void {
-    if (this.#state !== 'pending') return;
-    if (outcome === 'completed') this.#settle('finished', value as T, undefined, false);
-    else this.#settle('finished', undefined, value, true);
+    if (this._conclude(outcome, value)) this._announce();
   }
 
   /** @internal Called by the owner when it cancels the work itself (shutdown). */
   _cancelled(): void {
-    if (this.#state === 'pending') this.#settle('cancelled', undefined, undefined, false);
+    if (this._conclude('cancelled', undefined)) this._announce();
+  }
+
+  /**
+   * @internal The first half of settling: from here on the Future is done
+   * (state, value, result()), but its callbacks and its promise wait for
+   * _announce(). Owners settling a batch conclude every Future of it before
+   * announcing any, so a callback never finds a Future of the same batch
+   * half-settled: its task over and taken back, its Future still pending.
+   * Returns false when the Future was done already (nothing to announce).
+   */
+  _conclude(outcome: Outcome, value: unknown): boolean {
+    if (this.#state !== 'pending') return false;
+    if (outcome === 'cancelled') this.#conclude('cancelled', undefined, undefined, false);
+    else if (outcome === 'completed') this.#conclude('finished', value as T, undefined, false);
+    else this.#conclude('finished', undefined, value, true);
+    return true;
   }
 
   #waitSync(timeout: number | undefined): void {
@@ -174,7 +189,7 @@ export class Future<T> implements PromiseLike<T> {
     if (this.#state === 'pending') throw new TimeoutError(`The future was not done within ${timeout} ms`);
   }
 
-  #settle(state: 'cancelled' | 'finished', value: T | undefined, error: unknown, failed: boolean): void {
+  #conclude(state: 'cancelled' | 'finished', value: T | undefined, error: unknown, failed: boolean): void {
     this.#state = state;
     this.#value = value;
     this.#error = error;
@@ -182,6 +197,10 @@ export class Future<T> implements PromiseLike<T> {
     const owner = this.#owner;
     this.#owner = undefined;
     owner?.settled(this, state === 'cancelled' ? 'cancelled' : failed ? 'failed' : 'completed');
+  }
+
+  /** @internal The second half of settling (see _conclude): settles the promise and runs the done callbacks. */
+  _announce(): void {
     if (this.#promise !== undefined) this.#settlePromise();
     const callbacks = this.#callbacks;
     this.#callbacks = undefined;

@@ -126,6 +126,26 @@ describe.each(BACKENDS)('Future (%s backend)', (backend) => {
     expect(calls).toEqual(['a:v', 'b:finished', 'c']);
   });
 
+  it('a done callback finds the other Futures of its batch done, and their slots reused safely', async () => {
+    const loop = makeLoop();
+    // Tasks that finish together come back in one batch, whatever the backend.
+    const batch = Array.from({ length: 8 }, (_, i) => loop.sleep(5, i));
+    const seen = await new Promise<{ values: unknown[]; cancels: boolean[]; fresh: string }>((resolve) => {
+      batch[0]!.addDoneCallback(() => {
+        // A new task may take the slot of a task of this batch: asking about
+        // that task's Future must never reach the new one.
+        const fresh = loop.sleep(60_000);
+        const values = batch.map((future) => future.result(10_000));
+        const cancels = batch.map((future) => future.cancel());
+        resolve({ values, cancels, fresh: fresh.state });
+        fresh.cancel();
+      });
+    });
+    expect(seen.values).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+    expect(seen.cancels).toEqual(Array(8).fill(false));
+    expect(['pending', 'running']).toContain(seen.fresh);
+  });
+
   it('runs a callback added to a done Future on a later microtask', async () => {
     const loop = makeLoop();
     const future = loop.sleep(0);

@@ -58,9 +58,19 @@ export function outcomeValue(request: TaskRequest, status: TaskStatus, payload: 
   }
 }
 
-/** Settles a Future with the value outcomeValue() gave (a no-op when it was cancelled meanwhile). */
-export function settle(future: AnyFuture, status: TaskStatus, value: unknown): void {
-  if (status === TaskStatus.ok) future._finish('completed', value);
-  else if (status === TaskStatus.cancelled) future._cancelled();
-  else future._finish('failed', value);
+/**
+ * Settles a batch of Futures with the values outcomeValue() gave (a Future
+ * cancelled meanwhile stays so). Every Future of the batch is done before
+ * any callback runs: a callback may look at the others (result(), cancel(),
+ * state), and their tasks are already over and their slots free for reuse.
+ */
+export function settleBatch(futures: readonly AnyFuture[], statuses: ArrayLike<number>, values: readonly unknown[]): void {
+  const n = futures.length;
+  const concluded = new Array<boolean>(n);
+  for (let i = 0; i < n; i++) {
+    const status = statuses[i];
+    const outcome = status === TaskStatus.ok ? 'completed' : status === TaskStatus.cancelled ? 'cancelled' : 'failed';
+    concluded[i] = futures[i]!._conclude(outcome, values[i]);
+  }
+  for (let i = 0; i < n; i++) if (concluded[i]) futures[i]!._announce();
 }

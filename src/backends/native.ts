@@ -10,7 +10,7 @@ import type { AnyFuture, Outcome } from '../future.js';
 import { TaskStatus, type NativeBinding, type NativeLoopHandle } from '../native.js';
 import type { TaskRequest } from '../tasks.js';
 import type { Backend, LoopRun, RunOptions } from './backend.js';
-import { BudgetedDrain, DRAIN_BUDGET, outcomeValue, settle } from './drain.js';
+import { BudgetedDrain, DRAIN_BUDGET, outcomeValue, settleBatch } from './drain.js';
 import { SlotTable } from './slots.js';
 /** Tasks per submit() call at most; a fuller batch is sent at once. */
 const BATCH_CAPACITY = 4096;
@@ -168,7 +168,7 @@ class NativeRun implements LoopRun {
         this.#payloads[i] = undefined;
       }
     }
-    for (let i = 0; i < n; i++) settle(futures[i]!, statuses[i] as TaskStatus, values[i]);
+    settleBatch(futures, statuses, values);
     return n;
   }
 }

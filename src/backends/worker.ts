@@ -18,7 +18,7 @@ import type { AnyFuture, Outcome } from '../future.js';
 import { TaskStatus } from '../native.js';
 import { TaskKind, type ExecRequest, type TaskRequest, type WriteFileRequest } from '../tasks.js';
 import type { Backend, LoopRun, RunOptions } from './backend.js';
-import { BudgetedDrain, DRAIN_BUDGET, outcomeValue, settle } from './drain.js';
+import { BudgetedDrain, DRAIN_BUDGET, outcomeValue, settleBatch } from './drain.js';
 import { SlotTable } from './slots.js';
 import {
   Control,
@@ -323,7 +323,7 @@ class WorkerRun implements LoopRun {
         this.#inboxAt = 0;
       }
     }
-    for (let i = 0; i < futures.length; i++) settle(futures[i]!, statuses[i]!, values[i]);
+    settleBatch(futures, statuses, values);
     return futures.length;
   }
 
