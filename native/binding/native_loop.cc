@@ -207,7 +207,6 @@ Napi::Value NativeLoop::Submit(const Napi::CallbackInfo& info) {
     }
     Napi::Value object = i < object_count ? objects.Get(i) : env.Undefined();
     Task* task = CreateTask(kind, fields[3], object);
-    task->tag = slot;
     task->set_timeout(fields[2]);
     slots_[slot] = task;
     if (object.IsObject()) borrowed_[slot] = Napi::Persistent(object.As<Napi::Object>());

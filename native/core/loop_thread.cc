@@ -101,7 +101,8 @@ void LoopThread::Submit(const Submission* items, size_t count) {
   for (size_t i = 0; i < count; i++) {
     const Submission& item = items[i];
     if (item.task != nullptr) {
-      outbox_.push_back({MessageKind::kSubmit, item.task, 0, 0, 0, nullptr});
+      item.task->tag = item.tag;
+      outbox_.push_back({MessageKind::kSubmit, item.task});
       continue;
     }
     // Reset for this use: the tag's previous task was taken back already.
@@ -172,10 +173,12 @@ void LoopThread::Post(const Message* messages, size_t count) {
     case State::kRunning: {
       bool was_empty = inbox_.empty();
       inbox_.insert(inbox_.end(), messages, messages + count);
-      inbox_ready_.store(true, std::memory_order_release);
+      inbox_ready_.store(true);
       // A spinning loop thread sees inbox_ready_ by itself. Both flags are
-      // sequentially consistent, and the thread checks inbox_ready_ again
-      // after it stops spinning (BeforePoll), so one side always notices.
+      // sequentially consistent (a release store here would let the load of
+      // loop_spinning_ pass it: both sides could then miss each other), and
+      // the thread checks inbox_ready_ again after it stops spinning
+      // (BeforePoll), so one side always notices.
       // Sent under the lock: the loop thread closes wake_ only after it has
       // seen kStopRequested under this same lock.
       if (was_empty && !loop_spinning_.load()) uv_async_send(&wake_);

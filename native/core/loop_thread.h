@@ -49,7 +49,7 @@ struct LoopOptions {
 // owner's core, and the owner does no work per task beyond this record.
 struct Submission {
   Task* task;
-  uint32_t tag;
+  uint32_t tag;  // set on `task` too: the completion carries it back
   double sleep_ms;
   double timeout_ms;  // for a sleep by value; an owner's task carries its own
 };

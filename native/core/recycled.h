@@ -55,7 +55,7 @@ class Recycled {
 #if defined(SIDELOOP_SANITIZE) || defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
   static constexpr size_t kKeep = 0;
 #else
-  static constexpr size_t kKeep = 1024;  // the JS side's drain budget: one batch in flight
+  static constexpr size_t kKeep = 1024;  // one drain's worth (the JS side's DRAIN_BUDGET)
 #endif
 
   struct Block {

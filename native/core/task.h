@@ -4,8 +4,7 @@
 //
 // Threads and ownership:
 // - A task is created on the submitting (JS) thread and handed to a
-//   LoopThread with Submit() (or, for a sleep described by value, created
-//   and later freed by the loop thread itself: see Submission). From then until it is delivered back through
+//   LoopThread with Submit(). From then until it is delivered back through
 //   LoopThread::TakeCompletions(), only the loop thread touches it, except
 //   for the atomic `phase_` and `cancel_requested_`.
 // - Start(), Abort() and Finish() run on the loop thread. Before calling
@@ -14,6 +13,8 @@
 //   loop thread never touches the task again.
 // - The submitting thread frees the task after taking it back (through
 //   LoopThread::Dispose()).
+// - The exception: a sleep submitted by value (see Submission) is made,
+//   run and freed by the loop thread; the submitting thread never sees it.
 #ifndef SIDELOOP_CORE_TASK_H_
 #define SIDELOOP_CORE_TASK_H_
 
@@ -76,8 +77,9 @@ class Task {
   // Only meaningful when status() is kError.
   const TaskError& error() const { return error_ != nullptr ? *error_ : kNoError; }
 
-  // A value for the task's owner (the binding keeps its slot number here);
-  // the core never reads it.
+  // The owner's name for the task (the binding's slot number), set by
+  // Submit() and handed back with the completion; the core also finds the
+  // tasks it made itself by it (LoopThread::CancelTag).
   uint32_t tag = 0;
 
   // Milliseconds the task may run before it is aborted as timed out;

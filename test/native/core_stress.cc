@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <mutex>
 #include <random>
+#include <thread>
 #include <vector>
 
 #include "../../native/core/exec_task.h"
@@ -97,7 +98,6 @@ void Round(int round, std::mt19937& random) {
       continue;
     }
     task->set_timeout(timeout);
-    task->tag = tag;
     items.push_back({task, tag, 0, -1});
   }
   auto cancel = [&loop](const Submission& item) {
@@ -185,6 +185,54 @@ void SpinRound(int round, uint32_t spin_us) {
   }
 }
 
+// One tag used over and over: by sleeps by value, sleeps the owner made and
+// gzips, with cancels before, during and after each task, some of them stale
+// (nothing under the tag any more). A cancel must never reach the next task
+// under the tag, and each task must come back under it.
+void TagReuseRound(int round, std::mt19937& random, uint32_t spin_us) {
+  Sink sink;
+  LoopOptions options;
+  options.name = "core-tags";
+  options.spin_us = spin_us;
+  LoopThread loop(options, &sink);
+  Expect(loop.Start() == 0, "start", round);
+  constexpr uint32_t kTag = 7;
+  for (int i = 0; i < 3000 && failures == 0; i++) {
+    Task* task = nullptr;
+    switch (random() % 3) {
+      case 1:
+        task = new SleepTask(random() % 2);
+        break;
+      case 2:
+        task = new ZlibTask(kTaskGzip, 1, kInput.data(), 64 * 1024);
+        break;
+    }
+    Submission item{task, kTag, static_cast<double>(random() % 2), -1};
+    loop.Submit(&item, 1);
+    auto cancel = [&loop, task] {
+      if (task != nullptr) loop.Cancel(task);
+      else loop.CancelTag(kTag);
+    };
+    const bool cancelled = random() % 2 == 0;
+    if (cancelled) {
+      if (random() % 2 == 0) std::this_thread::yield();  // sometimes once it runs
+      cancel();
+    }
+    Completion completion{};
+    while (loop.TakeCompletions(&completion, 1) == 0) {
+      if (task != nullptr) loop.WaitUntilDone(task, 1);
+      else loop.WaitUntilTagDone(kTag, 1);
+    }
+    Expect(completion.task == task && completion.tag == kTag, "the completion is the tag's task", round);
+    Expect(cancelled || completion.status != TaskStatus::kCancelled, "a cancel reached a later task", round);
+    Expect(task != nullptr || loop.PhaseOfTag(kTag) == TaskPhase::kDone, "a task taken back is done", round);
+    if (random() % 4 == 0) cancel();  // after completion, before disposal
+    if (task != nullptr) loop.Dispose(task);
+    if (random() % 4 == 0) loop.CancelTag(kTag);  // stale
+  }
+  loop.StopAndJoin();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -192,6 +240,7 @@ int main(int argc, char** argv) {
   std::mt19937 random(20261127);
   for (int round = 0; round < rounds && failures == 0; round++) Round(round, random);
   for (int round = 0; round < 4 && failures == 0; round++) SpinRound(round, round % 2 == 0 ? 1 : 5);
+  for (int round = 0; round < 2 && failures == 0; round++) TagReuseRound(round, random, round == 0 ? 0 : 5);
   if (failures == 0) std::printf("core stress: %d rounds passed\n", rounds);
   return failures == 0 ? 0 : 1;
 }
