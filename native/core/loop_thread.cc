@@ -131,7 +131,7 @@ void LoopThread::CancelTag(uint32_t tag) {
   if (state->phase.load(std::memory_order_acquire) == TaskPhase::kDone) return;
   // Read in order with the tag's submission: the task it finds under the
   // tag is this one, since the tag is not reused before it is taken back.
-  Message message{MessageKind::kCancelTag, nullptr, tag, 0, 0, nullptr};
+  Message message{MessageKind::kCancelTag, nullptr, tag};
   Post(&message, 1);
 }
 

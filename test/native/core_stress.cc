@@ -74,6 +74,20 @@ Task* MakeTask(int i, std::mt19937& random) {
   }
 }
 
+LoopOptions Options(const char* name, uint32_t spin_us = 0) {
+  LoopOptions options;
+  options.name = name;
+  options.spin_us = spin_us;
+  return options;
+}
+
+// Cancels a submitted task the way its owner knows it: by pointer, or by tag
+// for one the loop thread made.
+void CancelItem(LoopThread& loop, const Submission& item) {
+  if (item.task != nullptr) loop.Cancel(item.task);
+  else loop.CancelTag(item.tag);
+}
+
 void Expect(bool ok, const char* what, int round) {
   if (ok) return;
   std::fprintf(stderr, "round %d: %s\n", round, what);
@@ -82,9 +96,7 @@ void Expect(bool ok, const char* what, int round) {
 
 void Round(int round, std::mt19937& random) {
   Sink sink;
-  LoopOptions options;
-  options.name = "core-stress";
-  LoopThread loop(options, &sink);
+  LoopThread loop(Options("core-stress"), &sink);
   Expect(loop.Start() == 0, "start", round);
 
   const int total = 2000;
@@ -100,17 +112,13 @@ void Round(int round, std::mt19937& random) {
     task->set_timeout(timeout);
     items.push_back({task, tag, 0, -1});
   }
-  auto cancel = [&loop](const Submission& item) {
-    if (item.task != nullptr) loop.Cancel(item.task);
-    else loop.CancelTag(item.tag);
-  };
   std::vector<bool> back(total, false);
   // Submit in uneven batches, cancelling some at once and some later.
   for (size_t at = 0; at < items.size();) {
     size_t n = std::min<size_t>(1 + random() % 300, items.size() - at);
     loop.Submit(&items[at], n);
     for (size_t i = at; i < at + n; i++) {
-      if (random() % 10 == 0) cancel(items[i]);
+      if (random() % 10 == 0) CancelItem(loop, items[i]);
     }
     at += n;
   }
@@ -139,7 +147,7 @@ void Round(int round, std::mt19937& random) {
       Expect(!back[completion.tag], "a task came back twice", round);
       back[completion.tag] = true;
       // Cancel after completion but before disposal: must be harmless.
-      if (random() % 16 == 0) cancel(items[completion.tag]);
+      if (random() % 16 == 0) CancelItem(loop, items[completion.tag]);
       if (task != nullptr) loop.Dispose(task);
       taken++;
     }
@@ -156,10 +164,7 @@ void Round(int round, std::mt19937& random) {
 // wait below reports instead of papering over.
 void SpinRound(int round, uint32_t spin_us) {
   Sink sink;
-  LoopOptions options;
-  options.name = "core-spin";
-  options.spin_us = spin_us;
-  LoopThread loop(options, &sink);
+  LoopThread loop(Options("core-spin", spin_us), &sink);
   Expect(loop.Start() == 0, "start", round);
   Completion batch[1];
   for (int i = 0; i < 3000 && failures == 0; i++) {
@@ -191,10 +196,7 @@ void SpinRound(int round, uint32_t spin_us) {
 // under the tag, and each task must come back under it.
 void TagReuseRound(int round, std::mt19937& random, uint32_t spin_us) {
   Sink sink;
-  LoopOptions options;
-  options.name = "core-tags";
-  options.spin_us = spin_us;
-  LoopThread loop(options, &sink);
+  LoopThread loop(Options("core-tags", spin_us), &sink);
   Expect(loop.Start() == 0, "start", round);
   constexpr uint32_t kTag = 7;
   for (int i = 0; i < 3000 && failures == 0; i++) {
@@ -209,14 +211,10 @@ void TagReuseRound(int round, std::mt19937& random, uint32_t spin_us) {
     }
     Submission item{task, kTag, static_cast<double>(random() % 2), -1};
     loop.Submit(&item, 1);
-    auto cancel = [&loop, task] {
-      if (task != nullptr) loop.Cancel(task);
-      else loop.CancelTag(kTag);
-    };
     const bool cancelled = random() % 2 == 0;
     if (cancelled) {
       if (random() % 2 == 0) std::this_thread::yield();  // sometimes once it runs
-      cancel();
+      CancelItem(loop, item);
     }
     Completion completion{};
     while (loop.TakeCompletions(&completion, 1) == 0) {
@@ -226,7 +224,7 @@ void TagReuseRound(int round, std::mt19937& random, uint32_t spin_us) {
     Expect(completion.task == task && completion.tag == kTag, "the completion is the tag's task", round);
     Expect(cancelled || completion.status != TaskStatus::kCancelled, "a cancel reached a later task", round);
     Expect(task != nullptr || loop.PhaseOfTag(kTag) == TaskPhase::kDone, "a task taken back is done", round);
-    if (random() % 4 == 0) cancel();  // after completion, before disposal
+    if (random() % 4 == 0) CancelItem(loop, item);  // after completion, before disposal
     if (task != nullptr) loop.Dispose(task);
     if (random() % 4 == 0) loop.CancelTag(kTag);  // stale
   }
