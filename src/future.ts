@@ -93,8 +93,7 @@ export class Future<T> implements PromiseLike<T> {
     if (this.#state === 'finished') return false;
     if (this.#state === 'cancelled') return true;
     this.#owner?.abort(this);
-    this.#conclude('cancelled', undefined, undefined, false);
-    this._announce();
+    this._cancelled();
     return true;
   }
 

@@ -195,15 +195,15 @@ Napi::Value NativeLoop::Submit(const Napi::CallbackInfo& info) {
   for (uint32_t i = 0; i < count; i++, fields += 4) {
     auto slot = static_cast<uint32_t>(fields[0]);
     auto kind = static_cast<int>(fields[1]);
+    if (kind == kTaskSleep) {
+      // Made by the loop thread from these numbers: no Node-API call, no
+      // task memory on this thread, no entry in slots_ (it is known by slot).
+      batch_.push_back({nullptr, slot, fields[3], fields[2]});
+      continue;
+    }
     if (slot >= slots_.size()) {
       slots_.resize(std::max<size_t>(slot + 1, slots_.size() * 2), nullptr);
       borrowed_.resize(slots_.size());
-    }
-    if (kind == kTaskSleep) {
-      // Made by the loop thread from these numbers: no Node-API call, no
-      // task memory on this thread (slots_ stays empty: it is known by slot).
-      batch_.push_back({nullptr, slot, fields[3], fields[2]});
-      continue;
     }
     Napi::Value object = i < object_count ? objects.Get(i) : env.Undefined();
     Task* task = CreateTask(kind, fields[3], object);
