@@ -104,3 +104,45 @@ describe.each(BACKENDS)('worker termination races (%s backend)', (backend) => {
     expect(result.stdout).toBe('60 terminated\n');
   });
 });
+
+describe.each(BACKENDS)('worker termination inside synchronous calls (%s backend)', (backend) => {
+  // Terminating a worker stops its JS only at the next interrupt check: the
+  // calls already under way see Node-API refuse them. A binding that reads
+  // the empty value it then gets dies with a fatal error (SIGABRT). A tight
+  // loop of calls makes the termination land inside one nearly every time.
+  it('60 worker threads terminated while they call into the loop without pause: no crash, no hang', async () => {
+    const result = await runScript(
+      `
+      const { Worker } = require('node:worker_threads');
+      const source = \`
+        const { parentPort } = require('node:worker_threads');
+        const { EventLoop } = require(\${JSON.stringify(SIDELOOP)});
+        const loop = new EventLoop({ backend: ${JSON.stringify(backend)} });
+        parentPort.postMessage('calling');
+        for (let i = 0; ; i++) {
+          loop.sleep(0).cancel();
+          if (i % 7 === 0) loop.hash('sha1', 'abc').done();
+          if (i % 11 === 0) {
+            try { loop.sleep(5).result(0); } catch {}
+          }
+        }
+      \`;
+      let seed = 4242;
+      const random = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
+      (async () => {
+        for (let i = 0; i < 60; i++) {
+          const worker = new Worker(source, { eval: true });
+          await new Promise((resolve) => worker.once('message', resolve));
+          await new Promise((resolve) => setTimeout(resolve, Math.floor(random() * 5)));
+          await worker.terminate();
+        }
+        console.log('60 terminated');
+      })();
+    `,
+      { hangAfterMs: 120_000 },
+    );
+    expect(result.hung).toBe(false);
+    expect(result.signal, result.stderr).toBeNull();
+    expect(result.stdout).toBe('60 terminated\n');
+  });
+});

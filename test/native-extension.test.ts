@@ -154,6 +154,19 @@ describe('a native extension (examples/native-extension)', () => {
     expect(loop.stats().submitted).toBe(0);
   });
 
+  it('a loop impostor whose Future throws from done() makes the call throw that error, and frees the task', () => {
+    // The binding gets an empty value back from the throwing call; reading
+    // it as a boolean used to be a fatal error (SIGABRT).
+    const loop = new EventLoop({ backend: 'native' });
+    const boom = new Error('boom');
+    const impostor = {
+      [Symbol.for('sideloop.nativeApi')]: (loop as unknown as Record<symbol, unknown>)[Symbol.for('sideloop.nativeApi')],
+      [Symbol.for('sideloop.submitNative')]: () => ({ done: () => { throw boom; } }),
+    };
+    expect(() => ext.crc32(impostor, Buffer.from('x'))).toThrow(boom);
+    expect(ext.liveTasks()).toBe(0);
+  });
+
   it('a worker-backend loop refuses it with ERR_SIDELOOP_NATIVE_ONLY', () => {
     const loop = new EventLoop({ backend: 'worker' });
     expect(() => ext.crc32(loop, Buffer.from('x'))).toThrow(

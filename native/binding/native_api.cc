@@ -10,9 +10,20 @@ namespace sideloop {
 
 namespace {
 
-// The EventLoop method (src/native-extension.ts) that puts a request on the
-// same path as every built-in task and returns its Future.
-constexpr const char* kSubmitSymbol = "sideloop.submitNative";
+// Symbol.for('sideloop.submitNative'): the key of the EventLoop method
+// (src/native-extension.ts) that puts a request on the same path as every
+// built-in task and returns its Future. `env` is the extension's, so nothing
+// of sideloop's own environment can be kept for it. Raw calls, each checked:
+// node-addon-api's Symbol::For reads what it gets back unchecked, which is
+// fatal when a call fails (as all do in a worker being terminated).
+bool GetSubmitKey(napi_env env, napi_value* key) {
+  napi_value global, symbol_ctor, symbol_for, name;
+  return napi_get_global(env, &global) == napi_ok &&
+         napi_get_named_property(env, global, "Symbol", &symbol_ctor) == napi_ok &&
+         napi_get_named_property(env, symbol_ctor, "for", &symbol_for) == napi_ok &&
+         napi_create_string_utf8(env, "sideloop.submitNative", NAPI_AUTO_LENGTH, &name) == napi_ok &&
+         napi_call_function(env, symbol_ctor, symbol_for, 1, &name, key) == napi_ok;
+}
 
 // Older extensions pass a smaller vtable: the part they know is copied and
 // the rest stays NULL. start and cancel must be there.
@@ -37,7 +48,8 @@ napi_status Submit(napi_env env, napi_value loop, const sideloop_task_vtable* vt
   Napi::Env napi_env(env);
   Napi::Value loop_value(napi_env, loop);
   Napi::Value submit;
-  if (loop_value.IsObject()) submit = loop_value.As<Napi::Object>().Get(Napi::Symbol::For(napi_env, kSubmitSymbol));
+  napi_value key;
+  if (loop_value.IsObject() && GetSubmitKey(env, &key)) submit = loop_value.As<Napi::Object>().Get(key);
   if (napi_env.IsExceptionPending()) {
     ReleaseUntaken(env, owner);
     return napi_pending_exception;
@@ -60,11 +72,16 @@ napi_status Submit(napi_env env, napi_value loop, const sideloop_task_vtable* vt
   // A queued request is taken by the loop at the next flush, and a later
   // ReleaseUntaken would find it taken.
   Napi::Object future_object = Napi::Value(napi_env, future).As<Napi::Object>();
+  // Every value is checked before it is read: a call into JS that throws,
+  // or that a terminated worker refuses, yields an empty value, and reading
+  // that is a fatal error.
   Napi::Value done = future_object.Get("done");
-  if (done.IsFunction() && done.As<Napi::Function>().Call(future_object, {}).ToBoolean().Value()) {
+  Napi::Value is_done = done.IsFunction() ? done.As<Napi::Function>().Call(future_object, {}) : Napi::Value();
+  if (napi_env.IsExceptionPending()) {
     ReleaseUntaken(env, owner);
+    return napi_pending_exception;
   }
-  if (napi_env.IsExceptionPending()) return napi_pending_exception;
+  if (is_done.IsBoolean() && is_done.As<Napi::Boolean>().Value()) ReleaseUntaken(env, owner);
   *future_out = future;
   return napi_ok;
 }

@@ -164,7 +164,10 @@ void NativeLoop::CallJs(napi_env env, napi_value, void* context, void*) {
   if (!on_wake.IsFunction()) return;  // collected while idle: nobody to tell
   napi_value ignored;
   napi_status status = napi_call_function(env, napi_env.Undefined(), on_wake, 0, nullptr, &ignored);
-  if (status == napi_pending_exception) {
+  bool thrown = false;
+  // A worker being terminated refuses the call with the same status and
+  // nothing thrown: then there is nothing to surface.
+  if (status == napi_pending_exception && napi_is_exception_pending(env, &thrown) == napi_ok && thrown) {
     // Surface it as Node surfaces a throwing callback: 'uncaughtException'.
     napi_value error;
     napi_get_and_clear_last_exception(env, &error);
@@ -243,9 +246,12 @@ Napi::Value NativeLoop::Drain(const Napi::CallbackInfo& info) {
     }
     if (converted && env.IsExceptionPending()) {
       // The result could not become a JS value (a Buffer too large): the
-      // task fails with the reason instead of taking the drain down.
+      // task fails with the reason instead of taking the drain down. Taken
+      // raw: node-addon-api would wrap a non-object (a worker's termination)
+      // in an object, which is fatal while JS cannot run.
       statuses_[i] = static_cast<uint8_t>(TaskStatus::kError);
-      payload = env.GetAndClearPendingException().Value();
+      napi_value reason;
+      payload = napi_get_and_clear_last_exception(env, &reason) == napi_ok ? Napi::Value(env, reason) : Napi::Value();
     }
     if (!payload.IsEmpty()) payloads.Set(static_cast<uint32_t>(i), payload);
     slots_[task_slot] = nullptr;
@@ -305,7 +311,10 @@ Napi::Value NativeLoop::Wait(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value NativeLoop::SetBusy(const Napi::CallbackInfo& info) {
-  BecomeBusy(info.Length() > 0 && info[0].ToBoolean().Value());
+  // No coercion: while a worker is being terminated, Node-API calls that may
+  // run JS fail, node-addon-api then hands back an empty value, and reading
+  // that one is a fatal error. Reading a boolean runs no JS.
+  BecomeBusy(info.Length() > 0 && info[0].IsBoolean() && info[0].As<Napi::Boolean>().Value());
   return info.Env().Undefined();
 }
 
