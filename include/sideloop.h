@@ -59,12 +59,15 @@ typedef struct sideloop_task_vtable {
   /* Main thread, once, after the task completed: the value the Future
    * resolves with. NULL here, or a NULL return, means undefined. If it
    * throws (leaves an exception pending), the Future fails with that
-   * exception. Optional. */
+   * exception. It runs while sideloop settles a batch of this loop's
+   * completions: JS it calls must not wait on a Future of this loop
+   * (result(), exception()), which would throw TimeoutError. Optional. */
   napi_value (*to_js)(napi_env env, void* user_data);
   /* Main thread, exactly once per submitted task, whatever happened to it
    * (completed, failed, cancelled, never started, loop gone): release
    * `user_data`. It runs while JS can still run, or during the teardown of
-   * the environment (then with an env that may refuse JS calls). Optional. */
+   * the environment (then with an env that may refuse JS calls). As for
+   * to_js, JS it calls must not wait on a Future of this loop. Optional. */
   void (*free)(napi_env env, void* user_data);
 } sideloop_task_vtable;
 

@@ -84,6 +84,14 @@ describe.each(BACKENDS)('Future (%s backend)', (backend) => {
     expect(immediateRan).toBe(false); // we never returned to the event loop
   });
 
+  it('a timeout too large for any clock (1e20 ms, 2^64 ms, MAX_VALUE) waits as if there were none', () => {
+    const loop = makeLoop();
+    for (const timeout of [1e20, 2 ** 64, Number.MAX_VALUE]) {
+      expect(loop.sleep(5, timeout).result(timeout)).toBe(timeout);
+      expect(loop.sleep(5).exception(timeout)).toBeUndefined();
+    }
+  });
+
   it('result(timeout) throws TimeoutError and the task goes on', async () => {
     const loop = makeLoop();
     const future = loop.sleep(200, 'later');

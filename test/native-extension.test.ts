@@ -154,6 +154,21 @@ describe('a native extension (examples/native-extension)', () => {
     expect(loop.stats().submitted).toBe(0);
   });
 
+  it('reads the bytes the engine reports, not a byteLength a subclass overrides, and stops at a throwing options getter', async () => {
+    await using loop = new EventLoop({ backend: 'native' });
+    class Lying extends Uint8Array {
+      override get byteLength(): number {
+        return 2 ** 30; // read that far, the checksum would run off the buffer
+      }
+    }
+    const bytes = Buffer.from('hello');
+    expect(await ext.crc32(loop, new Lying(bytes))).toBe(referenceCrc32(bytes));
+    const boom = new Error('boom');
+    const options = Object.defineProperty({}, 'chunkSize', { get: () => { throw boom; } });
+    expect(() => ext.crc32(loop, bytes, options)).toThrow(boom);
+    expect(ext.liveTasks()).toBe(0);
+  });
+
   it('a loop impostor whose Future throws from done() makes the call throw that error, and frees the task', () => {
     // The binding gets an empty value back from the throwing call; reading
     // it as a boolean used to be a fatal error (SIGABRT).

@@ -194,6 +194,34 @@ describe.each(BACKENDS)('built-in tasks (%s backend)', (backend) => {
       expect(directory).toMatchObject({ code: 'EISDIR', syscall: 'read' });
     });
 
+    it('a setter on Error.prototype that waits on the loop cannot break the settling of a batch of errors', async () => {
+      // A task error's fields are defined, not assigned, so the setter never
+      // runs while a batch settles: a wait on the loop from there would
+      // drain again under the drain (the addon freed tasks twice, the
+      // worker backend released a slot twice).
+      const result = await runScript(`
+        const { EventLoop } = require(SIDELOOP);
+        const loop = new EventLoop({ backend: ${JSON.stringify(backend)} });
+        const waits = [];
+        Object.defineProperty(Error.prototype, 'code', {
+          configurable: true,
+          set(value) {
+            Object.defineProperty(this, 'code', { value, writable: true, enumerable: true, configurable: true });
+            waits.pop()?.result();
+          },
+        });
+        const reads = Array.from({ length: 200 }, (_, i) => loop.readFile('/nonexistent/' + i));
+        for (let i = 0; i < 100; i++) waits.push(loop.sleep(i % 3, i));
+        Promise.allSettled(reads).then((outcomes) => {
+          console.log(outcomes.filter((o) => o.status === 'rejected' && o.reason.code === 'ENOENT').length);
+          return loop.shutdown();
+        });
+      `);
+      expect(result.signal, result.stderr).toBeNull();
+      expect(result.stdout).toBe('200\n');
+      expect(result.code).toBe(0);
+    });
+
     it('rejects paths that are not strings or file: URLs', () => {
       const loop = makeLoop();
       expect(() => loop.readFile(42 as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));

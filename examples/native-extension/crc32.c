@@ -112,24 +112,40 @@ static napi_value throw_type_error(napi_env env, const char* message) {
   return NULL;
 }
 
-/* The bytes of a TypedArray, Buffer or DataView, read in place. */
+/* Bytes per element of a TypedArray. */
+static size_t element_size(napi_typedarray_type type) {
+  switch (type) {
+    case napi_int16_array:
+    case napi_uint16_array:
+      return 2;
+    case napi_int32_array:
+    case napi_uint32_array:
+    case napi_float32_array:
+      return 4;
+    case napi_float64_array:
+    case napi_bigint64_array:
+    case napi_biguint64_array:
+      return 8;
+    default:
+      return 1;
+  }
+}
+
+/* The bytes of a TypedArray, Buffer or DataView, read in place. The size
+ * comes from the engine, never from a property a subclass could override. */
 static int get_bytes(napi_env env, napi_value value, const uint8_t** data, size_t* size) {
   bool is_typed_array = false, is_data_view = false;
   void* bytes = NULL;
   size_t length = 0;
   napi_typedarray_type type;
-  napi_is_typedarray(env, value, &is_typed_array);
-  napi_is_dataview(env, value, &is_data_view);
+  if (napi_is_typedarray(env, value, &is_typed_array) != napi_ok || napi_is_dataview(env, value, &is_data_view) != napi_ok) {
+    return 0;
+  }
   if (is_typed_array) {
-    napi_get_typedarray_info(env, value, &type, &length, &bytes, NULL, NULL);
-    napi_value byte_length;
-    uint32_t n;
-    /* length counts elements; the bytes are what we checksum */
-    napi_get_named_property(env, value, "byteLength", &byte_length);
-    napi_get_value_uint32(env, byte_length, &n);
-    length = n;
+    if (napi_get_typedarray_info(env, value, &type, &length, &bytes, NULL, NULL) != napi_ok) return 0;
+    length *= element_size(type); /* length counts elements; the bytes are what we checksum */
   } else if (is_data_view) {
-    napi_get_dataview_info(env, value, &length, &bytes, NULL, NULL);
+    if (napi_get_dataview_info(env, value, &length, &bytes, NULL, NULL) != napi_ok) return 0;
   } else {
     return 0;
   }
@@ -142,13 +158,13 @@ static int get_bytes(napi_env env, napi_value value, const uint8_t** data, size_
  * is sideloop's. Returns 0 with an exception pending when one is invalid. */
 static int read_options(napi_env env, napi_value options, crc_job* job) {
   napi_valuetype type;
-  napi_typeof(env, options, &type);
+  if (napi_typeof(env, options, &type) != napi_ok) return 0;
   if (type == napi_undefined) return 1;
   if (type != napi_object) return throw_type_error(env, "The \"options\" argument must be an object"), 0;
   napi_value value;
   double number;
-  napi_get_named_property(env, options, "expected", &value);
-  napi_typeof(env, value, &type);
+  /* A getter may throw: then the exception is pending and we stop. */
+  if (napi_get_named_property(env, options, "expected", &value) != napi_ok || napi_typeof(env, value, &type) != napi_ok) return 0;
   if (type != napi_undefined) {
     if (type != napi_number || napi_get_value_double(env, value, &number) != napi_ok || !(number >= 0 && number <= 4294967295.0) ||
         number != (double)(uint32_t)number) {
@@ -157,8 +173,7 @@ static int read_options(napi_env env, napi_value options, crc_job* job) {
     }
     job->expected = (int64_t)number;
   }
-  napi_get_named_property(env, options, "chunkSize", &value);
-  napi_typeof(env, value, &type);
+  if (napi_get_named_property(env, options, "chunkSize", &value) != napi_ok || napi_typeof(env, value, &type) != napi_ok) return 0;
   if (type != napi_undefined) {
     if (type != napi_number || napi_get_value_double(env, value, &number) != napi_ok || !(number >= 1 && number <= 1073741824.0) ||
         number != (double)(size_t)number) {

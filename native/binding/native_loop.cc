@@ -224,6 +224,8 @@ Napi::Value NativeLoop::Submit(const Napi::CallbackInfo& info) {
 
 Napi::Value NativeLoop::Drain(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  if (draining_) return Napi::Number::New(env, 0);
+  draining_ = true;
   size_t n = core_->TakeCompletions(taken_.data(), taken_.size());
   Napi::Object payloads = payloads_ref_.Value();
   for (size_t i = 0; i < n; i++) {
@@ -260,6 +262,7 @@ Napi::Value NativeLoop::Drain(const Napi::CallbackInfo& info) {
     // Only now: a disposed task reads none of its inputs any more.
     borrowed_[task_slot].Reset();
   }
+  draining_ = false;
   return Napi::Number::New(env, static_cast<double>(n));
 }
 
@@ -296,7 +299,9 @@ Napi::Value NativeLoop::Wait(const Napi::CallbackInfo& info) {
   Task* task;
   if (!SlotAt(info, &slot, &task)) return Napi::Boolean::New(env, true);
   double ms = info.Length() > 1 && info[1].IsNumber() ? info[1].As<Napi::Number>().DoubleValue() : -1;
-  bool forever = !(ms >= 0) || std::isinf(ms);
+  // From 2^53 ms (285,000 years) on there is no limit; a double that large
+  // would not even fit the uint64_t below.
+  bool forever = !(ms >= 0) || ms >= 9007199254740992.0;
   auto remaining = forever ? 0 : static_cast<uint64_t>(std::ceil(ms));
   for (;;) {
     uint64_t slice = forever ? kWaitSliceMs : std::min(remaining, kWaitSliceMs);

@@ -83,6 +83,10 @@ class NativeLoop : public Napi::ObjectWrap<NativeLoop>, public CompletionSink {
   uint32_t* ids_ = nullptr;
   uint8_t* statuses_ = nullptr;
   std::vector<Completion> taken_;  // drain()'s scratch space
+  // An extension's to_js or free may call JS that waits on this loop; the
+  // drain that nests then takes nothing, or it would overwrite taken_, ids_
+  // and statuses_ under this one and free its tasks a second time.
+  bool draining_ = false;
   std::vector<Task*> slots_;       // slot -> task made here, until drain() reports it
   // slot -> the JS object the task was described by, kept alive until the
   // task is freed: tasks read byte inputs in place, from the loop thread.

@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <vector>
 
 #include "builtin_hash.h"
 #include "extension_task.h"
@@ -117,6 +118,9 @@ Task* CreateTaskOfKind(int kind, double number, Napi::Value object) {
 
 // A Buffer that owns `bytes` from now on.
 Napi::Value ToBuffer(Napi::Env env, ByteBuffer bytes) {
+  // With an exception already pending every call below would fail, and the
+  // external buffer's would not take the memory: `bytes` frees it here.
+  if (env.IsExceptionPending()) return Napi::Value();
   size_t size = bytes.size();
   if (size <= kCopyResultBytes) return Napi::Buffer<uint8_t>::Copy(env, bytes.data(), size);
   uint8_t* data = bytes.Release();
@@ -133,13 +137,25 @@ Napi::Value ToBuffer(Napi::Env env, ByteBuffer bytes) {
   return copy;
 }
 
+// A property of a result or an error made during a drain: defined, not set,
+// so that no setter someone put on Object.prototype or Error.prototype runs
+// JS in the middle of a drain.
+Napi::PropertyDescriptor OwnValue(const char* name, Napi::Value value) {
+  return Napi::PropertyDescriptor::Value(name, value, napi_default_jsproperty);
+}
+
 Napi::Value ExecResultToJs(Napi::Env env, ExecTask* task) {
+  Napi::Value stdout_buffer = ToBuffer(env, task->TakeStdout());
+  Napi::Value stderr_buffer = ToBuffer(env, task->TakeStderr());
+  if (stdout_buffer.IsEmpty() || stderr_buffer.IsEmpty()) return Napi::Value();  // with the reason pending
   Napi::Object result = Napi::Object::New(env);
   const char* signal = task->signal_name();
-  result.Set("exitCode", task->signaled() ? env.Null() : Napi::Number::New(env, static_cast<double>(task->exit_code())));
-  result.Set("signal", signal != nullptr ? Napi::String::New(env, signal) : env.Null());
-  result.Set("stdout", ToBuffer(env, task->TakeStdout()));
-  result.Set("stderr", ToBuffer(env, task->TakeStderr()));
+  result.DefineProperties({
+      OwnValue("exitCode", task->signaled() ? env.Null() : Napi::Number::New(env, static_cast<double>(task->exit_code()))),
+      OwnValue("signal", signal != nullptr ? Napi::String::New(env, signal) : env.Null()),
+      OwnValue("stdout", stdout_buffer),
+      OwnValue("stderr", stderr_buffer),
+  });
   return result;
 }
 
@@ -174,13 +190,19 @@ void ReleaseTask(Napi::Env env, Task* task) {
 }
 
 Napi::Value TaskErrorToJs(Napi::Env env, const TaskError& error) {
-  Napi::Error err = error.range_error ? Napi::RangeError::New(env, error.message) : Napi::Error::New(env, error.message);
-  Napi::Object obj = err.Value();
-  if (error.errnum != 0) obj.Set("errno", Napi::Number::New(env, error.errnum));
-  if (!error.code.empty()) obj.Set("code", Napi::String::New(env, error.code));
-  if (!error.syscall.empty()) obj.Set("syscall", Napi::String::New(env, error.syscall));
-  if (!error.path.empty()) obj.Set("path", Napi::String::New(env, error.path));
-  return obj;
+  napi_value message = Napi::String::New(env, error.message);
+  napi_value value;
+  napi_status status = error.range_error ? napi_create_range_error(env, nullptr, message, &value)
+                                         : napi_create_error(env, nullptr, message, &value);
+  if (status != napi_ok) return Napi::Value();
+  std::vector<Napi::PropertyDescriptor> properties;
+  if (error.errnum != 0) properties.push_back(OwnValue("errno", Napi::Number::New(env, error.errnum)));
+  if (!error.code.empty()) properties.push_back(OwnValue("code", Napi::String::New(env, error.code)));
+  if (!error.syscall.empty()) properties.push_back(OwnValue("syscall", Napi::String::New(env, error.syscall)));
+  if (!error.path.empty()) properties.push_back(OwnValue("path", Napi::String::New(env, error.path)));
+  Napi::Object object(env, value);
+  if (!properties.empty()) object.DefineProperties(properties);
+  return object;
 }
 
 }  // namespace sideloop

@@ -160,5 +160,10 @@ const ERROR_CLASSES: Record<string, ErrorConstructor> = { TypeError, RangeError 
 export function deserializeError(serialized: SerializedError): Error {
   const error = new (ERROR_CLASSES[serialized.name] ?? Error)(serialized.message);
   if (serialized.stack !== undefined) error.stack = serialized.stack;
-  return Object.assign(error, serialized.fields);
+  // Defined, not assigned (as the addon does): a setter someone put on
+  // Error.prototype must not run, and maybe wait on the loop, in a drain.
+  for (const [key, value] of Object.entries(serialized.fields)) {
+    Object.defineProperty(error, key, { value, writable: true, enumerable: true, configurable: true });
+  }
+  return error;
 }
