@@ -3,6 +3,8 @@
 export interface NativeLoopHandle {
   /**
    * batch holds [slot, kind, timeout, number] per task; objects[i] the i-th task's other arguments.
+   * A slot names one task in flight at a time. A slot or kind out of range throws a RangeError
+   * and submits nothing of the batch.
    * `busy`: also setBusy(true). Returns true when, with spin, completions are already waiting.
    */
   submit(batch: Float64Array, count: number, objects: unknown[], busy: boolean): boolean;

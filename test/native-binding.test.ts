@@ -29,6 +29,22 @@ describe('the native binding', () => {
     loop.stop();
   });
 
+  it('a batch with a slot or kind out of range throws a RangeError and submits nothing', () => {
+    const ids = new Uint32Array(16);
+    const loop = new binding.NativeLoop('binding-test', false, () => {}, ids, new Uint8Array(16), [], 0);
+    const bytes = new Uint8Array(4);
+    // [slot, kind, timeout, number]: a good hash first, then the bad entry
+    for (const [slot, kind] of [[-1, 1], [2 ** 32 - 1, 1], [2 ** 40, 1], [NaN, 1], [1, NaN], [1, -1], [1, 1e9]]) {
+      expect(() => loop.submit(new Float64Array([0, 1, -1, 2, slot!, kind!, -1, 2]), 2, [bytes, bytes])).toThrow(RangeError);
+    }
+    // Nothing of those batches reached the loop: the first task of a good one comes back alone.
+    loop.submit(new Float64Array([3, 1, -1, 2]), 1, [bytes]);
+    expect(loop.wait(3, -1)).toBe(true);
+    expect(loop.drain()).toBe(1);
+    expect(ids[0]).toBe(3);
+    loop.stop();
+  });
+
   it('rejects a malformed constructor call with a TypeError', () => {
     expect(() => new binding.NativeLoop()).toThrow(TypeError);
     expect(() => new binding.NativeLoop('x', true, () => {}, new Uint8Array(4), new Uint8Array(4), [])).toThrow(TypeError);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <new>
 
 #include "addon.h"
 #include "task_factory.h"
@@ -14,6 +15,10 @@ namespace {
 // How long one blocking wait sleeps before it checks that its environment
 // may still run JS: worker.terminate() must not hang behind result().
 constexpr uint64_t kWaitSliceMs = 50;
+
+// Slots are handed out densely by the TS layer, one per task in flight: 2^26
+// Futures would need tens of GB of JS heap, far past V8's limit.
+constexpr double kSlotLimit = 1 << 26;
 
 bool CanRunJs(Napi::Env env) {
   auto* addon = env.GetInstanceData<Addon>();
@@ -193,6 +198,10 @@ Napi::Value NativeLoop::Submit(const Napi::CallbackInfo& info) {
     return env.Undefined();
   }
   const double* fields = batch.Data();
+  if (!MakeRoomForSlots(fields, count)) {
+    Napi::RangeError::New(env, "sideloop: bad slot or kind in a submitted batch").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
   const uint32_t object_count = objects.Length();
   batch_.clear();
   for (uint32_t i = 0; i < count; i++, fields += 4) {
@@ -203,10 +212,6 @@ Napi::Value NativeLoop::Submit(const Napi::CallbackInfo& info) {
       // task memory on this thread, no entry in slots_ (it is known by slot).
       batch_.push_back({nullptr, slot, fields[3], fields[2]});
       continue;
-    }
-    if (slot >= slots_.size()) {
-      slots_.resize(std::max<size_t>(slot + 1, slots_.size() * 2), nullptr);
-      borrowed_.resize(slots_.size());
     }
     Napi::Value object = i < object_count ? objects.Get(i) : env.Undefined();
     Task* task = CreateTask(kind, fields[3], object);
@@ -220,6 +225,25 @@ Napi::Value NativeLoop::Submit(const Napi::CallbackInfo& info) {
   // With spin, this side waits a moment too: a quick answer is then settled
   // without this thread going to sleep and paying ~50 µs to wake up.
   return Napi::Boolean::New(env, spin_us_ > 0 && core_->SpinUntilCompletions(spin_us_));
+}
+
+// Before anything of a batch is made, so that a bad one submits nothing:
+// every slot and kind must be in range (the TS layer only sends such; this
+// guards the raw binding), and slots_ grows once to hold them.
+bool NativeLoop::MakeRoomForSlots(const double* fields, uint32_t count) {
+  size_t needed = slots_.size();
+  for (uint32_t i = 0; i < count; i++, fields += 4) {
+    if (!(fields[0] >= 0 && fields[0] < kSlotLimit && fields[1] >= 0 && fields[1] < 256)) return false;
+    if (static_cast<int>(fields[1]) != kTaskSleep) needed = std::max(needed, static_cast<size_t>(fields[0]) + 1);
+  }
+  if (needed == slots_.size()) return true;
+  try {
+    slots_.resize(std::max(needed, slots_.size() * 2), nullptr);
+    borrowed_.resize(slots_.size());
+  } catch (const std::bad_alloc&) {
+    return false;  // a slot no real batch reaches
+  }
+  return true;
 }
 
 Napi::Value NativeLoop::Drain(const Napi::CallbackInfo& info) {

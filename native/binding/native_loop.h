@@ -53,6 +53,7 @@ class NativeLoop : public Napi::ObjectWrap<NativeLoop>, public CompletionSink {
   static void OnEnvCleanup(void* arg);
 
   bool SlotAt(const Napi::CallbackInfo& info, uint32_t* slot, Task** task);
+  bool MakeRoomForSlots(const double* fields, uint32_t count);
   // Joins the thread and lets go of the thread-safe function.
   void Shutdown();
   void ReleaseThreadSafeFunction();
