@@ -61,7 +61,8 @@ typedef struct sideloop_task_vtable {
    * throws (leaves an exception pending), the Future fails with that
    * exception. It runs while sideloop settles a batch of this loop's
    * completions: JS it calls must not wait on a Future of this loop
-   * (result(), exception()), which would throw TimeoutError. Optional. */
+   * (result(), exception()): that wait ends with TimeoutError once the task
+   * is over. Optional. */
   napi_value (*to_js)(napi_env env, void* user_data);
   /* Main thread, exactly once per submitted task, whatever happened to it
    * (completed, failed, cancelled, never started, loop gone): release

@@ -4,7 +4,9 @@ abstract class SideloopError extends Error {
   abstract readonly code: string;
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
-    this.name = new.target.name;
+    // Defined, not assigned: a setter someone put on Error.prototype must
+    // not run (and maybe wait on the loop) while a batch is being settled.
+    Object.defineProperty(this, 'name', { value: new.target.name, writable: true, enumerable: true, configurable: true });
   }
 }
 

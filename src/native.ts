@@ -3,8 +3,9 @@
 export interface NativeLoopHandle {
   /**
    * batch holds [slot, kind, timeout, number] per task; objects[i] the i-th task's other arguments.
-   * A slot names one task in flight at a time. A slot or kind out of range throws a RangeError
-   * and submits nothing of the batch.
+   * A slot names one task in flight at a time. A slot outside [0, 2^26) or a kind outside
+   * [0, 256) throws a RangeError and submits nothing of the batch; an unknown kind within that
+   * range comes back as a task failed with ERR_SIDELOOP_BAD_TASK.
    * `busy`: also setBusy(true). Returns true when, with spin, completions are already waiting.
    */
   submit(batch: Float64Array, count: number, objects: unknown[], busy: boolean): boolean;

@@ -194,31 +194,37 @@ describe.each(BACKENDS)('built-in tasks (%s backend)', (backend) => {
       expect(directory).toMatchObject({ code: 'EISDIR', syscall: 'read' });
     });
 
-    it('a setter on Error.prototype that waits on the loop cannot break the settling of a batch of errors', async () => {
-      // A task error's fields are defined, not assigned, so the setter never
-      // runs while a batch settles: a wait on the loop from there would
-      // drain again under the drain (the addon freed tasks twice, the
-      // worker backend released a slot twice).
+    it('setters on Error.prototype that wait on the loop cannot break the settling of a batch of errors', async () => {
+      // Errors made while a batch settles (a task's error, a TimeoutError)
+      // get their fields defined, not assigned, so these setters never run
+      // there: a wait on the loop from one would drain again under the
+      // drain (the addon freed tasks twice, the worker backend released a
+      // slot twice, a nested TimeoutError recursed).
       const result = await runScript(`
         const { EventLoop } = require(SIDELOOP);
         const loop = new EventLoop({ backend: ${JSON.stringify(backend)} });
         const waits = [];
-        Object.defineProperty(Error.prototype, 'code', {
-          configurable: true,
-          set(value) {
-            Object.defineProperty(this, 'code', { value, writable: true, enumerable: true, configurable: true });
-            waits.pop()?.result();
-          },
-        });
+        for (const key of ['code', 'name']) {
+          Object.defineProperty(Error.prototype, key, {
+            configurable: true,
+            get() { return key === 'name' ? 'Error' : undefined; },
+            set(value) {
+              Object.defineProperty(this, key, { value, writable: true, enumerable: true, configurable: true });
+              waits.pop()?.result();
+            },
+          });
+        }
         const reads = Array.from({ length: 200 }, (_, i) => loop.readFile('/nonexistent/' + i));
+        const slow = Array.from({ length: 200 }, (_, i) => loop.sleep(50, i, { timeout: 1 }));
         for (let i = 0; i < 100; i++) waits.push(loop.sleep(i % 3, i));
-        Promise.allSettled(reads).then((outcomes) => {
-          console.log(outcomes.filter((o) => o.status === 'rejected' && o.reason.code === 'ENOENT').length);
+        Promise.allSettled([...reads, ...slow]).then((outcomes) => {
+          const codes = outcomes.map((o) => o.status === 'rejected' ? o.reason.name + ' ' + o.reason.code : 'resolved');
+          console.log(JSON.stringify([...new Set(codes)]), codes.length);
           return loop.shutdown();
         });
       `);
       expect(result.signal, result.stderr).toBeNull();
-      expect(result.stdout).toBe('200\n');
+      expect(result.stdout).toBe('["Error ENOENT","TimeoutError ERR_SIDELOOP_TIMEOUT"] 400\n');
       expect(result.code).toBe(0);
     });
 

@@ -238,8 +238,11 @@ bool NativeLoop::MakeRoomForSlots(const double* fields, uint32_t count) {
   }
   if (needed == slots_.size()) return true;
   try {
-    slots_.resize(std::max(needed, slots_.size() * 2), nullptr);
-    borrowed_.resize(slots_.size());
+    // borrowed_ first: were only it to grow, the next batch grows both again;
+    // were only slots_ to grow, a slot past borrowed_ would pass as checked.
+    size_t size = std::max(needed, slots_.size() * 2);
+    borrowed_.resize(size);
+    slots_.resize(size, nullptr);
   } catch (const std::bad_alloc&) {
     return false;  // a slot no real batch reaches
   }
@@ -323,8 +326,8 @@ Napi::Value NativeLoop::Wait(const Napi::CallbackInfo& info) {
   Task* task;
   if (!SlotAt(info, &slot, &task)) return Napi::Boolean::New(env, true);
   double ms = info.Length() > 1 && info[1].IsNumber() ? info[1].As<Napi::Number>().DoubleValue() : -1;
-  // From 2^53 ms (285,000 years) on there is no limit; a double that large
-  // would not even fit the uint64_t below.
+  // From 2^53 ms (285,000 years) on there is no limit: from 2^64 on, a
+  // double would not even fit the uint64_t below.
   bool forever = !(ms >= 0) || ms >= 9007199254740992.0;
   auto remaining = forever ? 0 : static_cast<uint64_t>(std::ceil(ms));
   for (;;) {

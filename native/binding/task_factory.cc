@@ -138,8 +138,8 @@ Napi::Value ToBuffer(Napi::Env env, ByteBuffer bytes) {
 }
 
 // A property of a result or an error made during a drain: defined, not set,
-// so that no setter someone put on Object.prototype or Error.prototype runs
-// JS in the middle of a drain.
+// so that a setter someone put on Object.prototype or Error.prototype for
+// it does not run JS in the middle of a drain.
 Napi::PropertyDescriptor OwnValue(const char* name, Napi::Value value) {
   return Napi::PropertyDescriptor::Value(name, value, napi_default_jsproperty);
 }
