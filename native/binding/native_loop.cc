@@ -276,8 +276,8 @@ Napi::Value NativeLoop::Drain(const Napi::CallbackInfo& info) {
     if (converted && env.IsExceptionPending()) {
       // The result could not become a JS value (a Buffer too large): the
       // task fails with the reason instead of taking the drain down. Taken
-      // raw: node-addon-api would wrap a non-object (a worker's termination)
-      // in an object, which is fatal while JS cannot run.
+      // raw, as the value it is: node-addon-api's Error wrapper would put a
+      // reason that is not an object inside one.
       statuses_[i] = static_cast<uint8_t>(TaskStatus::kError);
       napi_value reason;
       payload = napi_get_and_clear_last_exception(env, &reason) == napi_ok ? Napi::Value(env, reason) : Napi::Value();
