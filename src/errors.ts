@@ -4,9 +4,7 @@ abstract class SideloopError extends Error {
   abstract readonly code: string;
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
-    // Defined, not assigned: a setter someone put on Error.prototype must
-    // not run (and maybe wait on the loop) while a batch is being settled.
-    Object.defineProperty(this, 'name', { value: new.target.name, writable: true, enumerable: true, configurable: true });
+    setOwnField(this, 'name', new.target.name);
   }
 }
 
@@ -60,8 +58,17 @@ export function nativeOnly(backend: string): TypeError {
 }
 
 function withCode<E extends Error>(error: E, code: string): E {
-  Object.defineProperty(error, 'code', { value: code, enumerable: true, writable: true, configurable: true });
+  setOwnField(error, 'code', code);
   return error;
+}
+
+/**
+ * Gives an error an own field, as an assignment would, but defined: a setter
+ * someone put on Error.prototype must not run, and maybe wait on the loop,
+ * while a batch of Futures is being settled.
+ */
+export function setOwnField(error: Error, key: string, value: unknown): void {
+  Object.defineProperty(error, key, { value, writable: true, enumerable: true, configurable: true });
 }
 
 function describe(value: unknown): string {

@@ -14,6 +14,7 @@
  *   StoppedMessage: the last message of a run.
  */
 import type { MessagePort } from 'node:worker_threads';
+import { setOwnField } from '../errors.js';
 
 /** Per task in SubmitMessage.tasks: slot, kind, timeout (-1 none), number. */
 export const TASK_FIELDS = 4;
@@ -160,10 +161,6 @@ const ERROR_CLASSES: Record<string, ErrorConstructor> = { TypeError, RangeError 
 export function deserializeError(serialized: SerializedError): Error {
   const error = new (ERROR_CLASSES[serialized.name] ?? Error)(serialized.message);
   if (serialized.stack !== undefined) error.stack = serialized.stack;
-  // Defined, not assigned (as the addon does): a setter someone put on
-  // Error.prototype must not run, and maybe wait on the loop, in a drain.
-  for (const [key, value] of Object.entries(serialized.fields)) {
-    Object.defineProperty(error, key, { value, writable: true, enumerable: true, configurable: true });
-  }
+  for (const [key, value] of Object.entries(serialized.fields)) setOwnField(error, key, value);
   return error;
 }
