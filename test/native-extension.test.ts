@@ -189,6 +189,46 @@ describe('a native extension (examples/native-extension)', () => {
   });
 });
 
+describe('JS that an extension\'s to_js calls (test/native/reentrant-extension)', () => {
+  const FIXTURE = path.join(PACKAGE_DIR, 'test', 'native', 'reentrant-extension');
+  let reentrant: { callBack<T>(loop: unknown, fn: () => T): Future<T> };
+
+  beforeAll(() => {
+    const nodeGyp = path.join(PACKAGE_DIR, 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
+    execFileSync(process.execPath, [nodeGyp, 'rebuild'], { cwd: FIXTURE, stdio: 'pipe' });
+    reentrant = require(path.join(FIXTURE, 'build', 'Release', 'reentrant.node'));
+  });
+
+  it('resolves the Future with what that JS returns, and fails it with what it throws', async () => {
+    await using loop = new EventLoop({ backend: 'native' });
+    const boom = new Error('boom');
+    expect(await reentrant.callBack(loop, () => 'from JS')).toBe('from JS');
+    await expect(reentrant.callBack(loop, () => { throw boom; })).rejects.toBe(boom);
+    expect(loop.stats()).toMatchObject({ completed: 1, failed: 1, pending: 0 });
+  });
+
+  it('a wait on the same loop from inside to_js ends with TimeoutError, and both Futures settle once', async () => {
+    // to_js runs inside the loop's drain; the wait needs a drain to settle
+    // the sleep, and the one that nests takes nothing. Were it to take the
+    // sleep's completion, it would overwrite the running drain's batch: the
+    // outer Future would never settle and a released slot be read.
+    await using loop = new EventLoop({ backend: 'native' });
+    let inner: Future<string> | undefined;
+    const outer = reentrant.callBack(loop, () => {
+      inner = loop.sleep(0, 'inner');
+      try {
+        return inner.result(60_000);
+      } catch (error) {
+        return error;
+      }
+    });
+    const caught = await outer;
+    expect(caught).toBeInstanceOf(TimeoutError);
+    expect(await inner).toBe('inner');
+    expect(loop.stats()).toMatchObject({ submitted: 2, completed: 2, pending: 0 });
+  });
+});
+
 /**
  * Builds the example against a changed copy of the public header, as an
  * extension built for another sideloop would be, and returns it loaded.
