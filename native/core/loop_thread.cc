@@ -22,6 +22,8 @@ namespace {
 // task of 50 µs cost more than it saved (measured on the CPU benchmark).
 constexpr size_t kPublishEvery = 128;
 constexpr uint64_t kPublishAfterNs = 250 * 1000;
+// Completions whose room is kept once the queue empties (16 bytes each).
+constexpr size_t kCompletionsKept = 4096;
 // How long one turn of the loop works on its backlog of messages.
 constexpr uint64_t kTurnBudgetNs = 1000 * 1000;
 // Sleeps by value take a few dozen nanoseconds each to start: the clock is
@@ -38,7 +40,7 @@ LoopThread::LoopThread(LoopOptions options, CompletionSink* sink)
 LoopThread::~LoopThread() {
   StopAndJoin();
   // Whatever the owner did not take back is freed here.
-  for (const Completion& completion : completions_) delete completion.task;
+  for (size_t i = completions_taken_; i < completions_.size(); i++) delete completions_[i].task;
 }
 
 int LoopThread::Start() {
@@ -316,7 +318,7 @@ void LoopThread::StartOrDiscard(Task* task) {
     return;
   }
   Link(task);
-  running_.fetch_add(1, std::memory_order_relaxed);
+  CountRunning(1);
   if (TagState* state = task->tag_state_) {
     if (task->tag >= live_by_tag_.size()) live_by_tag_.resize(std::max<size_t>(task->tag + 1, live_by_tag_.size() * 2));
     live_by_tag_[task->tag] = task;
@@ -419,8 +421,15 @@ void LoopThread::WaitUntilReaped(int tid) {
 void LoopThread::Complete(Task* task) {
   Unlink(task);
   if (task->tag_state_ != nullptr) live_by_tag_[task->tag] = nullptr;
-  running_.fetch_sub(1, std::memory_order_relaxed);
+  CountRunning(-1);
   finished_here_.push_back(task);
+}
+
+// One writer, so a plain load and store: an atomic read-modify-write is a
+// full barrier on x86, and twice per task it stalled this thread until its
+// earlier stores (to memory the owner's core had touched last) completed.
+void LoopThread::CountRunning(int delta) {
+  running_.store(running_.load(std::memory_order_relaxed) + delta, std::memory_order_relaxed);
 }
 
 void LoopThread::Discard(Task* task, bool on_loop_thread) {
@@ -471,14 +480,21 @@ void LoopThread::Publish(Task* const* tasks, size_t count, bool notify_sink) {
 
 size_t LoopThread::TakeCompletions(Completion* out, size_t max) {
   std::unique_lock<std::mutex> lock = LockBriefly(done_mu_);
-  size_t n = 0;
-  while (n < max && !completions_.empty()) {
-    out[n++] = completions_.front();
-    completions_.pop_front();
-  }
-  if (completions_.empty()) {
+  size_t n = std::min(max, completions_.size() - completions_taken_);
+  std::copy_n(completions_.begin() + completions_taken_, n, out);
+  completions_taken_ += n;
+  if (completions_taken_ == completions_.size()) {
+    completions_taken_ = 0;
+    // Kept for reuse, unless a flood made it large.
+    if (completions_.capacity() > kCompletionsKept) std::vector<Completion>().swap(completions_);
+    else completions_.clear();
     sink_notified_ = false;
     has_completions_.store(false, std::memory_order_relaxed);
+  } else if (completions_taken_ * 2 >= completions_.size()) {
+    // Under a flood the queue may never empty: what was taken goes, or the
+    // vector would grow with every completion. Moves no more than it drops.
+    completions_.erase(completions_.begin(), completions_.begin() + completions_taken_);
+    completions_taken_ = 0;
   }
   return n;
 }
