@@ -210,7 +210,11 @@ Napi::Value NativeLoop::Submit(const Napi::CallbackInfo& info) {
     if (kind == kTaskSleep) {
       // Made by the loop thread from these numbers: no Node-API call, no
       // task memory on this thread, no entry in slots_ (it is known by slot).
-      batch_.push_back({nullptr, slot, fields[3], fields[2]});
+      Submission& sleep = batch_.emplace_back();  // in place: see LoopThread::Submit
+      sleep.task = nullptr;
+      sleep.tag = slot;
+      sleep.sleep_ms = fields[3];
+      sleep.timeout_ms = fields[2];
       continue;
     }
     Napi::Value object = i < object_count ? objects.Get(i) : env.Undefined();

@@ -117,7 +117,15 @@ void LoopThread::Submit(const Submission* items, size_t count) {
     TagState* state = StateOf(item.tag);
     state->cancel_requested.store(false, std::memory_order_relaxed);
     state->phase.store(TaskPhase::kPending, std::memory_order_relaxed);
-    outbox_.push_back({MessageKind::kSubmitSleep, nullptr, item.tag, item.sleep_ms, item.timeout_ms, state});
+    // Filled in place: a temporary built field by field and then copied
+    // whole stalls on its own stores (the copy's wide load cannot take
+    // them from the store buffer), per task.
+    Message& message = outbox_.emplace_back();
+    message.kind = MessageKind::kSubmitSleep;
+    message.tag = item.tag;
+    message.sleep_ms = item.sleep_ms;
+    message.timeout_ms = item.timeout_ms;
+    message.tag_state = state;
   }
   Post(outbox_.data(), outbox_.size());
 }
