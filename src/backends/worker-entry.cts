@@ -20,6 +20,7 @@ import {
   type CompletionMessage,
   type StopMessage,
   type StoppedMessage,
+  type StreamedInput,
   type SubmitMessage,
   type WorkerSetup,
 } from './worker-protocol.js';
@@ -39,6 +40,12 @@ const flags = new SlotFlags();
 const active = new Map<number, ActiveTask>();
 /** Per slot whose StreamedInput is still arriving: where its chunks go. */
 const inputs = new Map<number, (chunk: Uint8Array) => void>();
+/**
+ * Per slot whose StreamedInput was submitted and whose task has not started
+ * yet (tasks start in turns, and the main thread streams from the next turn
+ * on): the chunks that came meanwhile, fed to the task once it starts.
+ */
+const early = new Map<number, Uint8Array[]>();
 let stopping = false;
 
 /** How long one turn of this thread starts queued tasks before it lets its event loop run. */
@@ -59,9 +66,15 @@ let flushScheduled = false;
 
 parentPort!.on('message', (message: SubmitMessage | ChunkMessage | StopMessage) => {
   if (message.type === 'submit') onSubmit(message);
-  else if (message.type === 'chunk') inputs.get(message.slot)?.(message.bytes); // none: the task is over
+  else if (message.type === 'chunk') onChunk(message);
   else void stop();
 });
+
+function onChunk({ slot, bytes }: ChunkMessage): void {
+  const deliver = inputs.get(slot);
+  if (deliver !== undefined) deliver(bytes);
+  else early.get(slot)?.push(bytes); // neither: the task is over, the chunk is stale
+}
 
 function onSubmit({ pages, cancels, tasks, objects }: SubmitMessage): void {
   flags.adopt(pages);
@@ -72,7 +85,9 @@ function onSubmit({ pages, cancels, tasks, objects }: SubmitMessage): void {
   }
   for (let at = 0; at < tasks.length; at += TASK_FIELDS) {
     queue.push(tasks[at]!, tasks[at + 1]!, tasks[at + 2]!, tasks[at + 3]!);
-    queueObjects.push(objects?.[at / TASK_FIELDS]);
+    const object = objects?.[at / TASK_FIELDS];
+    queueObjects.push(object);
+    if (isStreamedInput(object)) early.set(tasks[at]!, []);
   }
   if (!turnScheduled) startQueued(true);
 }
@@ -130,6 +145,9 @@ function start(slot: number, kind: number, timeout: number, number: number, obje
   if (task.done) return;
   active.set(slot, task);
   if (timeout >= 0) task.timer = setTimeout(() => end(task, TaskStatus.timedOut), timeout);
+  const arrived = early.get(slot);
+  early.delete(slot);
+  for (const chunk of arrived ?? []) inputs.get(slot)?.(chunk); // none once the task ended
 }
 
 function fail(task: ActiveTask, error: unknown): void {
@@ -153,6 +171,7 @@ function complete(slot: number, status: TaskStatus, payload: unknown): void {
   // Marked done before the message is posted: the main thread frees (and
   // reuses) the slot only after it received that message.
   flags.setPhase(slot, SlotPhase.done);
+  early.delete(slot); // cancelled before it started
   doneSlots.push(slot);
   doneStatuses.push(status);
   donePayloads.push(portable(payload, doneTransfers));
@@ -197,6 +216,10 @@ async function stop(): Promise<void> {
   const stopped: StoppedMessage = { type: 'stopped' };
   completions.postMessage(stopped);
   wakeMainThread();
+}
+
+function isStreamedInput(object: unknown): object is StreamedInput {
+  return typeof object === 'object' && object !== null && 'streamedBytes' in object;
 }
 
 /** Results travel transferred, not cloned; a small Buffer shares Node's pool, so it is copied first. */
