@@ -229,6 +229,10 @@ void LoopThread::OnWake(uv_async_t* handle) { static_cast<LoopThread*>(handle->d
 
 // Moves the inbox behind whatever is left of the backlog and works on it.
 void LoopThread::ReadInbox() {
+  // What was handled goes first: under a steady load of long first steps the
+  // backlog never empties, and would keep every message ever appended to it.
+  backlog_.erase(backlog_.begin(), backlog_.begin() + static_cast<std::ptrdiff_t>(backlog_at_));
+  backlog_at_ = 0;
   bool stop;
   {
     std::unique_lock<std::mutex> lock = LockBriefly(inbox_mu_);
@@ -328,7 +332,7 @@ void LoopThread::StartOrDiscard(Task* task) {
   Link(task);
   CountRunning(1);
   if (TagState* state = task->tag_state_) {
-    if (task->tag >= live_by_tag_.size()) live_by_tag_.resize(std::max<size_t>(task->tag + 1, live_by_tag_.size() * 2));
+    if (task->tag >= live_by_tag_.size()) live_by_tag_.resize(std::max<size_t>(size_t{task->tag} + 1, live_by_tag_.size() * 2));
     live_by_tag_[task->tag] = task;
     state->phase.store(TaskPhase::kRunning, std::memory_order_release);
   }

@@ -48,7 +48,10 @@ struct LoopOptions {
 // owner's core, and the owner does no work per task beyond this record.
 struct Submission {
   Task* task;
-  uint32_t tag;  // set on `task` too: the completion carries it back
+  // Set on `task` too: the completion carries it back. Tags index tables
+  // (per-tag state, running tasks by tag): keep them dense, as the binding's
+  // slots are (below 2^26).
+  uint32_t tag;
   double sleep_ms;
   double timeout_ms;  // for a sleep by value; an owner's task carries its own
 };

@@ -1,7 +1,5 @@
 #include "sleep_task.h"
 
-#include <cmath>
-
 namespace sideloop {
 
 void SleepTask::Start() {
@@ -12,7 +10,7 @@ void SleepTask::Start() {
   }
   uv_timer_init(loop(), &timer_);
   timer_.data = this;
-  uv_timer_start(&timer_, OnFire, static_cast<uint64_t>(std::ceil(ms_)), 0);
+  uv_timer_start(&timer_, OnFire, TimerMs(ms_), 0);
 }
 
 void SleepTask::OnFire(uv_timer_t* timer) { static_cast<SleepTask*>(timer->data)->Close(); }

@@ -1,7 +1,5 @@
 #include "task.h"
 
-#include <cmath>
-
 #include "loop_thread.h"
 
 namespace sideloop {
@@ -16,7 +14,7 @@ void Task::Run(LoopThread* owner, uv_loop_t* loop) {
     timeout_timer_ = std::make_unique<uv_timer_t>();
     uv_timer_init(loop_, timeout_timer_.get());
     timeout_timer_->data = this;
-    uv_timer_start(timeout_timer_.get(), OnTimeout, static_cast<uint64_t>(std::ceil(timeout_ms_)), 0);
+    uv_timer_start(timeout_timer_.get(), OnTimeout, TimerMs(timeout_ms_), 0);
   }
   // Start() may finish the task at once, and a finished task can be freed
   // by the submitting thread at any moment: nothing below may touch `this`.

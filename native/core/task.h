@@ -21,6 +21,7 @@
 #include <uv.h>
 
 #include <atomic>
+#include <cmath>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -28,6 +29,16 @@
 namespace sideloop {
 
 class LoopThread;
+
+// A delay in ms as a libuv timer takes it. The TS layer sends only finite,
+// non-negative delays, but the core must not depend on it: converting NaN,
+// an infinity or a double past 2^64 to an integer is undefined behaviour.
+// Past 2^53 ms (285,000 years) the delay is "never" to libuv anyway.
+inline uint64_t TimerMs(double ms) {
+  if (!(ms > 0)) return 0;  // NaN too
+  if (ms >= 9007199254740992.0) return UINT64_MAX;
+  return static_cast<uint64_t>(std::ceil(ms));
+}
 
 // How a task ended. The values are part of the JS binding protocol.
 enum class TaskStatus : uint8_t {

@@ -3,6 +3,7 @@
 // ThreadSanitizer by scripts/tsan.sh; any data race, leak of a task or lost
 // completion fails it.
 #include <atomic>
+#include <cmath>
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
@@ -231,6 +232,57 @@ void TagReuseRound(int round, std::mt19937& random, uint32_t spin_us) {
   loop.StopAndJoin();
 }
 
+// Delays the TS layer never sends (NaN, infinities, past 2^64 ms, negative),
+// as sleeps and as timeouts: the core must neither convert them with
+// undefined behaviour (the sanitizer build checks float-to-integer casts) nor
+// lose the task. A delay that is "never" ends by its timeout or a cancel.
+void OddDelayRound(int round) {
+  Sink sink;
+  LoopThread loop(Options("core-delays", 0), &sink);
+  Expect(loop.Start() == 0, "start", round);
+  const double nan = std::nan(""), inf = HUGE_VAL;
+  struct Case {
+    double delay, timeout;
+    bool cancel;
+    TaskStatus expected;
+  };
+  const Case cases[] = {
+      {nan, -1, false, TaskStatus::kOk},           {-1, -1, false, TaskStatus::kOk},
+      {0, nan, false, TaskStatus::kOk},            {inf, 1, false, TaskStatus::kTimedOut},
+      {1e300, 0, false, TaskStatus::kTimedOut},    {inf, inf, true, TaskStatus::kCancelled},
+      {1e20, 1e300, true, TaskStatus::kCancelled}, {-inf, -inf, false, TaskStatus::kOk},
+  };
+  const uint32_t n = sizeof cases / sizeof cases[0];
+  std::vector<Submission> items;
+  for (uint32_t i = 0; i < 2 * n; i++) {
+    const Case& c = cases[i % n];
+    Task* task = nullptr;
+    if (i >= n) {  // the same delays on tasks the owner made
+      task = new SleepTask(c.delay);
+      task->set_timeout(c.timeout);
+    }
+    items.push_back({task, i, c.delay, c.timeout});
+  }
+  loop.Submit(items.data(), items.size());
+  for (uint32_t i = 0; i < 2 * n; i++) {
+    if (cases[i % n].cancel) CancelItem(loop, items[i]);
+  }
+  uint32_t taken = 0;
+  for (int waits = 0; taken < 2 * n && waits < 2000;) {
+    Completion completion{};
+    if (loop.TakeCompletions(&completion, 1) == 0) {
+      sink.Wait();
+      waits++;
+      continue;
+    }
+    Expect(completion.status == cases[completion.tag % n].expected, "an odd delay ends as it should", round);
+    if (completion.task != nullptr) loop.Dispose(completion.task);
+    taken++;
+  }
+  Expect(taken == 2 * n, "every odd delay came back", round);
+  loop.StopAndJoin();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -239,6 +291,7 @@ int main(int argc, char** argv) {
   for (int round = 0; round < rounds && failures == 0; round++) Round(round, random);
   for (int round = 0; round < 4 && failures == 0; round++) SpinRound(round, round % 2 == 0 ? 1 : 5);
   for (int round = 0; round < 2 && failures == 0; round++) TagReuseRound(round, random, round == 0 ? 0 : 5);
+  if (failures == 0) OddDelayRound(0);
   if (failures == 0) std::printf("core stress: %d rounds passed\n", rounds);
   return failures == 0 ? 0 : 1;
 }
