@@ -45,8 +45,8 @@ export interface CompressOptions extends SubmitOptions {
 }
 
 export interface ExecOptions extends SubmitOptions {
-  /** Working directory of the child; default the process's. */
-  cwd?: string;
+  /** Working directory of the child (a path or a `file:` URL); default the process's. */
+  cwd?: string | URL;
   /** The child's whole environment; default `process.env`. */
   env?: Record<string, string | undefined>;
   /** Written to the child's stdin, which is then closed. Without it stdin is empty. */
@@ -218,7 +218,7 @@ export function execRequest(file: unknown, args: unknown, options: ExecOptions |
     if (arg.includes('\0')) throw invalidArgValue(`args[${i}]`, 'must not contain null bytes', arg);
   });
   const { cwd, env = process.env, input, maxBuffer = 1024 * 1024 } = options ?? {};
-  if (cwd !== undefined) toPath(cwd, 'options.cwd');
+  const cwdPath = cwd === undefined ? undefined : toPath(cwd, 'options.cwd');
   validateObject(env, 'options.env');
   const envList: string[] = [];
   for (const [key, value] of Object.entries(env)) {
@@ -234,7 +234,7 @@ export function execRequest(file: unknown, args: unknown, options: ExecOptions |
   const object: ExecRequest = {
     file,
     args: [...argv],
-    cwd,
+    cwd: cwdPath,
     env: envList,
     input: input === undefined ? undefined : toBytes(input, 'options.input'),
     maxBuffer,

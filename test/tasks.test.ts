@@ -3,6 +3,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import zlib from 'node:zlib';
 
 import { afterAll, describe, expect, it } from 'vitest';
@@ -301,6 +302,9 @@ describe.each(BACKENDS)('built-in tasks (%s backend)', (backend) => {
         env: { GREETING: 'hello', PATH: process.env.PATH },
       });
       expect(result.stdout.toString()).toBe(`${fs.realpathSync(tmp)}\nhello\nunset\n`);
+      // A file: URL works as a path, as in child_process.
+      const fromUrl = await loop.exec('pwd', [], { cwd: pathToFileURL(tmp) });
+      expect(fromUrl.stdout.toString()).toBe(`${fs.realpathSync(tmp)}\n`);
     });
 
     it('reports a child killed by a signal', async () => {
