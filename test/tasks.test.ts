@@ -9,7 +9,7 @@ import zlib from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 
 import { CancelledError, EventLoop, TimeoutError } from '../dist/index.js';
-import { BACKENDS, runScript, testLoops } from './helpers.js';
+import { BACKENDS, DIST, runProgram, runScript, testLoops } from './helpers.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sideloop-tasks-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -305,6 +305,32 @@ describe.each(BACKENDS)('built-in tasks (%s backend)', (backend) => {
       // A file: URL works as a path, as in child_process.
       const fromUrl = await loop.exec('pwd', [], { cwd: pathToFileURL(tmp) });
       expect(fromUrl.stdout.toString()).toBe(`${fs.realpathSync(tmp)}\n`);
+    });
+
+    it('a spawn that fails for want of file descriptors fails that task only', async () => {
+      // In a child limited to 64 descriptors, all taken but two: too few for
+      // the three pipes. On the worker backend the spawn's 'error' had no
+      // listener yet, and ended the Worker with every task on it.
+      const script = `
+        const fs = require('node:fs');
+        const { EventLoop } = require(${JSON.stringify(DIST)});
+        (async () => {
+          const loop = new EventLoop({ backend: '${backend}' });
+          await loop.sleep(0);
+          const other = loop.sleep(50, 'other');
+          const fds = [];
+          try { for (;;) fds.push(fs.openSync('/dev/null', 'r')); } catch {}
+          fs.closeSync(fds.pop());
+          fs.closeSync(fds.pop());
+          const spawned = await loop.exec('true').then(() => 'spawned', (e) => e.code);
+          for (const fd of fds) fs.closeSync(fd);
+          console.log(spawned, await other, await loop.sleep(1, 'after'));
+          await loop.shutdown();
+        })();
+      `;
+      const result = await runProgram('sh', ['-c', 'ulimit -n 64 && exec "$0" -e "$1"', process.execPath, script]);
+      expect(result).toMatchObject({ code: 0, signal: null, hung: false });
+      expect(result.stdout).toBe('EMFILE other after\n');
     });
 
     it('reports a child killed by a signal', async () => {

@@ -21,6 +21,13 @@ export function runExec(request: ExecRequest, finish: Finish): Abortable {
     env[entry.slice(0, at)] = entry.slice(at + 1);
   }
   const child = spawn(request.file, request.args, { cwd: request.cwd, env, stdio: 'pipe' });
+  // First: a spawn that failed reports it on the next tick, and an 'error'
+  // without a listener would end this whole thread.
+  child.once('error', (error) => finish(TaskStatus.error, serializeError(error)));
+  if (child.pid === undefined && (!child.stdout || !child.stderr || !child.stdin)) {
+    // No pipes either (EMFILE, ENFILE): nothing more to set up; the error follows.
+    return { abort: () => {} };
+  }
   if (child.pid !== undefined) {
     living.add(child);
     child.once('exit', () => living.delete(child));
@@ -33,7 +40,6 @@ export function runExec(request: ExecRequest, finish: Finish): Abortable {
   const stderr = collect(child.stderr, 'stderr', request.maxBuffer, fail);
   child.stdin.on('error', () => {}); // EPIPE when the child exits without reading its input
   child.stdin.end(request.input);
-  child.once('error', (error) => finish(TaskStatus.error, serializeError(error)));
   child.once('close', (exitCode, signal) => {
     finish(TaskStatus.ok, { exitCode, signal, stdout: Buffer.concat(stdout), stderr: Buffer.concat(stderr) });
   });
