@@ -83,6 +83,7 @@ export class EventLoop {
   #failed = 0;
   #cancelled = 0;
   #shutdown: Promise<void> | undefined;
+  #reaping: Promise<void> | undefined; // the stop of a run whose thread died (#onRunDied)
   #onIdle: (() => void) | undefined;
 
   constructor(options?: EventLoopOptions) {
@@ -119,12 +120,14 @@ export class EventLoop {
   start(): this {
     if (this.#state === 'running') return this;
     if (this.#state === 'stopping') throw new InvalidStateError('The loop cannot start while it is stopping');
-    this.#run = this.#backend.startRun({
+    const run: LoopRun = this.#backend.startRun({
       name: this.name,
       keepAlive: this.#keepAlive,
       spin: this.#spin,
       onSettled: (outcome) => this.#onSettled(outcome),
+      onDied: () => this.#onRunDied(run),
     });
+    this.#run = run;
     this.#state = 'running';
     return this;
   }
@@ -138,7 +141,7 @@ export class EventLoop {
     validateObject(options, 'options');
     const cancelPending = (options as ShutdownOptions | undefined)?.cancelPending ?? false;
     validateBoolean(cancelPending, 'options.cancelPending');
-    if (this.#state === 'idle' || this.#state === 'stopped') return Promise.resolve();
+    if (this.#state === 'idle' || this.#state === 'stopped') return this.#reaping ?? Promise.resolve();
     if (cancelPending) this.#run!.cancelAll();
     this.#shutdown ??= this.#stop();
     return this.#shutdown;
@@ -261,6 +264,18 @@ export class EventLoop {
     this.#run = undefined;
     this.#state = 'stopped';
     this.#shutdown = undefined;
+  }
+
+  /**
+   * The run's thread died under it (its Futures have failed): the loop is
+   * stopped at once, so the next submission starts a fresh thread, and what
+   * is left of the dead one is reaped meanwhile.
+   */
+  #onRunDied(run: LoopRun): void {
+    if (this.#run !== run || this.#state !== 'running') return; // a shutdown() under way finishes the stop
+    this.#run = undefined;
+    this.#state = 'stopped';
+    this.#reaping = Promise.resolve(run.stop());
   }
 
   #onSettled(outcome: Outcome): void {

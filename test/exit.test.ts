@@ -302,13 +302,69 @@ describe("the worker backend's Worker dying under a running loop", () => {
         const pending = loop.sleep(600000);
         await made[1].terminate();
         const error = await pending.then(() => 'resolved', (e) => e.message);
-        await loop.shutdown();
-        console.log(error, '|', loop.state, threads() - baseline);
+        const stateAtDeath = loop.state;
+        await loop.shutdown(); // resolves once the dead thread is reaped
+        console.log(error, '|', stateAtDeath, loop.state, threads() - baseline);
         console.log(await loop.sleep(1, 'again'), loop.backend);
         await loop.shutdown();
       })();
     `);
     clean(result);
-    expect(result.stdout).toBe("sideloop's worker thread exited with code 1 | stopped 0\nagain worker\n");
+    expect(result.stdout).toBe("sideloop's worker thread exited with code 1 | stopped stopped 0\nagain worker\n");
+  });
+
+  it('the loop is stopped at once: later work starts a fresh Worker, without a shutdown() first', async () => {
+    // Before, the loop stayed 'running' on the dead Worker: later tasks never
+    // settled, and shutdown() waited for them for ever.
+    const result = await runScript(`
+      const workerThreads = require('node:worker_threads');
+      const made = [];
+      workerThreads.Worker = class extends workerThreads.Worker {
+        constructor(...args) { super(...args); made.push(this); }
+      };
+      const sideloop = require(SIDELOOP);
+      (async () => {
+        const loop = new sideloop.EventLoop({ backend: 'worker' });
+        const pending = loop.sleep(600000);
+        await loop.sleep(0);
+        await made[0].terminate();
+        await pending.catch(() => {});
+        const later = loop.sleep(1, 'later');
+        console.log(later.result(60000), await loop.sleep(1, 'awaited'), made.length, loop.state);
+        await loop.shutdown();
+      })();
+    `);
+    clean(result);
+    expect(result.stdout).toBe('later awaited 2 running\n');
+  });
+
+  it('an exception that ends the Worker reaches a result() blocked on it', async () => {
+    // The Worker's 'error' event cannot run while the main thread is blocked:
+    // the worker says it from its own thread. A malformed message stands in
+    // for a bug in it.
+    const result = await runScript(`
+      const workerThreads = require('node:worker_threads');
+      const made = [];
+      workerThreads.Worker = class extends workerThreads.Worker {
+        constructor(...args) { super(...args); made.push(this); }
+      };
+      const sideloop = require(SIDELOOP);
+      (async () => {
+        const loop = new sideloop.EventLoop({ backend: 'worker' });
+        await loop.sleep(0);
+        const blocked = loop.sleep(600000);
+        made[0].postMessage({ type: 'submit', pages: null, cancels: [], tasks: new Float64Array(0) });
+        try {
+          blocked.result();
+          console.log('resolved');
+        } catch (error) {
+          console.log(error.name, blocked.state, loop.state);
+        }
+        console.log(await loop.sleep(1, 'again'));
+        await loop.shutdown();
+      })();
+    `);
+    clean(result);
+    expect(result.stdout).toBe('TypeError finished stopped\nagain\n');
   });
 });

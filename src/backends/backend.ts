@@ -13,6 +13,12 @@ export interface RunOptions {
   spin: number;
   /** Told once per Future when it becomes done, before its callbacks run. */
   onSettled(outcome: Outcome): void;
+  /**
+   * The run's thread ended by itself (the worker backend's Worker died: a
+   * bug, or something outside sideloop): every Future of the run has failed
+   * and the run takes no more work; stop() still reaps what is left of it.
+   */
+  onDied(): void;
 }
 
 export interface LoopRun extends FutureOwner {

@@ -18,6 +18,7 @@ import {
   serializeError,
   type ChunkMessage,
   type CompletionMessage,
+  type DiedMessage,
   type StopMessage,
   type StoppedMessage,
   type StreamedInput,
@@ -63,6 +64,15 @@ let donePayloads: unknown[] = [];
 let anyPayload = false; // cloning a long array of undefined costs more than the rest of a message
 let doneTransfers: ArrayBuffer[] = [];
 let flushScheduled = false;
+
+// An uncaught exception ends this thread (a bug: tasks catch their own).
+// The main thread hears of it from the Worker's 'error' event, but a
+// result() blocked there would wait for ever: tell it here, first.
+process.on('uncaughtExceptionMonitor', (error) => {
+  const died: DiedMessage = { type: 'died', error: serializeError(error) };
+  completions.postMessage(died);
+  wakeMainThread();
+});
 
 parentPort!.on('message', (message: SubmitMessage | ChunkMessage | StopMessage) => {
   if (message.type === 'submit') onSubmit(message);

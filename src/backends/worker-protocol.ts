@@ -12,6 +12,8 @@
  *   CompletionMessage: many finished tasks; then the worker bumps
  *   control[COMPLETIONS] and notifies, which is what a blocked result() waits on.
  *   StoppedMessage: the last message of a run.
+ *   DiedMessage: an exception is ending the worker's thread; sent (and
+ *   notified) from the thread itself, so that a blocked result() learns it.
  */
 import type { MessagePort } from 'node:worker_threads';
 import { setOwnField } from '../errors.js';
@@ -80,6 +82,11 @@ export interface CompletionMessage {
 
 export interface StoppedMessage {
   type: 'stopped';
+}
+
+export interface DiedMessage {
+  type: 'died';
+  error: SerializedError;
 }
 
 /**

@@ -29,6 +29,7 @@ import {
   deserializeError,
   type ChunkMessage,
   type CompletionMessage,
+  type DiedMessage,
   type SerializedError,
   type StoppedMessage,
   type StreamedInput,
@@ -136,7 +137,7 @@ class WorkerRun implements LoopRun {
     this.#appearedThread = appeared.length === 1 ? appeared[0] : undefined;
     this.#port = port2;
     const relay = this.#relay;
-    this.#port.on('message', (message: CompletionMessage | StoppedMessage) => relay.run?.onMessage(message));
+    this.#port.on('message', (message: CompletionMessage | StoppedMessage | DiedMessage) => relay.run?.onMessage(message));
     this.#worker.on('error', (error) => relay.run?.onWorkerGone(error));
     this.#worker.on('exit', (code) => relay.run?.onWorkerGone(new Error(`sideloop's worker thread exited with code ${code}`)));
     // An idle loop never keeps the process alive; pending tasks do (see #setBusy).
@@ -239,9 +240,13 @@ class WorkerRun implements LoopRun {
   }
 
   /** @internal From the completions port, through the relay. */
-  onMessage(message: CompletionMessage | StoppedMessage): void {
+  onMessage(message: CompletionMessage | StoppedMessage | DiedMessage): void {
     if (message.type === 'stopped') {
       this.#onStopped?.();
+      return;
+    }
+    if (message.type === 'died') {
+      this.onWorkerGone(deserializeError(message.error));
       return;
     }
     this.#inbox.push(message);
@@ -256,12 +261,13 @@ class WorkerRun implements LoopRun {
     }
     this.#stopped = true;
     for (const future of this.#slots.futures()) future._finish('failed', error);
+    this.#options.onDied();
   }
 
   /** Pulls completions already posted, without waiting for the main loop, and settles them. */
   #settleArrived(): void {
     for (let received; (received = receiveMessageOnPort(this.#port)) !== undefined; ) {
-      this.onMessage(received.message as CompletionMessage | StoppedMessage);
+      this.onMessage(received.message as CompletionMessage | StoppedMessage | DiedMessage);
     }
     this.#drains.all();
   }
