@@ -255,6 +255,27 @@ describe.each(BACKENDS)('process and thread exit (%s backend)', (backend) => {
     expect(result.stdout).toBe('still here\n');
   });
 
+  it('a loop nobody references any more finishes its shutdown through garbage collections', async () => {
+    // With exec used, the worker backend waits for its Worker's goodbye,
+    // here behind a hash of 128 MiB; that message reached the run only
+    // through a weak link, so a collection meanwhile lost it and the
+    // referenced Worker kept the process alive for ever.
+    const result = await runScript(
+      `${prelude}
+      (function () {
+        const loop = new sideloop.EventLoop({ backend: BACKEND });
+        loop.exec('true');
+        loop.hash('sha512', new Uint8Array(new SharedArrayBuffer(128 * 1024 * 1024)));
+        loop.shutdown({ cancelPending: true }).then(() => console.log('stopped'));
+      })();
+      setInterval(() => global.gc(), 5).unref();
+    `,
+      { nodeArgs: ['--expose-gc'] },
+    );
+    clean(result);
+    expect(result.stdout).toBe('stopped\n');
+  });
+
   it("a done Future does not keep its task's input alive", async () => {
     const result = await runScript(
       `${prelude}

@@ -216,8 +216,11 @@ class WorkerRun implements LoopRun {
     if (this.#stopCalled) return;
     this.#stopCalled = true;
     collected.unregister(this);
-    // Stopping must finish even when nothing else keeps the process alive.
+    // Stopping must finish even when nothing else keeps the process alive,
+    // and even when nothing else keeps this run: the Worker's goodbye
+    // ('stopped') reaches it only through the relay.
     this.#worker.ref();
+    this.#relay.strong = this;
     if (!this.#stopped) {
       this.#flush(); // or the batch would follow the stop message
       this.#stopped = true;
