@@ -40,10 +40,10 @@ export function wait<T>(futures: Iterable<Future<T>>, options?: WaitOptions): Pr
     const finish = () => {
       if (finished) return;
       finished = true;
-      if (timer !== undefined) clearTimeout(timer);
+      cancelTimer?.();
       resolve({ done, notDone });
     };
-    const timer = timeout === undefined || timeout === Infinity ? undefined : setTimeout(finish, timeout);
+    const cancelTimer = timeout === undefined || timeout === Infinity ? undefined : after(timeout, finish);
     for (const future of notDone) {
       future.addDoneCallback(() => {
         if (finished) return;
@@ -76,7 +76,14 @@ export function asCompleted<T>(futures: Iterable<Future<T>>, options?: AsComplet
 function iterateAsCompleted<T>(all: Set<Future<T>>, timeout: number | undefined): AsyncIterableIterator<Future<T>> {
   const deadline = timeout === undefined ? Infinity : Date.now() + timeout;
   const ready: Future<T>[] = [];
-  let wake: (() => void) | undefined;
+  // Every next() waiting (a caller may call it again before the last one
+  // settled): each is woken, and those that find nothing ready wait again.
+  let waiting: (() => void)[] = [];
+  const wakeAll = () => {
+    const woken = waiting;
+    waiting = [];
+    for (const wake of woken) wake();
+  };
   let remaining = all.size;
   let closed = false;
   for (const future of all) {
@@ -86,7 +93,7 @@ function iterateAsCompleted<T>(all: Set<Future<T>>, timeout: number | undefined)
     if (!future.done()) {
       future.addDoneCallback(() => {
         ready.push(future);
-        wake?.();
+        wakeAll();
       });
     }
   }
@@ -103,13 +110,12 @@ function iterateAsCompleted<T>(all: Set<Future<T>>, timeout: number | undefined)
         closed = true;
         throw new TimeoutError(`${remaining} of ${all.size} futures were not done within ${timeout} ms`);
       }
-      let timer: NodeJS.Timeout | undefined;
+      let cancelTimer: (() => void) | undefined;
       await new Promise<void>((resolve) => {
-        wake = resolve;
-        if (left !== Infinity) timer = setTimeout(resolve, left);
+        waiting.push(resolve);
+        if (left !== Infinity) cancelTimer = after(left, resolve);
       });
-      wake = undefined;
-      clearTimeout(timer);
+      cancelTimer?.();
     }
     return finished();
   }
@@ -118,13 +124,26 @@ function iterateAsCompleted<T>(all: Set<Future<T>>, timeout: number | undefined)
     next,
     async return(): Promise<IteratorResult<Future<T>>> {
       closed = true;
-      wake?.();
+      wakeAll();
       return finished();
     },
     [Symbol.asyncIterator]() {
       return this;
     },
   };
+}
+
+/** Node's timers take at most this many ms; a longer delay fires after 1 ms. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** setTimeout for any delay, in steps where it is longer than a timer takes; returns a canceller. */
+function after(ms: number, fn: () => void): () => void {
+  if (ms <= MAX_TIMER_MS) {
+    const timer = setTimeout(fn, ms);
+    return () => clearTimeout(timer);
+  }
+  let cancel = after(MAX_TIMER_MS, () => (cancel = after(ms - MAX_TIMER_MS, fn)));
+  return () => cancel();
 }
 
 function failed(future: Future<any>): boolean {

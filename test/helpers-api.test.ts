@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 
 import { EventLoop, EventLoopGroup, TimeoutError, asCompleted, getDefaultLoop, wait, type Future } from '../dist/index.js';
 import { BACKENDS, runScript, testLoops } from './helpers.js';
@@ -82,6 +82,39 @@ describe.each(BACKENDS)('wait, asCompleted and groups (%s backend)', (backend) =
     const first = await iterator.next();
     expect((first.value as Future<number>).result()).toBe(1);
     await expect(iterator.next()).rejects.toBeInstanceOf(TimeoutError);
+  });
+
+  it('asCompleted() serves next() calls made before the last one settled, each with its own Future', async () => {
+    const loop = makeLoop();
+    const [first, second] = [loop.sleep(1, 'a'), loop.sleep(5, 'b')];
+    const iterator = asCompleted([first, second]);
+    const results = await Promise.all([iterator.next(), iterator.next(), iterator.next()]);
+    expect(results.map((r) => (r.done ? 'end' : (r.value as Future<string>).result())).sort()).toEqual(['a', 'b', 'end']);
+  });
+
+  it('timeouts past what a Node timer takes (2^31 ms) wait that long, not 1 ms', async () => {
+    // Timers are faked: Node (and the fake) fire a longer one after 1 ms.
+    const loop = makeLoop();
+    const never = loop.sleep(600_000);
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    try {
+      const long = 2 ** 31 + 1000;
+      let waited: { notDone: Set<Future<unknown>> } | undefined;
+      const waiting = wait([never], { timeout: long }).then((result) => (waited = result));
+      let iterated: unknown;
+      const iterating = asCompleted([never], { timeout: long })
+        .next()
+        .catch((error: unknown) => (iterated = error));
+      await vi.advanceTimersByTimeAsync(2 ** 31);
+      expect([waited, iterated]).toEqual([undefined, undefined]);
+      await vi.advanceTimersByTimeAsync(1000);
+      await Promise.all([waiting, iterating]);
+      expect(waited!.notDone).toEqual(new Set([never]));
+      expect(iterated).toBeInstanceOf(TimeoutError);
+    } finally {
+      vi.useRealTimers();
+      never.cancel();
+    }
   });
 
   it('EventLoopGroup spreads work to the least busy loop and has the same lifecycle', async () => {
