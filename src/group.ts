@@ -56,8 +56,11 @@ export class EventLoopGroup {
     return this;
   }
 
-  async shutdown(options?: ShutdownOptions): Promise<void> {
-    await Promise.all(this.#loops.map((loop) => loop.shutdown(options)));
+  shutdown(options?: ShutdownOptions): Promise<void> {
+    // Not async: bad options throw here, as EventLoop's do (the first loop
+    // throws before any loop has changed).
+    const stops = this.#loops.map((loop) => loop.shutdown(options));
+    return Promise.all(stops).then(() => undefined);
   }
 
   [Symbol.asyncDispose](): Promise<void> {

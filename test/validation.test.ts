@@ -66,6 +66,12 @@ describe.each(BACKENDS)('bad input to sleep (%s backend)', (backend) => {
     const loop = makeLoop();
     expect(() => loop.shutdown({ cancelPending: 1 } as never)).toThrow(code('ERR_INVALID_ARG_TYPE'));
     expect(() => loop.shutdown(5 as never)).toThrow(code('ERR_INVALID_ARG_TYPE'));
+    // A group's too (it returned a rejected promise), touching none of its loops.
+    const group = new EventLoopGroup({ size: 2 });
+    group.sleep(0);
+    expect(() => group.shutdown({ cancelPending: 1 } as never)).toThrow(code('ERR_INVALID_ARG_TYPE'));
+    expect(group.state).toBe('running');
+    return group.shutdown();
   });
 
   it('a storm of bad calls never crashes the process', async () => {
