@@ -434,3 +434,27 @@ describe.each(BACKENDS)('built-in tasks (%s backend)', (backend) => {
     });
   });
 });
+
+describe('worker backend: large inputs are streamed from the caller’s memory', () => {
+  it('an input detached or shrunk before its Future is done fails that Future, and throws nowhere', async () => {
+    // The README says not to; before, the pump threw from a setImmediate
+    // (an uncaught exception) or waited for ever for the missing bytes.
+    const loop = new EventLoop({ backend: 'worker' });
+    try {
+      const detached = new ArrayBuffer(4 * 1024 * 1024);
+      const hashed = loop.hash('sha256', detached);
+      structuredClone(detached, { transfer: [detached] });
+      const shrunk = new (ArrayBuffer as unknown as new (n: number, o: object) => ArrayBuffer & { resize(n: number): void })(
+        4 * 1024 * 1024,
+        { maxByteLength: 8 * 1024 * 1024 },
+      );
+      const gzipped = loop.gzip(shrunk);
+      shrunk.resize(1024 * 1024 + 10);
+      const errors = await Promise.all([hashed, gzipped].map((future) => future.then(() => undefined, (e: unknown) => e)));
+      for (const error of errors) expect(error).toMatchObject({ name: 'InvalidStateError', code: 'ERR_SIDELOOP_INVALID_STATE' });
+      expect(await loop.sleep(0, 'still working')).toBe('still working');
+    } finally {
+      await loop.shutdown();
+    }
+  });
+});

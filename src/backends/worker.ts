@@ -16,7 +16,8 @@ import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from '
 
 import type { AnyFuture, Outcome } from '../future.js';
 import { TaskStatus } from '../native.js';
-import { TaskKind, type ExecRequest, type TaskRequest, type WriteFileRequest } from '../tasks.js';
+import { InvalidStateError } from '../errors.js';
+import { TaskKind, describeTask, type ExecRequest, type TaskRequest, type WriteFileRequest } from '../tasks.js';
 import type { Backend, LoopRun, RunOptions } from './backend.js';
 import { BudgetedDrain, DRAIN_BUDGET, outcomeValue, settleBatch } from './drain.js';
 import { SlotTable } from './slots.js';
@@ -42,6 +43,8 @@ interface InputStream {
   future: AnyFuture;
   slot: number;
   bytes: Uint8Array;
+  /** bytes.byteLength at submission: a detached or resized buffer reads differently. */
+  total: number;
   sent: number;
 }
 
@@ -357,7 +360,7 @@ class WorkerRun implements LoopRun {
       case TaskKind.inflate: {
         const bytes = request.object as Uint8Array;
         if (bytes.byteLength <= INPUT_CHUNK || types.isSharedArrayBuffer(bytes.buffer)) return copy(bytes);
-        this.#streams.push({ future, slot, bytes, sent: 0 });
+        this.#streams.push({ future, slot, bytes, total: bytes.byteLength, sent: 0 });
         this.#schedulePump();
         const streamed: StreamedInput = { streamedBytes: bytes.byteLength };
         return streamed;
@@ -392,6 +395,15 @@ class WorkerRun implements LoopRun {
       const stream = this.#streams[i]!;
       if (this.#stopped || stream.future.done()) {
         this.#streams.splice(i, 1);
+        continue;
+      }
+      if (stream.bytes.byteLength !== stream.total) {
+        // Detached (transferred) or resized while still being read, against
+        // the README's advice: fail the task rather than throw from here.
+        this.#streams.splice(i, 1);
+        this.abort(stream.future);
+        const task = describeTask(stream.future._request!);
+        stream.future._finish('failed', new InvalidStateError(`The input of ${task} was detached or resized before its Future was done`));
         continue;
       }
       const bytes = new Uint8Array(stream.bytes.subarray(stream.sent, stream.sent + INPUT_CHUNK)); // a copy (Buffer#slice would not be)
