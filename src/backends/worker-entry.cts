@@ -25,7 +25,7 @@ import {
   type SubmitMessage,
   type WorkerSetup,
 } from './worker-protocol.js';
-import { killAllChildren } from './worker-exec.js';
+import { killAllChildren, sharePidsIn } from './worker-exec.js';
 import { Interrupted, runTask, type Abortable, type TaskContext } from './worker-tasks.js';
 
 interface ActiveTask {
@@ -35,7 +35,8 @@ interface ActiveTask {
   done: boolean;
 }
 
-const { control, completions } = workerData as WorkerSetup;
+const { control, completions, children } = workerData as WorkerSetup;
+sharePidsIn(children);
 Atomics.store(control, Control.threadId, kernelThreadId());
 const flags = new SlotFlags();
 const active = new Map<number, ActiveTask>();

@@ -13,6 +13,20 @@ import type { Abortable, Finish } from './worker-tasks.js';
 
 /** Children that have not exited yet, including killed ones whose task is over: they must still be reaped before the run stops. */
 const living = new Set<ChildProcess>();
+/** Their pids, shared with the main thread (see CHILD_SLOTS); set by the worker's entry. */
+let pidTable: Int32Array | undefined;
+
+export function sharePidsIn(table: Int32Array): void {
+  pidTable = table;
+}
+
+/** Records a living child's pid where the main thread sees it; returns what forgets it. */
+function share(pid: number): () => void {
+  const slot = pidTable === undefined ? -1 : pidTable.indexOf(0);
+  if (slot < 0) return () => {}; // full: not seen at a process exit
+  Atomics.store(pidTable!, slot, pid);
+  return () => Atomics.store(pidTable!, slot, 0);
+}
 
 export function runExec(request: ExecRequest, finish: Finish): Abortable {
   const env: Record<string, string> = {};
@@ -30,7 +44,11 @@ export function runExec(request: ExecRequest, finish: Finish): Abortable {
   }
   if (child.pid !== undefined) {
     living.add(child);
-    child.once('exit', () => living.delete(child));
+    const forget = share(child.pid);
+    child.once('exit', () => {
+      living.delete(child);
+      forget();
+    });
   }
   const fail = (error: Error) => {
     child.kill('SIGTERM');

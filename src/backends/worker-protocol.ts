@@ -48,7 +48,17 @@ export const Control = {
 export interface WorkerSetup {
   control: Int32Array;
   completions: MessagePort;
+  /** CHILD_SLOTS pids of the run's living children (0: free), for the main thread to kill at process exit. */
+  children: Int32Array;
 }
+
+/**
+ * Children whose pids the main thread can see at once. process.exit() ends
+ * the Worker without a goodbye, and only the main thread, in its 'exit'
+ * event, can still kill what the Worker spawned. Beyond this many at once,
+ * the rest are not recorded (and would outlive such an exit).
+ */
+export const CHILD_SLOTS = 256;
 
 export interface SubmitMessage {
   type: 'submit';

@@ -22,6 +22,7 @@ import type { Backend, LoopRun, RunOptions } from './backend.js';
 import { BudgetedDrain, DRAIN_BUDGET, outcomeValue, settleBatch } from './drain.js';
 import { SlotTable } from './slots.js';
 import {
+  CHILD_SLOTS,
   Control,
   INPUT_CHUNK,
   SlotFlags,
@@ -80,9 +81,36 @@ class RunRelay {
   }
 }
 
-const collected = new FinalizationRegistry<{ worker: Worker; port: MessagePort }>(({ worker, port }) => {
+/**
+ * The pid tables of runs that spawned children, killed at process exit:
+ * process.exit() ends the Workers without letting them kill what they
+ * spawned (the native backend's exit handler does it on its thread).
+ */
+const pidTables = new Set<Int32Array>();
+let exitHookAdded = false;
+
+function killAtExit(table: Int32Array): void {
+  pidTables.add(table);
+  if (exitHookAdded) return;
+  exitHookAdded = true;
+  process.on('exit', () => {
+    for (const pids of pidTables) {
+      for (const pid of pids) {
+        if (pid === 0) continue;
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // exited meanwhile
+        }
+      }
+    }
+  });
+}
+
+const collected = new FinalizationRegistry<{ worker: Worker; port: MessagePort; children: Int32Array }>(({ worker, port, children }) => {
   port.close();
   void worker.terminate();
+  pidTables.delete(children);
 });
 
 class WorkerRun implements LoopRun {
@@ -90,6 +118,7 @@ class WorkerRun implements LoopRun {
   readonly #worker: Worker;
   readonly #port: MessagePort; // completions from the worker
   readonly #control = new Int32Array(new SharedArrayBuffer(Control.length * Int32Array.BYTES_PER_ELEMENT));
+  readonly #children = new Int32Array(new SharedArrayBuffer(CHILD_SLOTS * Int32Array.BYTES_PER_ELEMENT));
   readonly #flags = new SlotFlags();
   readonly #slots = new SlotTable();
   readonly #drains = new BudgetedDrain(() => this.#drainBatch());
@@ -123,7 +152,7 @@ class WorkerRun implements LoopRun {
   constructor(options: RunOptions) {
     this.#options = options;
     const { port1, port2 } = new MessageChannel();
-    const setup: WorkerSetup = { control: this.#control, completions: port1 };
+    const setup: WorkerSetup = { control: this.#control, completions: port1, children: this.#children };
     // The Worker reports its thread once its script runs; for a Worker
     // stopped before that, note the thread new Worker() started before it
     // returned: the one new entry in /proc/self/task, if exactly one
@@ -146,7 +175,7 @@ class WorkerRun implements LoopRun {
     // An idle loop never keeps the process alive; pending tasks do (see #setBusy).
     this.#worker.unref();
     this.#port.unref();
-    collected.register(this, { worker: this.#worker, port: this.#port }, this);
+    collected.register(this, { worker: this.#worker, port: this.#port, children: this.#children }, this);
   }
 
   submit(request: TaskRequest, future: AnyFuture): void {
@@ -155,7 +184,10 @@ class WorkerRun implements LoopRun {
     if (page !== undefined) this.#stagedPages.push(page);
     this.#flags.reset(slot);
     if (++this.#unsettled === 1) this.#setBusy(true);
-    if (request.kind === TaskKind.exec) this.#spawnedChildren = true;
+    if (request.kind === TaskKind.exec && !this.#spawnedChildren) {
+      this.#spawnedChildren = true;
+      killAtExit(this.#children);
+    }
 
     const at = this.#stagedCount * TASK_FIELDS;
     this.#staged[at] = slot;
@@ -240,6 +272,7 @@ class WorkerRun implements LoopRun {
     }
     // Also after the Worker died by itself: its thread may not be joined yet.
     this.#port.close();
+    pidTables.delete(this.#children); // its children were reaped (or never were)
     await this.#worker.terminate();
     const reported = Atomics.load(this.#control, Control.threadId);
     await untilReaped(reported !== 0 ? String(reported) : this.#appearedThread);
