@@ -485,6 +485,33 @@ describe.each(BACKENDS)('built-in tasks (%s backend)', (backend) => {
 });
 
 describe('worker backend: large inputs are streamed from the caller’s memory', () => {
+  it('a blocking result() sends its own Future’s input, not every other one first', async () => {
+    // result(1) on a sleep used to copy and post every large input in flight
+    // before it began to wait: hundreds of ms for a 1 GiB hash.
+    const result = await runScript(`
+      const crypto = require('node:crypto');
+      const { Worker } = require('node:worker_threads');
+      let chunks = 0;
+      const post = Worker.prototype.postMessage;
+      Worker.prototype.postMessage = function (message, ...rest) {
+        if (message && message.type === 'chunk') chunks++;
+        return post.call(this, message, ...rest);
+      };
+      const { EventLoop } = require(SIDELOOP);
+      const loop = new EventLoop({ backend: 'worker' });
+      const input = Buffer.alloc(16 * 1024 * 1024, 7);
+      const hashed = loop.hash('sha256', input);
+      const slept = loop.sleep(0, 'slept');
+      const value = slept.result();
+      const sentForSleep = chunks;
+      const digest = hashed.result().equals(crypto.createHash('sha256').update(input).digest());
+      console.log(value, sentForSleep, chunks, digest);
+      loop.shutdown();
+    `);
+    expect(result).toMatchObject({ code: 0, stderr: '' });
+    expect(result.stdout).toBe('slept 0 16 true\n');
+  });
+
   it('an input detached or shrunk before its Future is done fails that Future, and throws nowhere', async () => {
     // The README says not to; before, the pump threw from a setImmediate
     // (an uncaught exception) or waited for ever for the missing bytes.

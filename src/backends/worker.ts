@@ -210,9 +210,17 @@ class WorkerRun implements LoopRun {
 
   waitFor(future: AnyFuture, ms: number): void {
     this.#flush();
-    // Blocked, we cannot send chunks turn by turn: send the rest of every large input now.
-    while (this.#streams.length > 0) this.#pump();
     const deadline = performance.now() + ms;
+    // Blocked, we cannot send chunks turn by turn: send the rest of this
+    // Future's own large input now, within the deadline. Other inputs go on
+    // from the next turn (their tasks do not hold up this one's).
+    const own = this.#streams.findIndex((stream) => stream.future === future);
+    if (own >= 0) {
+      const stream = this.#streams[own]!;
+      let over = false;
+      while (!over && performance.now() < deadline) over = this.#sendChunk(stream);
+      if (over) this.#streams.splice(this.#streams.indexOf(stream), 1);
+    }
     for (;;) {
       // Read the counter before looking at the port: a completion posted
       // after we looked has bumped it, and Atomics.wait returns at once.
@@ -421,30 +429,30 @@ class WorkerRun implements LoopRun {
     });
   }
 
-  /** Sends the next chunk of every input still streaming; drops those whose Future is done. */
+  /** Sends the next chunk of every input still streaming; drops those that are over. */
   #pump(): void {
     this.#flush(); // the tasks first, then their chunks
     for (let i = this.#streams.length - 1; i >= 0; i--) {
-      const stream = this.#streams[i]!;
-      if (this.#stopped || stream.future.done()) {
-        this.#streams.splice(i, 1);
-        continue;
-      }
-      if (stream.bytes.byteLength !== stream.total) {
-        // Detached (transferred) or resized while still being read, against
-        // the README's advice: fail the task rather than throw from here.
-        this.#streams.splice(i, 1);
-        this.abort(stream.future);
-        const task = describeTask(stream.future._request!);
-        stream.future._finish('failed', new InvalidStateError(`The input of ${task} was detached or resized before its Future was done`));
-        continue;
-      }
-      const bytes = new Uint8Array(stream.bytes.subarray(stream.sent, stream.sent + INPUT_CHUNK)); // a copy (Buffer#slice would not be)
-      stream.sent += bytes.byteLength;
-      const message: ChunkMessage = { type: 'chunk', slot: stream.slot, bytes };
-      this.#worker.postMessage(message, [bytes.buffer as ArrayBuffer]);
-      if (stream.sent === stream.bytes.byteLength) this.#streams.splice(i, 1);
+      if (this.#sendChunk(this.#streams[i]!)) this.#streams.splice(i, 1);
     }
+  }
+
+  /** Sends the next chunk of `stream`; true when the stream is over (all sent, or no longer wanted). */
+  #sendChunk(stream: InputStream): boolean {
+    if (this.#stopped || stream.future.done()) return true;
+    if (stream.bytes.byteLength !== stream.total) {
+      // Detached (transferred) or resized while still being read, against
+      // the README's advice: fail the task rather than throw from here.
+      this.abort(stream.future);
+      const task = describeTask(stream.future._request!);
+      stream.future._finish('failed', new InvalidStateError(`The input of ${task} was detached or resized before its Future was done`));
+      return true;
+    }
+    const bytes = new Uint8Array(stream.bytes.subarray(stream.sent, stream.sent + INPUT_CHUNK)); // a copy (Buffer#slice would not be)
+    stream.sent += bytes.byteLength;
+    const message: ChunkMessage = { type: 'chunk', slot: stream.slot, bytes };
+    this.#worker.postMessage(message, [bytes.buffer as ArrayBuffer]);
+    return stream.sent === stream.total;
   }
 }
 
