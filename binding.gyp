@@ -13,6 +13,7 @@
         "native/core/zlib_task.cc",
         "native/core/read_file_task.cc",
         "native/core/write_file_task.cc",
+        "native/core/open_file.cc",
         "native/core/exec_task.cc",
         "native/binding/addon.cc",
         "native/binding/native_loop.cc",

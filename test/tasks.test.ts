@@ -1,4 +1,5 @@
 /** The built-in tasks, checked against Node's own modules, for every backend. */
+import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -182,6 +183,21 @@ describe.each(BACKENDS)('built-in tasks (%s backend)', (backend) => {
       expect(fs.readFileSync(file, 'utf8')).toBe('short ✓'); // truncated, not overwritten in place
       await loop.writeFile(new URL(`file://${file}`), '');
       expect((await loop.readFile(new URL(`file://${file}`))).length).toBe(0);
+    });
+
+    it('refuses FIFOs, which would block the loop thread, and still reads and writes /dev/null', async () => {
+      // Opening a FIFO waits for its other end: it held the loop's thread
+      // (every task of the loop, shutdown(), and process exit) for ever.
+      const loop = makeLoop();
+      const fifo = path.join(tmp, `${backend}-fifo`);
+      execFileSync('mkfifo', [fifo]);
+      const read = await loop.readFile(fifo).catch((e: unknown) => e);
+      expect(read).toMatchObject({ code: 'ERR_SIDELOOP_UNSUPPORTED_FILE', path: fifo });
+      // Nobody reads it: the open fails at once, as O_NONBLOCK makes it.
+      const written = await loop.writeFile(fifo, 'x').catch((e: unknown) => e);
+      expect(written).toMatchObject({ code: 'ENXIO', syscall: 'open', path: fifo });
+      expect((await loop.readFile('/dev/null')).length).toBe(0);
+      expect(await loop.writeFile('/dev/null', 'discarded')).toBeUndefined();
     });
 
     it('reads files whose size the kernel does not know (/proc)', async () => {

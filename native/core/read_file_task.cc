@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "open_file.h"
 #include "task_errors.h"
 
 namespace sideloop {
@@ -11,18 +12,13 @@ namespace sideloop {
 StepTask::StepResult ReadFileTask::Step() { return fd_ < 0 ? Open() : Read(); }
 
 StepTask::StepResult ReadFileTask::Open() {
-  uv_fs_t req;
-  int fd = uv_fs_open(loop(), &req, path_.c_str(), O_RDONLY, 0, nullptr);
-  uv_fs_req_cleanup(&req);
-  if (fd < 0) return Failed(UvError(fd, "open", path_));
-  fd_ = fd;
-  int err = uv_fs_fstat(loop(), &req, fd_, nullptr);
+  size_t known;
+  TaskError error;
+  fd_ = OpenFile(loop(), path_, O_RDONLY, 0, &known, &error);
+  if (fd_ < 0) return Failed(std::move(error));
   // Room for the whole file and one byte more, so the read that sees the
   // end needs no growth. Files whose size the kernel does not know (/proc)
   // report 0 and grow as they are read.
-  size_t known = err == 0 ? static_cast<size_t>(req.statbuf.st_size) : 0;
-  uv_fs_req_cleanup(&req);
-  if (err < 0) return Failed(UvError(err, "fstat", ""));
   if (known > 0 && output_.Reserve(known + 1) == nullptr) return Failed(OutOfMemoryError());
   return StepResult::kMore;
 }

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "open_file.h"
 #include "task_errors.h"
 
 namespace sideloop {
@@ -30,12 +31,10 @@ StepTask::StepResult WriteFileTask::Close() {
 }
 
 StepTask::StepResult WriteFileTask::Open() {
-  uv_fs_t req;
-  int fd = uv_fs_open(loop(), &req, path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, kFileMode, nullptr);
-  uv_fs_req_cleanup(&req);
-  if (fd < 0) return Failed(UvError(fd, "open", path_));
-  fd_ = fd;
-  return StepResult::kMore;
+  size_t size;
+  TaskError error;
+  fd_ = OpenFile(loop(), path_, O_WRONLY | O_CREAT | O_TRUNC, kFileMode, &size, &error);
+  return fd_ < 0 ? Failed(std::move(error)) : StepResult::kMore;
 }
 
 StepTask::StepResult WriteFileTask::Write() {

@@ -62,11 +62,12 @@ export function runTask(kind: number, number: number, object: unknown, context: 
     case TaskKind.inflate:
       return consume(object as Uint8Array | StreamedInput, zlibSink(kind, number), context);
     case TaskKind.readFile:
-      finish(TaskStatus.ok, fs.readFileSync(object as string));
+      finish(TaskStatus.ok, withFile(object as string, fs.constants.O_RDONLY, (fd) => fs.readFileSync(fd)));
       return undefined;
     case TaskKind.writeFile: {
       const { path, data } = object as WriteFileRequest;
-      fs.writeFileSync(path, data);
+      const { O_WRONLY, O_CREAT, O_TRUNC } = fs.constants;
+      withFile(path, O_WRONLY | O_CREAT | O_TRUNC, (fd) => fs.writeFileSync(fd, data));
       finish(TaskStatus.ok);
       return undefined;
     }
@@ -74,6 +75,26 @@ export function runTask(kind: number, number: number, object: unknown, context: 
       return runExec(object as ExecRequest, finish);
     default:
       throw new Error(`unknown task kind ${kind}`);
+  }
+}
+
+/**
+ * Runs `use` on `path` opened with `flags`, as the native backend's
+ * OpenFile does: with O_NONBLOCK, since opening a FIFO blocks until its other
+ * end is opened, and refusing FIFOs and sockets, whose reads and writes could
+ * block this thread (and so every task of the loop, and process exit).
+ */
+function withFile<T>(path: string, flags: number, use: (fd: number) => T): T {
+  const fd = fs.openSync(path, flags | fs.constants.O_NONBLOCK, 0o666);
+  try {
+    const stats = fs.fstatSync(fd);
+    if (stats.isFIFO() || stats.isSocket()) {
+      const message = `'${path}' is a FIFO or a socket, whose reads and writes could block the loop's thread`;
+      throw Object.assign(new Error(message), { code: 'ERR_SIDELOOP_UNSUPPORTED_FILE', path });
+    }
+    return use(fd);
+  } finally {
+    fs.closeSync(fd);
   }
 }
 
