@@ -303,16 +303,20 @@ describe.each(BACKENDS)('process and thread exit (%s backend)', (backend) => {
 });
 
 describe("the worker backend's Worker dying under a running loop", () => {
-  it('fails the pending tasks; shutdown() then resolves with the thread gone, and the loop restarts', async () => {
-    const result = await runScript(`
-      const fs = require('node:fs');
+  // Only a bug or something outside sideloop ends its Worker: the tests stand
+  // in for it, with every Worker the script makes in `made`.
+  const withWorkers = `
       const workerThreads = require('node:worker_threads');
-      // Only a bug or something outside sideloop ends its Worker: stand in for it.
       const made = [];
       workerThreads.Worker = class extends workerThreads.Worker {
         constructor(...args) { super(...args); made.push(this); }
       };
-      const sideloop = require(SIDELOOP);
+      const sideloop = require(SIDELOOP);`;
+
+  it('fails the pending tasks; shutdown() then resolves with the thread gone, and the loop restarts', async () => {
+    const result = await runScript(`
+      const fs = require('node:fs');
+      ${withWorkers}
       const threads = () => fs.readdirSync('/proc/self/task').length;
       (async () => {
         const loop = new sideloop.EventLoop({ backend: 'worker' });
@@ -338,12 +342,7 @@ describe("the worker backend's Worker dying under a running loop", () => {
     // Before, the loop stayed 'running' on the dead Worker: later tasks never
     // settled, and shutdown() waited for them for ever.
     const result = await runScript(`
-      const workerThreads = require('node:worker_threads');
-      const made = [];
-      workerThreads.Worker = class extends workerThreads.Worker {
-        constructor(...args) { super(...args); made.push(this); }
-      };
-      const sideloop = require(SIDELOOP);
+      ${withWorkers}
       (async () => {
         const loop = new sideloop.EventLoop({ backend: 'worker' });
         const pending = loop.sleep(600000);
@@ -364,12 +363,7 @@ describe("the worker backend's Worker dying under a running loop", () => {
     // the worker says it from its own thread. A malformed message stands in
     // for a bug in it.
     const result = await runScript(`
-      const workerThreads = require('node:worker_threads');
-      const made = [];
-      workerThreads.Worker = class extends workerThreads.Worker {
-        constructor(...args) { super(...args); made.push(this); }
-      };
-      const sideloop = require(SIDELOOP);
+      ${withWorkers}
       (async () => {
         const loop = new sideloop.EventLoop({ backend: 'worker' });
         await loop.sleep(0);
