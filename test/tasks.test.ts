@@ -1,5 +1,5 @@
 /** The built-in tasks, checked against Node's own modules, for every backend. */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -185,17 +185,24 @@ describe.each(BACKENDS)('built-in tasks (%s backend)', (backend) => {
       expect((await loop.readFile(new URL(`file://${file}`))).length).toBe(0);
     });
 
-    it('refuses FIFOs, which would block the loop thread, and still reads and writes /dev/null', async () => {
+    it('refuses FIFOs without opening them, and still reads and writes /dev/null', async () => {
       // Opening a FIFO waits for its other end: it held the loop's thread
       // (every task of the loop, shutdown(), and process exit) for ever.
       const loop = makeLoop();
       const fifo = path.join(tmp, `${backend}-fifo`);
       execFileSync('mkfifo', [fifo]);
+      // A writer waiting for a reader: an open to refuse the FIFO would let
+      // it through, and the close after would kill it with SIGPIPE.
+      const writer = spawn('sh', ['-c', 'exec 3>"$0"; echo data >&3', fifo], { stdio: 'ignore' });
+      const exited = new Promise((resolve) => writer.on('exit', (code, signal) => resolve([code, signal])));
       const read = await loop.readFile(fifo).catch((e: unknown) => e);
       expect(read).toMatchObject({ code: 'ERR_SIDELOOP_UNSUPPORTED_FILE', path: fifo });
-      // Nobody reads it: the open fails at once, as O_NONBLOCK makes it.
       const written = await loop.writeFile(fifo, 'x').catch((e: unknown) => e);
-      expect(written).toMatchObject({ code: 'ENXIO', syscall: 'open', path: fifo });
+      expect(written).toMatchObject({ code: 'ERR_SIDELOOP_UNSUPPORTED_FILE', path: fifo });
+      // The writer is still there for a real reader, and ends well (read off
+      // this thread: were the writer gone, the test's timeout must still work).
+      expect(await fs.promises.readFile(fifo, 'utf8')).toBe('data\n');
+      expect(await exited).toEqual([0, null]);
       expect((await loop.readFile('/dev/null')).length).toBe(0);
       expect(await loop.writeFile('/dev/null', 'discarded')).toBeUndefined();
     });

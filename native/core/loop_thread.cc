@@ -229,10 +229,14 @@ void LoopThread::OnWake(uv_async_t* handle) { static_cast<LoopThread*>(handle->d
 
 // Moves the inbox behind whatever is left of the backlog and works on it.
 void LoopThread::ReadInbox() {
-  // What was handled goes first: under a steady load of long first steps the
-  // backlog never empties, and would keep every message ever appended to it.
-  backlog_.erase(backlog_.begin(), backlog_.begin() + static_cast<std::ptrdiff_t>(backlog_at_));
-  backlog_at_ = 0;
+  // Under a steady load of long first steps the backlog never empties, and
+  // would keep every message ever appended to it: what was handled goes,
+  // once it is at least half (so that a move never shifts more than it
+  // drops, however long the rest).
+  if (backlog_at_ > 0 && backlog_at_ * 2 >= backlog_.size()) {
+    backlog_.erase(backlog_.begin(), backlog_.begin() + static_cast<std::ptrdiff_t>(backlog_at_));
+    backlog_at_ = 0;
+  }
   bool stop;
   {
     std::unique_lock<std::mutex> lock = LockBriefly(inbox_mu_);

@@ -7,27 +7,45 @@
 
 namespace sideloop {
 
+namespace {
+
+bool MayBlock(uint64_t mode) { return (mode & S_IFMT) == S_IFIFO || (mode & S_IFMT) == S_IFSOCK; }
+
+TaskError Unsupported(const std::string& path) {
+  TaskError error;
+  error.code = "ERR_SIDELOOP_UNSUPPORTED_FILE";
+  error.message = "'" + path + "' is a FIFO, a pipe or a socket, whose reads and writes could block the loop's thread";
+  error.path = path;
+  return error;
+}
+
+}  // namespace
+
 int OpenFile(uv_loop_t* loop, const std::string& path, int flags, int mode, size_t* size, TaskError* error) {
   uv_fs_t req;
+  // A missing file is left to open() (writeFile creates it), which also
+  // reports it as node:fs does.
+  int err = uv_fs_stat(loop, &req, path.c_str(), nullptr);
+  bool refused = err == 0 && MayBlock(req.statbuf.st_mode);
+  uv_fs_req_cleanup(&req);
+  if (refused) {
+    *error = Unsupported(path);
+    return -1;
+  }
   int fd = uv_fs_open(loop, &req, path.c_str(), flags | O_NONBLOCK, mode, nullptr);
   uv_fs_req_cleanup(&req);
   if (fd < 0) {
     *error = UvError(fd, "open", path);
     return -1;
   }
-  int err = uv_fs_fstat(loop, &req, fd, nullptr);
-  uint64_t type = req.statbuf.st_mode & S_IFMT;
-  *size = static_cast<size_t>(req.statbuf.st_size);
-  uv_fs_req_cleanup(&req);
-  if (err == 0 && (type == S_IFIFO || type == S_IFSOCK)) {
-    error->code = "ERR_SIDELOOP_UNSUPPORTED_FILE";
-    error->message = "'" + path + "' is a FIFO or a socket, whose reads and writes could block the loop's thread";
-    error->path = path;
-  } else if (err < 0) {
-    *error = UvError(err, "fstat", "");
-  } else {
-    return fd;
+  err = uv_fs_fstat(loop, &req, fd, nullptr);
+  if (err == 0) {
+    refused = MayBlock(req.statbuf.st_mode);
+    *size = static_cast<size_t>(req.statbuf.st_size);
   }
+  uv_fs_req_cleanup(&req);
+  if (err == 0 && !refused) return fd;
+  *error = err < 0 ? UvError(err, "fstat", "") : Unsupported(path);
   uv_fs_close(loop, &req, fd, nullptr);
   uv_fs_req_cleanup(&req);
   return -1;

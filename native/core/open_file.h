@@ -13,10 +13,13 @@
 
 namespace sideloop {
 
-// Opens `path` with `flags` plus O_NONBLOCK (which does nothing for regular
-// files and devices like /dev/null), and refuses FIFOs and sockets with
-// ERR_SIDELOOP_UNSUPPORTED_FILE. Returns the descriptor with its size in
-// `*size` (0 when the kernel does not know it, as for /proc), or -1 with
+// Refuses FIFOs (pipes included) and sockets with
+// ERR_SIDELOOP_UNSUPPORTED_FILE, without opening them: opening a FIFO would
+// release a writer waiting for a reader, which our close would then kill
+// with SIGPIPE. Otherwise opens `path` with `flags` plus O_NONBLOCK, in case
+// it became a FIFO meanwhile (for a terminal, a read then fails with EAGAIN
+// rather than waits), and checks again. Returns the descriptor with its size
+// in `*size` (0 when the kernel does not know it, as for /proc), or -1 with
 // `*error` set.
 int OpenFile(uv_loop_t* loop, const std::string& path, int flags, int mode, size_t* size, TaskError* error);
 

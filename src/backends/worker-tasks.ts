@@ -79,23 +79,32 @@ export function runTask(kind: number, number: number, object: unknown, context: 
 }
 
 /**
- * Runs `use` on `path` opened with `flags`, as the native backend's
- * OpenFile does: with O_NONBLOCK, since opening a FIFO blocks until its other
- * end is opened, and refusing FIFOs and sockets, whose reads and writes could
- * block this thread (and so every task of the loop, and process exit).
+ * Runs `use` on `path` opened with `flags`, as the native backend's OpenFile
+ * does: FIFOs (pipes included) and sockets, whose reads and writes could
+ * block this thread (and so every task of the loop, and process exit), are
+ * refused without being opened (opening a FIFO would release a writer
+ * waiting for a reader, which our close would kill with SIGPIPE); the rest
+ * is opened with O_NONBLOCK, in case it became a FIFO meanwhile, and checked
+ * again.
  */
 function withFile<T>(path: string, flags: number, use: (fd: number) => T): T {
+  if (mayBlock(fs.statSync(path, { throwIfNoEntry: false }))) throw unsupportedFile(path);
   const fd = fs.openSync(path, flags | fs.constants.O_NONBLOCK, 0o666);
   try {
-    const stats = fs.fstatSync(fd);
-    if (stats.isFIFO() || stats.isSocket()) {
-      const message = `'${path}' is a FIFO or a socket, whose reads and writes could block the loop's thread`;
-      throw Object.assign(new Error(message), { code: 'ERR_SIDELOOP_UNSUPPORTED_FILE', path });
-    }
+    if (mayBlock(fs.fstatSync(fd))) throw unsupportedFile(path);
     return use(fd);
   } finally {
     fs.closeSync(fd);
   }
+}
+
+function mayBlock(stats: fs.Stats | undefined): boolean {
+  return stats !== undefined && (stats.isFIFO() || stats.isSocket());
+}
+
+function unsupportedFile(path: string): Error {
+  const message = `'${path}' is a FIFO, a pipe or a socket, whose reads and writes could block the loop's thread`;
+  return Object.assign(new Error(message), { code: 'ERR_SIDELOOP_UNSUPPORTED_FILE', path });
 }
 
 function hashSink(algorithm: string): ByteSink {
