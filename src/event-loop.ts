@@ -261,6 +261,7 @@ export class EventLoop {
     // Always yield once, so shutdown() returns with the loop 'stopping'.
     await (this.#pending > 0 ? new Promise<void>((resolve) => (this.#onIdle = resolve)) : undefined);
     await this.#run!.stop();
+    await this.#reaping; // a thread that died before a restart is gone too
     this.#run = undefined;
     this.#state = 'stopped';
     this.#shutdown = undefined;
@@ -275,7 +276,13 @@ export class EventLoop {
     if (this.#run !== run || this.#state !== 'running') return; // a shutdown() under way finishes the stop
     this.#run = undefined;
     this.#state = 'stopped';
-    this.#reaping = Promise.resolve(run.stop());
+    // Nothing can fail here any more (its Futures have): a rejection is dropped.
+    const reaping: Promise<void> = Promise.resolve(run.stop())
+      .catch(() => undefined)
+      .then(() => {
+        if (this.#reaping === reaping) this.#reaping = undefined;
+      });
+    this.#reaping = reaping;
   }
 
   #onSettled(outcome: Outcome): void {

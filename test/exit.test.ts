@@ -358,6 +358,58 @@ describe("the worker backend's Worker dying under a running loop", () => {
     expect(result.stdout).toBe('later awaited 2 running\n');
   });
 
+  it('work a done callback submits as the Futures fail (a retry) goes to a fresh Worker', async () => {
+    // The callbacks ran while the loop still pointed at the dead run, which
+    // dropped what they submitted: the retry never settled.
+    const result = await runScript(`
+      ${withWorkers}
+      (async () => {
+        const loop = new sideloop.EventLoop({ backend: 'worker' });
+        await loop.sleep(0);
+        const first = loop.sleep(600000);
+        const retried = new Promise((resolve) => first.addDoneCallback(() => resolve(loop.sleep(1, 'retried'))));
+        await made[0].terminate();
+        console.log(first.exception().message, '|', await retried, made.length);
+        await loop.shutdown();
+      })();
+    `);
+    clean(result);
+    expect(result.stdout).toBe("sideloop's worker thread exited with code 1 | retried 2\n");
+  });
+
+  it("the dead Worker's exec children are killed by the shutdown that follows", async () => {
+    const marker = `.${process.pid}${Date.now() % 100000}`;
+    const result = await runScript(
+      `
+      ${withWorkers}
+      const fs = require('node:fs');
+      const marker = process.env.SIDELOOP_TEST_MARKER; // not in this script: it would count this process
+      const living = () => fs.readdirSync('/proc').filter((p) => {
+        try {
+          const state = fs.readFileSync('/proc/' + p + '/stat', 'utf8').split(') ')[1][0];
+          return state !== 'Z' && fs.readFileSync('/proc/' + p + '/cmdline', 'utf8').includes(marker);
+        } catch {
+          return false;
+        }
+      }).length;
+      (async () => {
+        const loop = new sideloop.EventLoop({ backend: 'worker' });
+        const child = loop.exec('sleep', ['34' + marker]);
+        while (living() < 1) await new Promise((resolve) => setTimeout(resolve, 5));
+        await made[0].terminate();
+        await child.catch(() => {});
+        await loop.shutdown();
+        // SIGKILL is delivered asynchronously: poll (a survivor would sleep on for 30 s).
+        for (let polls = 0; living() > 0 && polls < 2000; polls++) await new Promise((resolve) => setTimeout(resolve, 5));
+        console.log('left', living());
+      })();
+    `,
+      { env: { SIDELOOP_TEST_MARKER: marker } },
+    );
+    clean(result);
+    expect(result.stdout).toBe('left 0\n');
+  });
+
   it('an exception that ends the Worker reaches a result() blocked on it', async () => {
     // The Worker's 'error' event cannot run while the main thread is blocked:
     // the worker says it from its own thread. A malformed message stands in

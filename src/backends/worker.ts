@@ -94,17 +94,19 @@ function killAtExit(table: Int32Array): void {
   if (exitHookAdded) return;
   exitHookAdded = true;
   process.on('exit', () => {
-    for (const pids of pidTables) {
-      for (const pid of pids) {
-        if (pid === 0) continue;
-        try {
-          process.kill(pid, 'SIGKILL');
-        } catch {
-          // exited meanwhile
-        }
-      }
-    }
+    for (const pids of pidTables) killPids(pids);
   });
+}
+
+function killPids(pids: Int32Array): void {
+  for (const pid of pids) {
+    if (pid === 0) continue;
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // exited meanwhile
+    }
+  }
 }
 
 const collected = new FinalizationRegistry<{ worker: Worker; port: MessagePort; children: Int32Array }>(({ worker, port, children }) => {
@@ -280,7 +282,10 @@ class WorkerRun implements LoopRun {
     }
     // Also after the Worker died by itself: its thread may not be joined yet.
     this.#port.close();
-    pidTables.delete(this.#children); // its children were reaped (or never were)
+    // A Worker that stopped has killed and reaped its children and cleared
+    // the table; one that died by itself did neither.
+    killPids(this.#children);
+    pidTables.delete(this.#children);
     await this.#worker.terminate();
     const reported = Atomics.load(this.#control, Control.threadId);
     await untilReaped(reported !== 0 ? String(reported) : this.#appearedThread);
@@ -306,9 +311,14 @@ class WorkerRun implements LoopRun {
       this.#onStopped?.(); // exiting while stopping is what we asked for
       return;
     }
+    this.#drains.all(); // what finished before the death keeps its result
     this.#stopped = true;
-    for (const future of this.#slots.futures()) future._finish('failed', error);
+    // Every Future is done before any callback runs, and the EventLoop has
+    // let go of this run by then: a callback that submits again (a retry)
+    // reaches a fresh Worker, not this dead one.
+    const failed = [...this.#slots.futures()].filter((future) => future._conclude('failed', error));
     this.#options.onDied();
+    for (const future of failed) future._announce();
   }
 
   /** Pulls completions already posted, without waiting for the main loop, and settles them. */
