@@ -395,7 +395,10 @@ describe("the worker backend's Worker dying under a running loop", () => {
       (async () => {
         const loop = new sideloop.EventLoop({ backend: 'worker' });
         const child = loop.exec('sleep', ['34' + marker]);
-        while (living() < 1) await new Promise((resolve) => setTimeout(resolve, 5));
+        // Tasks start in order: once this sleep is done, the child was
+        // spawned and its pid recorded (seeing it in /proc is not enough:
+        // the pid is recorded just after the spawn returns).
+        await loop.sleep(0);
         await made[0].terminate();
         await child.catch(() => {});
         await loop.shutdown();

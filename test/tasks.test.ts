@@ -443,16 +443,17 @@ describe.each(BACKENDS)('built-in tasks (%s backend)', (backend) => {
         const loop = new EventLoop({ backend: ${JSON.stringify(backend)} });
         loop.exec('sleep', ['32' + marker]);
         loop.exec('sleep', ['33' + marker]);
-        (async () => {
-          // Until both children exist (polling the process table, not guessing a delay).
-          while (living() < 2) await new Promise((resolve) => setTimeout(resolve, 5));
-          console.log('spawned');
+        // Tasks start in order: once this sleep is done, both children were
+        // spawned (and, on the worker backend, their pids recorded, which
+        // seeing them in /proc would not say).
+        loop.sleep(0).then(() => {
+          console.log('spawned', living());
           process.exit(0);
-        })();
+        });
       `,
         { env: { SIDELOOP_TEST_MARKER: marker } },
       );
-      expect(result).toMatchObject({ code: 0, stdout: 'spawned\n', hung: false });
+      expect(result).toMatchObject({ code: 0, stdout: 'spawned 2\n', hung: false });
       // Killed, not merely orphaned (those would sleep on for 30 s): none is
       // left once the kills have landed, whoever reaps them.
       for (let polls = 0; living(fs) > 0 && polls < 2000; polls++) await new Promise((resolve) => setTimeout(resolve, 5));
