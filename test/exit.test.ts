@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 
-import { BACKENDS, runScript } from './helpers.js';
+import { BACKENDS, countProcessesSource, runScript } from './helpers.js';
 
 const clean = (result: { code: number | null; signal: string | null; hung: boolean; stderr: string }, code = 0) => {
   expect(result.hung, `hung; stderr: ${result.stderr}`).toBe(false);
@@ -382,16 +382,8 @@ describe("the worker backend's Worker dying under a running loop", () => {
     const result = await runScript(
       `
       ${withWorkers}
-      const fs = require('node:fs');
       const marker = process.env.SIDELOOP_TEST_MARKER; // not in this script: it would count this process
-      const living = () => fs.readdirSync('/proc').filter((p) => {
-        try {
-          const state = fs.readFileSync('/proc/' + p + '/stat', 'utf8').split(') ')[1][0];
-          return state !== 'Z' && fs.readFileSync('/proc/' + p + '/cmdline', 'utf8').includes(marker);
-        } catch {
-          return false;
-        }
-      }).length;
+      const living = () => (${countProcessesSource})(marker);
       (async () => {
         const loop = new sideloop.EventLoop({ backend: 'worker' });
         const child = loop.exec('sleep', ['34' + marker]);

@@ -114,3 +114,34 @@ export function testLoops(backend: BackendUnderTest) {
   const makeLoop = (options: EventLoopOptions = {}): EventLoop => track(new EventLoop({ backend, ...options }));
   return { makeLoop, track };
 }
+
+/**
+ * How many processes, zombies aside, have `marker` in their command line:
+ * the children a test spawned, found by a marker in their arguments. The
+ * function's source is also given to child scripts (countProcessesSource),
+ * which must take the marker from their environment: written into a script,
+ * it would be in that process's own command line and count it.
+ */
+export function countProcesses(marker: string): number {
+  return fs.readdirSync('/proc').filter((entry) => {
+    try {
+      const state = fs.readFileSync(`/proc/${entry}/stat`, 'utf8').split(') ')[1]![0];
+      return state !== 'Z' && fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes(marker);
+    } catch {
+      return false;
+    }
+  }).length;
+}
+
+/** countProcesses for a child script: `const count = ${countProcessesSource};` then `count(marker)`. */
+export const countProcessesSource = `(marker) => {
+  const fs = require('node:fs');
+  return fs.readdirSync('/proc').filter((entry) => {
+    try {
+      const state = fs.readFileSync('/proc/' + entry + '/stat', 'utf8').split(') ')[1][0];
+      return state !== 'Z' && fs.readFileSync('/proc/' + entry + '/cmdline', 'utf8').includes(marker);
+    } catch {
+      return false;
+    }
+  }).length;
+}`;

@@ -10,7 +10,7 @@ import zlib from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 
 import { CancelledError, EventLoop, TimeoutError } from '../dist/index.js';
-import { BACKENDS, DIST, runProgram, runScript, testLoops } from './helpers.js';
+import { BACKENDS, DIST, countProcesses, countProcessesSource, runProgram, runScript, testLoops } from './helpers.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sideloop-tasks-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -414,32 +414,13 @@ describe.each(BACKENDS)('built-in tasks (%s backend)', (backend) => {
       // The worker backend's Worker ends without a goodbye at process.exit(),
       // and used to leave its children running.
       const marker = `.${process.pid}${Date.now() % 100000}`;
-      // The same count here and in the child: processes with the marker in
-      // their command line, zombies aside.
-      const living = (fs: typeof import('node:fs')) =>
-        fs.readdirSync('/proc').filter((p) => {
-          try {
-            const state = fs.readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1]![0];
-            return state !== 'Z' && fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(marker);
-          } catch {
-            return false;
-          }
-        }).length;
       // The marker reaches the child by environment: in its script, it would
       // be in the child's own command line and count it.
       const result = await runScript(
         `
         const { EventLoop } = require(SIDELOOP);
         const marker = process.env.SIDELOOP_TEST_MARKER;
-        const living = () => require('node:fs').readdirSync('/proc').filter((p) => {
-          try {
-            const fs = require('node:fs');
-            const state = fs.readFileSync('/proc/' + p + '/stat', 'utf8').split(') ')[1][0];
-            return state !== 'Z' && fs.readFileSync('/proc/' + p + '/cmdline', 'utf8').includes(marker);
-          } catch {
-            return false;
-          }
-        }).length;
+        const living = () => (${countProcessesSource})(marker);
         const loop = new EventLoop({ backend: ${JSON.stringify(backend)} });
         loop.exec('sleep', ['32' + marker]);
         loop.exec('sleep', ['33' + marker]);
@@ -456,8 +437,8 @@ describe.each(BACKENDS)('built-in tasks (%s backend)', (backend) => {
       expect(result).toMatchObject({ code: 0, stdout: 'spawned 2\n', hung: false });
       // Killed, not merely orphaned (those would sleep on for 30 s): none is
       // left once the kills have landed, whoever reaps them.
-      for (let polls = 0; living(fs) > 0 && polls < 2000; polls++) await new Promise((resolve) => setTimeout(resolve, 5));
-      expect(living(fs)).toBe(0);
+      for (let polls = 0; countProcesses(marker) > 0 && polls < 2000; polls++) await new Promise((resolve) => setTimeout(resolve, 5));
+      expect(countProcesses(marker)).toBe(0);
     });
 
     it('rejects bad arguments synchronously', () => {
