@@ -221,6 +221,7 @@ class WorkerRun implements LoopRun {
       const stream = this.#streams[own]!;
       let over = false;
       while (!over && performance.now() < deadline) over = this.#sendChunk(stream);
+      // Found again: a Future failed by #sendChunk runs its callbacks, which may change the list.
       if (over) this.#streams.splice(this.#streams.indexOf(stream), 1);
     }
     for (;;) {
