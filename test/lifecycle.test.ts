@@ -54,6 +54,23 @@ describe.each(BACKENDS)('EventLoop lifecycle (%s backend)', (backend) => {
     expect(loop.stats()).toMatchObject({ submitted: 101, completed: 1, cancelled: 100, pending: 0, running: 0 });
   });
 
+  it('shutdown({ cancelPending: true }) aborts running CPU work instead of waiting for it', async () => {
+    const loop = makeLoop();
+    await loop.exec('true'); // the worker backend then stops through a goodbye that waits for the thread
+    const input = pseudoRandomBytes(64 << 20); // shared: the worker backend hashes it in one synchronous run
+    const running = loop.gzip(input, { level: 9 });
+    while (!running.running()) await new Promise(setImmediate);
+    // The clock is a quarter of the same work on another loop: a shutdown
+    // that let the task run to its end would come after it, one that
+    // aborts it after its current chunk (1 MiB) long before.
+    const reference = makeLoop().gzip(input.subarray(0, 16 << 20), { level: 9 });
+    let referenceDone = false;
+    reference.addDoneCallback(() => (referenceDone = true));
+    await loop.shutdown({ cancelPending: true });
+    expect(running.cancelled()).toBe(true);
+    expect(referenceDone).toBe(false);
+  });
+
   it('shutdown({ cancelPending: true }) while already stopping cancels what is left', async () => {
     const loop = makeLoop();
     const future = loop.sleep(60_000);
@@ -198,3 +215,18 @@ describe.each(BACKENDS)('EventLoop lifecycle (%s backend)', (backend) => {
     expect(loop.name).toBe(long);
   });
 });
+
+/** Bytes that deflate cannot shrink (so every chunk costs the same), in shared memory. */
+function pseudoRandomBytes(length: number): Uint8Array {
+  const bytes = new Uint8Array(new SharedArrayBuffer(length));
+  const words = new Uint32Array(bytes.buffer, 0, length >>> 2);
+  let x = 2463534242;
+  for (let i = 0; i < words.length; i++) {
+    // xorshift32
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    words[i] = x >>> 0;
+  }
+  return bytes;
+}

@@ -251,7 +251,12 @@ class WorkerRun implements LoopRun {
   }
 
   cancelAll(): void {
-    for (const future of this.#slots.futures()) future._cancelled();
+    // The flags too: a task running synchronous work sees its flag at its
+    // next checkpoint, while the stop message would wait for it to finish.
+    for (const future of this.#slots.futures()) {
+      this.#flags.cancel(future._ticket);
+      future._cancelled();
+    }
   }
 
   running(): number {
