@@ -371,6 +371,24 @@ describe.each(BACKENDS)('built-in tasks (%s backend)', (backend) => {
       expect(badCwd).toMatchObject({ code: 'ENOENT' });
     });
 
+    it('a failed spawn has one shape on both backends, whatever the cause', async () => {
+      const loop = makeLoop();
+      const file = path.join(tmp, 'not-a-directory');
+      fs.writeFileSync(file, '');
+      const causes = [
+        { file: 'sideloop-no-such-program', options: {}, code: 'ENOENT' },
+        { file: 'true', options: { cwd: path.join(tmp, 'nope') }, code: 'ENOENT' },
+        { file: 'true', options: { cwd: file }, code: 'ENOTDIR' }, // child_process throws this one at once
+        { file: tmp, options: {}, code: 'EACCES' },
+      ];
+      for (const cause of causes) {
+        const error = (await loop.exec(cause.file, [], cause.options).catch((e: unknown) => e)) as NodeJS.ErrnoException;
+        expect(error).toBeInstanceOf(Error);
+        expect(error.message).toBe(`spawn ${cause.file} ${cause.code}`);
+        expect({ ...error }).toEqual({ code: cause.code, errno: -os.constants.errno[cause.code as keyof typeof os.constants.errno], syscall: `spawn ${cause.file}`, path: cause.file });
+      }
+    });
+
     it('fails and kills the child when output passes maxBuffer', async () => {
       const loop = makeLoop();
       const error = await loop.exec('sh', ['-c', 'yes'], { maxBuffer: 10_000 }).catch((e: unknown) => e);

@@ -1,7 +1,7 @@
 /**
  * exec on the worker backend's thread, shaped like child_process.execFile:
- * maxBuffer per stream, SIGTERM on cancel or timeout, spawn errors as
- * child_process reports them (ENOENT, syscall 'spawn <file>', path '<file>').
+ * maxBuffer per stream, SIGTERM on cancel or timeout, spawn errors as the
+ * native backend reports them (see spawnError).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Readable } from 'node:stream';
@@ -34,10 +34,17 @@ export function runExec(request: ExecRequest, finish: Finish): Abortable {
     const at = entry.indexOf('=');
     env[entry.slice(0, at)] = entry.slice(at + 1);
   }
-  const child = spawn(request.file, request.args, { cwd: request.cwd, env, stdio: 'pipe' });
+  let child: ChildProcess;
+  try {
+    child = spawn(request.file, request.args, { cwd: request.cwd, env, stdio: 'pipe' });
+  } catch (error) {
+    // Some failures throw here (a cwd that is not a directory), the rest come as 'error'.
+    finish(TaskStatus.error, serializeError(spawnError(error, request.file)));
+    return { abort: () => {} };
+  }
   // First: a spawn that failed reports it on the next tick, and an 'error'
   // without a listener would end this whole thread.
-  child.once('error', (error) => finish(TaskStatus.error, serializeError(error)));
+  child.once('error', (error) => finish(TaskStatus.error, serializeError(spawnError(error, request.file))));
   if (child.pid === undefined && (!child.stdout || !child.stderr || !child.stdin)) {
     // No pipes either (EMFILE, ENFILE): nothing more to set up; the error follows.
     return { abort: () => {} };
@@ -62,6 +69,17 @@ export function runExec(request: ExecRequest, finish: Finish): Abortable {
     finish(TaskStatus.ok, { exitCode, signal, stdout: Buffer.concat(stdout), stderr: Buffer.concat(stderr) });
   });
   return { abort: () => child.kill('SIGTERM') };
+}
+
+/**
+ * A failed spawn's error in the one shape both backends give (the native
+ * one's, from uv_spawn): child_process names the file in some (ENOENT)
+ * and not in others (ENOTDIR), and adds `spawnargs`.
+ */
+function spawnError(error: unknown, file: string): unknown {
+  const { errno, code, syscall } = error as NodeJS.ErrnoException;
+  if (typeof code !== 'string' || typeof syscall !== 'string' || !syscall.startsWith('spawn')) return error; // not the spawn's own
+  return Object.assign(new Error(`spawn ${file} ${code}`), { errno, code, syscall: `spawn ${file}`, path: file });
 }
 
 /** Kills every child still alive (stop: no waiting for graceful exits) and resolves once all are reaped. */

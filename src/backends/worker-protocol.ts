@@ -161,7 +161,7 @@ export interface SerializedError {
   fields: Record<string, unknown>;
 }
 
-const ERROR_FIELDS = ['code', 'errno', 'syscall', 'path', 'dest', 'spawnargs'] as const;
+const ERROR_FIELDS = ['code', 'errno', 'syscall', 'path', 'dest'] as const;
 
 export function serializeError(error: unknown): SerializedError {
   if (!(error instanceof Error)) return { name: 'Error', message: String(error), stack: undefined, fields: {} };
