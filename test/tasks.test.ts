@@ -473,6 +473,29 @@ describe.each(BACKENDS)('built-in tasks (%s backend)', (backend) => {
     });
   });
 
+  it('a timeout of 0 fails every kind of task with TimeoutError before any of its work runs', async () => {
+    const loop = makeLoop();
+    const written = path.join(tmp, `timeout-0-write-${backend}`);
+    const touched = path.join(tmp, `timeout-0-exec-${backend}`);
+    const tasks: [string, (options: { timeout: number }) => PromiseLike<unknown>][] = [
+      ['sleep', (o) => loop.sleep(0, 'value', o)],
+      ['hash', (o) => loop.hash('sha256', Buffer.from('small'), o)],
+      ['gzip', (o) => loop.gzip(Buffer.from('small'), o)],
+      ['readFile', (o) => loop.readFile(__filename, o)],
+      ['writeFile', (o) => loop.writeFile(written, 'data', o)],
+      ['exec', (o) => loop.exec('touch', [touched], o)],
+    ];
+    for (const [name, start] of tasks) {
+      const error = await Promise.resolve(start({ timeout: 0 })).catch((e: unknown) => e);
+      expect(error, name).toBeInstanceOf(TimeoutError);
+      expect((error as Error).message, name).toMatch(/timed out after 0 ms$/);
+    }
+    expect(fs.existsSync(written)).toBe(false);
+    expect(fs.existsSync(touched)).toBe(false);
+    expect(await loop.sleep(0, 'next')).toBe('next');
+    expect(loop.stats()).toMatchObject({ failed: tasks.length, completed: 1, running: 0 });
+  });
+
   describe('cancellation and timeouts of large work', () => {
     // 512 MiB: long enough that finishing the work instead of stopping it
     // would show as a difference of seconds, measured in the same run.

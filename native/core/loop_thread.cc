@@ -211,10 +211,10 @@ void LoopThread::Post(const Message* messages, size_t count) {
 void LoopThread::HandleAfterJoin(const Message& message) {
   switch (message.kind) {
     case MessageKind::kSubmit:
-      Discard(message.task, false);  // the owner drains the queue itself
+      Discard(message.task, TaskStatus::kCancelled, false);  // the owner drains the queue itself
       break;
     case MessageKind::kSubmitSleep:
-      Discard(MakeSleep(message), false);
+      Discard(MakeSleep(message), TaskStatus::kCancelled, false);
       break;
     case MessageKind::kCancel:
     case MessageKind::kCancelTag:
@@ -330,7 +330,14 @@ void LoopThread::ProcessMessage(const Message& message) {
 
 void LoopThread::StartOrDiscard(Task* task) {
   if (stopping_ || task->cancel_requested()) {
-    Discard(task, true);
+    Discard(task, TaskStatus::kCancelled, true);
+    return;
+  }
+  // A time limit of 0 has passed as the task starts: none of its work runs,
+  // whether it would finish in its first step or not (the same on both
+  // backends, and never a race with that first step).
+  if (task->timeout_ms_ == 0) {
+    Discard(task, TaskStatus::kTimedOut, true);
     return;
   }
   Link(task);
@@ -448,10 +455,10 @@ void LoopThread::CountRunning(int delta) {
   running_.store(running_.load(std::memory_order_relaxed) + delta, std::memory_order_relaxed);
 }
 
-void LoopThread::Discard(Task* task, bool on_loop_thread) {
+void LoopThread::Discard(Task* task, TaskStatus status, bool on_loop_thread) {
   task->owner_ = this;
   task->finished_ = true;
-  task->status_ = TaskStatus::kCancelled;
+  task->status_ = status;
   if (on_loop_thread) {
     finished_here_.push_back(task);
   } else {

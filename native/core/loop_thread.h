@@ -146,7 +146,7 @@ class LoopThread {
   static void WaitUntilReaped(int tid);
   void Complete(Task* task);                      // loop thread, from Task
   void CountRunning(int delta);                   // loop thread
-  void Discard(Task* task, bool on_loop_thread);  // complete as cancelled, unstarted
+  void Discard(Task* task, TaskStatus status, bool on_loop_thread);  // complete unstarted
   void PublishFinished();                         // loop thread: finished_here_ -> completions_
   void Publish(Task* const* tasks, size_t count, bool notify_sink);
   void Link(Task* task);

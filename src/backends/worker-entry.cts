@@ -127,6 +127,11 @@ function start(slot: number, kind: number, timeout: number, number: number, obje
     complete(slot, TaskStatus.cancelled, undefined);
     return;
   }
+  if (timeout === 0) {
+    // Passed as the task starts: none of its work runs (as on the native backend).
+    complete(slot, TaskStatus.timedOut, undefined);
+    return;
+  }
   const task: ActiveTask = { slot, work: undefined, timer: undefined, done: false };
   flags.setPhase(slot, SlotPhase.running);
   Atomics.add(control, Control.running, 1);
