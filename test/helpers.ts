@@ -123,14 +123,22 @@ export function testLoops(backend: BackendUnderTest) {
  * it would be in that process's own command line and count it.
  */
 export function countProcesses(marker: string): number {
-  return fs.readdirSync('/proc').filter((entry) => {
-    try {
-      const state = fs.readFileSync(`/proc/${entry}/stat`, 'utf8').split(') ')[1]![0];
-      return state !== 'Z' && fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes(marker);
-    } catch {
-      return false;
-    }
-  }).length;
+  return processesWith(marker).length;
+}
+
+/** The pids countProcesses counts. */
+export function processesWith(marker: string): number[] {
+  return fs
+    .readdirSync('/proc')
+    .filter((entry) => {
+      try {
+        const state = fs.readFileSync(`/proc/${entry}/stat`, 'utf8').split(') ')[1]![0];
+        return state !== 'Z' && fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes(marker);
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
 }
 
 /** countProcesses for a child script: `const count = ${countProcessesSource};` then `count(marker)`. */

@@ -10,7 +10,7 @@ import zlib from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 
 import { CancelledError, EventLoop, TimeoutError } from '../dist/index.js';
-import { BACKENDS, DIST, countProcesses, countProcessesSource, runProgram, runScript, testLoops } from './helpers.js';
+import { BACKENDS, DIST, countProcesses, countProcessesSource, processesWith, runProgram, runScript, testLoops } from './helpers.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sideloop-tasks-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -457,6 +457,36 @@ describe.each(BACKENDS)('built-in tasks (%s backend)', (backend) => {
       // left once the kills have landed, whoever reaps them.
       for (let polls = 0; countProcesses(marker) > 0 && polls < 2000; polls++) await new Promise((resolve) => setTimeout(resolve, 5));
       expect(countProcesses(marker)).toBe(0);
+    });
+
+    it('process.exit() with a child that exited while its own child holds the output open', async () => {
+      // The task still waits for the output to end. The native backend's
+      // exit handler closed the child's process handle, which then stopped
+      // libuv's SIGCHLD handling after process.exit() had shut it down:
+      // SIGABRT.
+      const marker = `.${process.pid}${Date.now() % 100000}`;
+      const reaped = path.join(tmp, `reaped-${backend}`);
+      const result = await runScript(
+        `
+        const fs = require('node:fs');
+        const { EventLoop } = require(SIDELOOP);
+        const { SIDELOOP_TEST_MARKER: marker, SIDELOOP_TEST_FILE: reaped } = process.env;
+        const loop = new EventLoop({ backend: ${JSON.stringify(backend)} });
+        // sh exits at once; its background child, holding sh's stdout and
+        // stderr, waits until sh has been reaped, says so, and sleeps on.
+        const script = '(while kill -0 $$ 2>/dev/null; do sleep 0.01; done; : > "$1"; exec sleep "$2") & exit 0';
+        loop.exec('sh', ['-c', script, 'sh', reaped, '30' + marker]).then(() => console.log('output ended early'));
+        (async () => {
+          while (!fs.existsSync(reaped)) await new Promise((resolve) => setTimeout(resolve, 5));
+          await loop.sleep(0); // the loop thread is past the exit callback of the reap
+          console.log('child reaped, output open');
+          process.exit(0);
+        })();
+      `,
+        { env: { SIDELOOP_TEST_MARKER: marker, SIDELOOP_TEST_FILE: reaped } },
+      );
+      for (const pid of processesWith(marker)) process.kill(pid); // the grandchild is not ours to kill
+      expect(result).toMatchObject({ code: 0, signal: null, hung: false, stdout: 'child reaped, output open\n' });
     });
 
     it('rejects bad arguments synchronously', () => {

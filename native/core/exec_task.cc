@@ -195,21 +195,26 @@ void ExecTask::Abort() { StopEarly(nullptr); }
 // SIGCHLD delivery to every loop) before the exit handler stops us. So the
 // child gets SIGKILL, which it cannot ignore, and is reaped right here.
 void ExecTask::OnLoopStop(bool process_exiting) {
-  if (!spawned_ || exited_) return;
-  uv_process_kill(&process_, SIGKILL);
-  int status;
-  while (waitpid(process_.pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  exited_ = true;
-  if (process_exiting) {
+  if (!spawned_) return;
+  auto* process = reinterpret_cast<uv_handle_t*>(&process_);
+  if (process_exiting && !uv_is_closing(process)) {
     // Closing the last process handle stops the loop's SIGCHLD watcher,
-    // and with libuv's signal handling shut down that aborts the process.
-    // The handle stays open, unreferenced so the loop can still end.
+    // and with libuv's signal handling shut down that aborts the process:
+    // also when the child has exited already and a grandchild still holds
+    // its output pipes open. The handle stays open, unreferenced so the
+    // loop can still end, and counts as closed once the rest is
+    // (CloseAllAfterExit).
     keep_process_handle_ = true;
-    uv_unref(reinterpret_cast<uv_handle_t*>(&process_));
-    open_handles_--;
+    uv_unref(process);
   }
-  if (stopping_early_) CloseAllAfterExit();
+  if (!exited_) {
+    uv_process_kill(&process_, SIGKILL);
+    int status;
+    while (waitpid(process_.pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    exited_ = true;
+  }
+  if (stopping_early_) CloseAllAfterExit();  // no abort follows for a task already stopping
 }
 
 // Stops reading and writing, kills the child and ends the task once the
@@ -246,7 +251,13 @@ void ExecTask::CloseAllAfterExit() {
   CloseHandle(&stdin_);
   CloseHandle(&outputs_[0].pipe);
   CloseHandle(&outputs_[1].pipe);
-  if (!keep_process_handle_) CloseHandle(&process_);
+  if (!keep_process_handle_) {
+    CloseHandle(&process_);
+  } else if (!process_handle_let_go_) {
+    // Left open at process exit (see OnLoopStop): done with all the same.
+    process_handle_let_go_ = true;
+    if (--open_handles_ == 0) Done();
+  }
 }
 
 void ExecTask::OnClosed(uv_handle_t* handle) {

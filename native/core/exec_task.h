@@ -78,6 +78,7 @@ class ExecTask final : public Task {
   bool exited_ = false;
   bool stopping_early_ = false;  // aborted or failed: stop waiting for output
   bool keep_process_handle_ = false;  // see OnLoopStop()
+  bool process_handle_let_go_ = false;  // the kept handle counted as closed
   bool failed_ = false;
   TaskError failure_;
   int64_t exit_code_ = 0;

@@ -11,6 +11,9 @@ namespace sideloop {
 class LoopThread;
 
 void RegisterForExit(LoopThread* loop);
+// The atexit handler: stops and joins every registered loop as a process
+// exit does. Public for the core's own tests.
+void StopAllLoopsAtExit();
 // Blocks while the atexit handler runs, so a loop is never freed under it.
 void UnregisterForExit(LoopThread* loop);
 

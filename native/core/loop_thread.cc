@@ -364,9 +364,14 @@ Task* LoopThread::MakeSleep(const Message& message) {
 void LoopThread::BeginStop() {
   stopping_ = true;
   // Warned first, in a loop of its own: the abort below may finish and
-  // unlink a task, and a finished task is no longer ours to touch.
+  // unlink a task, and a finished task is no longer ours to touch. The
+  // warning may finish it too (ExecTask at process exit).
   bool exiting = process_exiting_.load(std::memory_order_acquire);
-  for (Task* task = live_head_; task != nullptr; task = task->next_) task->OnLoopStop(exiting);
+  for (Task* task = live_head_; task != nullptr;) {
+    Task* next = task->next_;
+    task->OnLoopStop(exiting);
+    task = next;
+  }
   for (Task* task = live_head_; task != nullptr;) {
     Task* next = task->next_;  // RequestAbort may finish and unlink `task`
     task->RequestAbort(TaskStatus::kCancelled);

@@ -113,8 +113,8 @@ class Task {
   // task, right before it aborts every task. Called at most once, and also
   // on a task already aborting (after a cancel or a timeout). A task whose
   // end depends on something outside the process (a child that may ignore
-  // SIGTERM) makes that end certain here. It must not call Finish().
-  // `process_exiting`: stopped by the exit handler, after process.exit()
+  // SIGTERM) makes that end certain here. It may finish the task, if that
+  // was all the task waited for. `process_exiting`: stopped by the exit handler, after process.exit()
   // has shut down libuv's signal handling.
   virtual void OnLoopStop(bool /*process_exiting*/) {}
 
