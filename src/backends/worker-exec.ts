@@ -3,7 +3,7 @@
  * maxBuffer per stream, SIGTERM on cancel or timeout, spawn errors as the
  * native backend reports them (see spawnError).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import type { Readable } from 'node:stream';
 
 import { TaskStatus } from '../native.js';
@@ -34,7 +34,7 @@ export function runExec(request: ExecRequest, finish: Finish): Abortable {
     const at = entry.indexOf('=');
     env[entry.slice(0, at)] = entry.slice(at + 1);
   }
-  let child: ChildProcess;
+  let child: ChildProcessWithoutNullStreams;
   try {
     child = spawn(request.file, request.args, { cwd: request.cwd, env, stdio: 'pipe' });
   } catch (error) {
