@@ -37,6 +37,20 @@ describe.each(BACKENDS)('Future (%s backend)', (backend) => {
     expect(quick.cancelled()).toBe(false);
   });
 
+  it('reads pending right after submission, even on a loop polling for work', async () => {
+    // Reading the state used to hand the batch over first, and a polling
+    // thread then often started the task before the state was read back.
+    const loop = makeLoop({ spin: 1000 });
+    await loop.sleep(0);
+    const states = new Set<string>();
+    for (let i = 0; i < 200; i++) {
+      const future = loop.sleep(60_000);
+      states.add(future.state);
+      future.cancel();
+    }
+    expect([...states]).toEqual(['pending']);
+  });
+
   it('cancel() on pending work cancels at once and the work never runs', async () => {
     const loop = makeLoop();
     const future = loop.sleep(60_000);

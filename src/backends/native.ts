@@ -88,7 +88,9 @@ class NativeRun implements LoopRun {
   }
 
   phaseOf(future: AnyFuture): 'pending' | 'running' {
-    this.#flush();
+    // Not handed to the thread yet: pending, whatever the thread does next
+    // (handing it over here would make the answer a race with its start).
+    if (this.#isStaged(future._ticket)) return 'pending';
     const phase = this.#handle.phase(future._ticket);
     if (phase === 2) this.#drains.all(); // done on the thread: settle it now
     return phase === 0 ? 'pending' : 'running';
@@ -139,6 +141,11 @@ class NativeRun implements LoopRun {
     const ready = this.#handle.submit(this.#batch, count, this.#batchObjects, becomeBusy);
     if (this.#batchObjects.length > 0) this.#batchObjects.length = 0;
     if (ready) this.#drains.wake(); // with spin: the answers came while the addon waited for them
+  }
+
+  #isStaged(slot: number): boolean {
+    for (let at = 0; at < this.#batchCount * FIELDS; at += FIELDS) if (this.#batch[at] === slot) return true;
+    return false;
   }
 
   #growBatch(): void {
