@@ -49,6 +49,11 @@ describe.each(BACKENDS)('Future (%s backend)', (backend) => {
       future.cancel();
     }
     expect([...states]).toEqual(['pending']);
+    // Reading the state hands the task over all the same: polling it
+    // without ever yielding to the microtask that would, still sees it start.
+    const polled = loop.sleep(60_000);
+    for (let i = 0; i < 10_000_000 && !polled.running(); i++);
+    expect(polled.state).toBe('running');
   });
 
   it('cancel() on pending work cancels at once and the work never runs', async () => {

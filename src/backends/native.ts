@@ -88,9 +88,13 @@ class NativeRun implements LoopRun {
   }
 
   phaseOf(future: AnyFuture): 'pending' | 'running' {
-    // Not handed to the thread yet: pending, whatever the thread does next
-    // (handing it over here would make the answer a race with its start).
-    if (this.#isStaged(future._ticket)) return 'pending';
+    // Not handed to the thread yet: pending, whatever the thread does next.
+    // Handed over now, after the answer (before, it would race the start),
+    // so that code polling the state without yielding sees it move on.
+    if (this.#isStaged(future._ticket)) {
+      this.#flush();
+      return 'pending';
+    }
     const phase = this.#handle.phase(future._ticket);
     if (phase === 2) this.#drains.all(); // done on the thread: settle it now
     return phase === 0 ? 'pending' : 'running';

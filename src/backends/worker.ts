@@ -204,8 +204,11 @@ class WorkerRun implements LoopRun {
   }
 
   phaseOf(future: AnyFuture): 'pending' | 'running' {
-    // A task still in the staged batch reads as pending: its flags were reset.
+    // A task still in the staged batch reads as pending: its flags were
+    // reset. The batch goes after the reading (before, it would race the
+    // start), so that code polling the state without yielding sees it move on.
     const phase = this.#flags.phase(future._ticket);
+    this.#flush();
     if (phase === SlotPhase.done) this.#settleArrived(); // its completion may be waiting on the port
     return phase === SlotPhase.pending ? 'pending' : 'running';
   }
