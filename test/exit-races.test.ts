@@ -1,6 +1,6 @@
 /**
  * Exit races: child processes that end at a random moment during a flood of
- * tasks, in each way a process can end. None may crash (die by SIGSEGV,
+ * tasks (and a stream of exec tasks), in each way a process can end. None may crash (die by SIGSEGV,
  * SIGABRT, ...) or hang.
  */
 import { describe, expect, it } from 'vitest';
@@ -26,6 +26,13 @@ function childScript(backend: string, way: (typeof WAYS)[number], delayMs: numbe
       setImmediate(flood);
     };
     flood();
+    // One child process after another: the exit may come as one is spawned
+    // or reaped (the native backend's loop thread did both after
+    // process.exit() had shut libuv's signal handling down: SIGABRT).
+    const execAgain = () => {
+      if (flooding) loop.exec('true').then(execAgain, execAgain);
+    };
+    execAgain();
     if (${JSON.stringify(way)} === 'sigterm-handled') process.on('SIGTERM', () => process.exit(0));
     setTimeout(() => {
       switch (${JSON.stringify(way)}) {

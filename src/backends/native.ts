@@ -33,6 +33,38 @@ export class NativeBackend implements Backend {
   }
 }
 
+/**
+ * The threads of this JS thread's native loops, stopped at its 'exit'
+ * event. The addon's own exit handler (native/core/exit_guard.h) runs only
+ * after process.exit() or a natural exit has shut libuv's signal handling
+ * down, and a loop thread that spawned or reaped a child in between aborted
+ * the process; 'exit' comes before that. The handles are held weakly: an
+ * unreferenced loop is still collected.
+ */
+const runningHandles = new Set<WeakRef<NativeLoopHandle>>();
+const collectedHandles = new FinalizationRegistry<WeakRef<NativeLoopHandle>>((ref) => runningHandles.delete(ref));
+let exitListenerAdded = false;
+
+function stopAtExit(handle: NativeLoopHandle): WeakRef<NativeLoopHandle> {
+  const ref = new WeakRef(handle);
+  runningHandles.add(ref);
+  collectedHandles.register(handle, ref, ref);
+  if (!exitListenerAdded) {
+    exitListenerAdded = true;
+    // Only the threads: the Futures stay as they are, no callback runs at exit.
+    process.on('exit', () => {
+      for (const running of runningHandles) running.deref()?.stop();
+      runningHandles.clear();
+    });
+  }
+  return ref;
+}
+
+function stoppedBeforeExit(ref: WeakRef<NativeLoopHandle>): void {
+  runningHandles.delete(ref);
+  collectedHandles.unregister(ref);
+}
+
 class NativeRun implements LoopRun {
   readonly #options: RunOptions;
   readonly #handle: NativeLoopHandle;
@@ -56,6 +88,7 @@ class NativeRun implements LoopRun {
   #unsettled = 0; // Futures submitted here and not yet done
   #busy = false; // the addon keeps the process and #wake alive (setBusy)
   #stopped = false;
+  readonly #atExit: WeakRef<NativeLoopHandle>;
 
   constructor(binding: NativeBinding, options: RunOptions) {
     this.#options = options;
@@ -68,6 +101,7 @@ class NativeRun implements LoopRun {
       this.#payloads,
       options.spin,
     );
+    this.#atExit = stopAtExit(this.#handle);
   }
 
   submit(request: TaskRequest, future: AnyFuture): void {
@@ -131,6 +165,7 @@ class NativeRun implements LoopRun {
     this.#flush(); // or the batch would reach a stopped loop
     this.#stopped = true;
     this.#handle.stop();
+    stoppedBeforeExit(this.#atExit);
     this.#drains.all(); // whatever was left comes back cancelled
   }
 
