@@ -18,14 +18,16 @@ describe('the native binding', () => {
     const statuses = new Uint8Array(16);
     const payloads: unknown[] = [];
     const loop = new binding.NativeLoop('binding-test', false, () => {}, ids, statuses, payloads, 0);
-    // [slot, kind, timeout, number]: an unknown kind, a hash without bytes, a good sleep(0)
-    loop.submit(new Float64Array([0, 99, -1, 0, 1, 1, -1, 2, 2, 0, -1, 0]), 3, [undefined, 'not bytes', undefined]);
-    for (const slot of [0, 1, 2]) expect(loop.wait(slot, -1)).toBe(true);
-    expect(loop.drain()).toBe(3);
-    const bySlot = new Map([0, 1, 2].map((i) => [ids[i], { status: statuses[i], payload: payloads[i] }]));
+    // [slot, kind, timeout, number]: an unknown kind, a hash without bytes, a good sleep(0), and
+    // an unknown kind with a timeout of 0 (which must not hide the mismatch as a timeout)
+    loop.submit(new Float64Array([0, 99, -1, 0, 1, 1, -1, 2, 2, 0, -1, 0, 3, 99, 0, 0]), 4, [undefined, 'not bytes', undefined, undefined]);
+    for (const slot of [0, 1, 2, 3]) expect(loop.wait(slot, -1)).toBe(true);
+    expect(loop.drain()).toBe(4);
+    const bySlot = new Map([0, 1, 2, 3].map((i) => [ids[i], { status: statuses[i], payload: payloads[i] }]));
     expect(bySlot.get(0)).toMatchObject({ status: 1, payload: { code: 'ERR_SIDELOOP_BAD_TASK' } });
     expect(bySlot.get(1)).toMatchObject({ status: 1, payload: { code: 'ERR_SIDELOOP_BAD_TASK' } });
     expect(bySlot.get(2)).toMatchObject({ status: 0 });
+    expect(bySlot.get(3)).toMatchObject({ status: 1, payload: { code: 'ERR_SIDELOOP_BAD_TASK' } });
     loop.stop();
   });
 

@@ -219,7 +219,9 @@ Napi::Value NativeLoop::Submit(const Napi::CallbackInfo& info) {
     }
     Napi::Value object = i < object_count ? objects.Get(i) : env.Undefined();
     Task* task = CreateTask(kind, fields[3], object);
-    task->set_timeout(fields[2]);
+    // A description the addon could not use fails as it starts: no time
+    // limit (a timeout of 0 would report it as timed out instead).
+    if (task->kind() != kTaskRejected) task->set_timeout(fields[2]);
     slots_[slot] = task;
     if (object.IsObject()) borrowed_[slot] = Napi::Persistent(object.As<Napi::Object>());
     batch_.push_back({task, slot, 0, -1});
