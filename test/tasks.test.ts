@@ -102,6 +102,15 @@ describe.each(BACKENDS)('built-in tasks (%s backend)', (backend) => {
   describe('compression', () => {
     const levels = [undefined, -1, 0, 1, 6, 9];
 
+    it('a result over 4 GiB (a gzip bomb) fails with RangeError as node:zlib does, not filling memory', async () => {
+      const loop = makeLoop();
+      const gibOfZeros = zlib.gzipSync(Buffer.alloc(2 ** 30), { level: 1 });
+      const bomb = Buffer.concat([gibOfZeros, gibOfZeros, gibOfZeros, gibOfZeros, zlib.gzipSync('one byte more')]);
+      const error = await loop.gunzip(bomb).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(RangeError);
+      expect(error).toMatchObject({ code: 'ERR_BUFFER_TOO_LARGE', message: 'Cannot create a Buffer larger than 4294967296 bytes' });
+    });
+
     it.each(['gzip', 'deflate'] as const)('%s equals node:zlib byte for byte at every level', async (method) => {
       const loop = makeLoop();
       const sync = method === 'gzip' ? zlib.gzipSync : zlib.deflateSync;
@@ -170,6 +179,22 @@ describe.each(BACKENDS)('built-in tasks (%s backend)', (backend) => {
   });
 
   describe('files', () => {
+    it('readFile stops at 2 GiB as node:fs does, also for a file that never ends', async () => {
+      const loop = makeLoop();
+      const sparse = path.join(tmp, `${backend}-3gib.bin`);
+      fs.closeSync(fs.openSync(sparse, 'w'));
+      fs.truncateSync(sparse, 3 * 2 ** 30); // no blocks on disk: refused by its size, before any read
+      const expected = await fs.promises.readFile(sparse).catch((e: unknown) => e);
+      const tooLarge = await loop.readFile(sparse).catch((e: unknown) => e);
+      expect(tooLarge).toBeInstanceOf(RangeError);
+      expect(tooLarge).toMatchObject({ code: 'ERR_FS_FILE_TOO_LARGE', message: (expected as Error).message });
+      fs.unlinkSync(sparse);
+      // Read until then: it used to fill memory until the process was killed.
+      const endless = await loop.readFile('/dev/zero').catch((e: unknown) => e);
+      expect(endless).toBeInstanceOf(RangeError);
+      expect(endless).toMatchObject({ code: 'ERR_FS_FILE_TOO_LARGE', message: 'File size is greater than 2 GiB' });
+    });
+
     it('readFile returns the bytes; writeFile writes every input form', async () => {
       const loop = makeLoop();
       const file = path.join(tmp, `${backend}-rw.bin`);

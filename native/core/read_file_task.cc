@@ -16,6 +16,7 @@ StepTask::StepResult ReadFileTask::Open() {
   TaskError error;
   fd_ = OpenFile(loop(), path_, O_RDONLY, 0, &known, &error);
   if (fd_ < 0) return Failed(std::move(error));
+  if (known > kMaxFileBytes) return Failed(FileTooLargeError(known, true));
   // Room for the whole file and one byte more, so the read that sees the
   // end needs no growth. Files whose size the kernel does not know (/proc)
   // report 0 and grow as they are read.
@@ -35,6 +36,8 @@ StepTask::StepResult ReadFileTask::Read() {
   if (n < 0) return Failed(UvError(static_cast<int>(n), "read", ""));
   if (n == 0) return StepResult::kDone;
   output_.Commit(static_cast<size_t>(n));
+  // A file that grew while being read, or one with no end (/dev/zero).
+  if (output_.size() > kMaxFileBytes) return Failed(FileTooLargeError(output_.size(), false));
   return StepResult::kMore;
 }
 

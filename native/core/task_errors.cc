@@ -22,4 +22,21 @@ TaskError OutOfMemoryError() {
   return error;
 }
 
+TaskError ResultTooLargeError() {
+  TaskError error;
+  error.code = "ERR_BUFFER_TOO_LARGE";
+  error.message = "Cannot create a Buffer larger than " + std::to_string(kMaxResultBytes) + " bytes";
+  error.range_error = true;
+  return error;
+}
+
+TaskError FileTooLargeError(uint64_t size, bool size_known) {
+  TaskError error;
+  error.code = "ERR_FS_FILE_TOO_LARGE";
+  error.message = size_known ? "File size (" + std::to_string(size) + ") is greater than 2 GiB"
+                             : "File size is greater than 2 GiB";
+  error.range_error = true;
+  return error;
+}
+
 }  // namespace sideloop

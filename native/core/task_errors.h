@@ -3,6 +3,7 @@
 #ifndef SIDELOOP_CORE_TASK_ERRORS_H_
 #define SIDELOOP_CORE_TASK_ERRORS_H_
 
+#include <cstdint>
 #include <string>
 
 #include "task.h"
@@ -15,6 +16,22 @@ TaskError UvError(int err, const char* syscall, const std::string& path);
 
 // Memory for a result could not be had.
 TaskError OutOfMemoryError();
+
+// The largest result a task may give: Node 20's buffer.constants.MAX_LENGTH
+// (4 GiB), which node:zlib also holds its output to. Beyond it a result could
+// not become a Buffer, and a small input (a gzip bomb) could fill memory.
+constexpr uint64_t kMaxResultBytes = uint64_t{1} << 32;
+
+// The largest file readFile reads: node:fs's limit (2 GiB - 1), which also
+// ends reads of files that never end (/dev/zero).
+constexpr uint64_t kMaxFileBytes = (uint64_t{1} << 31) - 1;
+
+// As node:zlib: "Cannot create a Buffer larger than 4294967296 bytes".
+TaskError ResultTooLargeError();
+
+// As node:fs: "File size (3221225472) is greater than 2 GiB"; without the
+// size for a file whose size was not known ahead (a device, a pipe).
+TaskError FileTooLargeError(uint64_t size, bool size_known);
 
 }  // namespace sideloop
 

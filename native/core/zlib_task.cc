@@ -106,6 +106,7 @@ StepTask::StepResult ZlibTask::Compress() {
   int ret = deflate(&stream_, flush);
   output_.Commit(chunk_left_ - stream_.avail_out);
   chunk_left_ = stream_.avail_out;
+  if (output_.size() > kMaxResultBytes) return TooLarge();
   if (ret == Z_STREAM_END) return StepResult::kDone;
   if (ret != Z_OK && ret != Z_BUF_ERROR) return Error(ret, "Zlib error");
   // Room left after finishing input: zlib wants more input that does not exist.
@@ -124,6 +125,7 @@ StepTask::StepResult ZlibTask::Decompress() {
   int ret = inflate(&stream_, Z_FINISH);
   output_.Commit(chunk_left_ - stream_.avail_out);
   chunk_left_ = stream_.avail_out;
+  if (output_.size() > kMaxResultBytes) return TooLarge();  // a gzip bomb, say
   if (ret == Z_STREAM_END) {
     // As node:zlib: more input after a gzip member is another member,
     // unless it is zero bytes (padding); after a deflate stream it is ignored.
@@ -139,6 +141,11 @@ StepTask::StepResult ZlibTask::Decompress() {
   // ended early (truncated, or empty).
   if (stream_.avail_out != 0 && fed_ == size_) return Error(ret, "unexpected end of file");
   return StepResult::kMore;
+}
+
+StepTask::StepResult ZlibTask::TooLarge() {
+  failure_ = ResultTooLargeError();
+  return StepResult::kFailed;
 }
 
 // node:zlib's message is zlib's own when it gave one, else `message`.

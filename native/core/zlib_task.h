@@ -38,6 +38,7 @@ class ZlibTask final : public StepTask {
   StepResult Decompress();
   bool ReserveOutput();
   StepResult Error(int ret, const char* message);
+  StepResult TooLarge();  // the output passed kMaxResultBytes
 
   const int level_;
   const uint8_t* const data_;

@@ -30,6 +30,25 @@ export const TASK_FIELDS = 4;
  */
 export const INPUT_CHUNK = 1024 * 1024;
 
+/**
+ * The largest result a task gives (Node 20's buffer.constants.MAX_LENGTH,
+ * which node:zlib holds its output to) and the largest file readFile reads
+ * (node:fs's limit, which also ends files that never end): the native
+ * core's kMaxResultBytes and kMaxFileBytes (native/core/task_errors.h).
+ */
+export const MAX_RESULT_BYTES = 2 ** 32;
+export const MAX_FILE_BYTES = 2 ** 31 - 1;
+
+export function resultTooLarge(): RangeError {
+  return Object.assign(new RangeError(`Cannot create a Buffer larger than ${MAX_RESULT_BYTES} bytes`), { code: 'ERR_BUFFER_TOO_LARGE' });
+}
+
+/** As node:fs says it; without the size for a file whose size was not known ahead. */
+export function fileTooLarge(size: number | undefined): RangeError {
+  const message = size === undefined ? 'File size is greater than 2 GiB' : `File size (${size}) is greater than 2 GiB`;
+  return Object.assign(new RangeError(message), { code: 'ERR_FS_FILE_TOO_LARGE' });
+}
+
 export interface StreamedInput {
   streamedBytes: number;
 }

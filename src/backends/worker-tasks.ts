@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import { TaskStatus } from '../native.js';
 import { HASH_ALGORITHMS, TaskKind, type ExecRequest, type WriteFileRequest } from '../tasks.js';
 import { runExec } from './worker-exec.js';
-import { INPUT_CHUNK, type StreamedInput } from './worker-protocol.js';
+import { INPUT_CHUNK, MAX_FILE_BYTES, fileTooLarge, type StreamedInput } from './worker-protocol.js';
 import { zlibSink } from './worker-zlib.js';
 
 /** Reports how a task ended; only its first call counts. */
@@ -62,7 +62,7 @@ export function runTask(kind: number, number: number, object: unknown, context: 
     case TaskKind.inflate:
       return consume(object as Uint8Array | StreamedInput, zlibSink(kind, number), context);
     case TaskKind.readFile:
-      finish(TaskStatus.ok, withFile(object as string, fs.constants.O_RDONLY, (fd) => fs.readFileSync(fd)));
+      finish(TaskStatus.ok, withFile(object as string, fs.constants.O_RDONLY, readWhole));
       return undefined;
     case TaskKind.writeFile: {
       const { path, data } = object as WriteFileRequest;
@@ -96,6 +96,33 @@ function withFile<T>(path: string, flags: number, use: (fd: number) => T): T {
   } finally {
     fs.closeSync(fd);
   }
+}
+
+/** Bytes read at a time from a file whose size is not known ahead (a device, /proc). */
+const READ_CHUNK = 512 * 1024;
+
+/**
+ * The whole of an open file, as fs.readFileSync(fd) reads it, but bounded
+ * as the native backend's readFile is: that one reads a file that never
+ * ends (/dev/zero) until memory runs out.
+ */
+function readWhole(fd: number): Buffer {
+  const { size } = fs.fstatSync(fd); // 0 where the kernel does not know (devices, /proc)
+  if (size > MAX_FILE_BYTES) throw fileTooLarge(size);
+  const parts: Buffer[] = [];
+  let total = 0;
+  for (;;) {
+    // A known size is read into a buffer of that size (handed over whole,
+    // not copied), then one byte more must find the end.
+    const want = total < size ? size - total : total === size && size > 0 ? 1 : READ_CHUNK;
+    const part = Buffer.allocUnsafeSlow(want);
+    const read = fs.readSync(fd, part, 0, want, null);
+    if (read === 0) break;
+    total += read;
+    if (total > MAX_FILE_BYTES) throw fileTooLarge(undefined); // grew while read, or never ends
+    parts.push(read === want ? part : part.subarray(0, read));
+  }
+  return parts.length === 1 ? parts[0]! : Buffer.concat(parts, total);
 }
 
 function mayBlock(stats: fs.Stats | undefined): boolean {

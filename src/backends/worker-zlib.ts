@@ -14,9 +14,11 @@
  * is not there, we gather the input and make the one-shot call, which cannot
  * be interrupted (the contract allows that).
  */
+import buffer from 'node:buffer';
 import zlib from 'node:zlib';
 
 import { TaskKind } from '../tasks.js';
+import { MAX_RESULT_BYTES, resultTooLarge } from './worker-protocol.js';
 import type { ByteSink } from './worker-tasks.js';
 
 export type ZlibKind = typeof TaskKind.gzip | typeof TaskKind.deflate | typeof TaskKind.gunzip | typeof TaskKind.inflate;
@@ -33,7 +35,8 @@ interface ZlibHandle {
 type Engine = zlib.Zlib & { _handle?: ZlibHandle; _writeState?: Uint32Array };
 
 export function zlibSink(kind: ZlibKind, level: number): ByteSink {
-  const options = kind === TaskKind.gzip || kind === TaskKind.deflate ? { level } : {};
+  const limit = { maxOutputLength: Math.min(MAX_RESULT_BYTES, buffer.constants.MAX_LENGTH) }; // for oneShotSink
+  const options = kind === TaskKind.gzip || kind === TaskKind.deflate ? { level, ...limit } : limit;
   const engine = createEngine(kind, options);
   if (engine._handle === undefined || engine._writeState === undefined) {
     engine.close();
@@ -92,6 +95,7 @@ class ChunkedZlib implements ByteSink {
         this.#parts.push(this.#out.subarray(this.#outOffset, this.#outOffset + produced));
         this.#total += produced;
         this.#outOffset += produced;
+        if (this.#total > MAX_RESULT_BYTES) throw resultTooLarge(); // a gzip bomb, say
       }
       if (outLeft === 0) {
         this.#out = Buffer.allocUnsafe(OUTPUT_CHUNK);
@@ -116,9 +120,9 @@ function oneShotSink(kind: ZlibKind, options: zlib.ZlibOptions): ByteSink {
         case TaskKind.deflate:
           return zlib.deflateSync(input, options);
         case TaskKind.gunzip:
-          return zlib.gunzipSync(input);
+          return zlib.gunzipSync(input, options);
         case TaskKind.inflate:
-          return zlib.inflateSync(input);
+          return zlib.inflateSync(input, options);
       }
     },
     close() {},
