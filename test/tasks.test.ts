@@ -414,6 +414,13 @@ describe.each(BACKENDS)('built-in tasks (%s backend)', (backend) => {
       }
     });
 
+    it('with maxBuffer: Infinity, output past 4 GiB fails with RangeError, not filling memory', async () => {
+      const loop = makeLoop();
+      const error = await loop.exec('head', ['-c', String(2 ** 32 + 1), '/dev/zero'], { maxBuffer: Infinity }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(RangeError);
+      expect(error).toMatchObject({ code: 'ERR_BUFFER_TOO_LARGE', message: 'Cannot create a Buffer larger than 4294967296 bytes' });
+    });
+
     it('fails and kills the child when output passes maxBuffer', async () => {
       const loop = makeLoop();
       const error = await loop.exec('sh', ['-c', 'yes'], { maxBuffer: 10_000 }).catch((e: unknown) => e);

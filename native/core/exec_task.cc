@@ -156,6 +156,9 @@ void ExecTask::OnRead(uv_stream_t* stream, ssize_t nread, const uv_buf_t* /*buf*
     if (output.bytes.size() > self->options_.max_buffer) {
       TaskError error = MaxBufferError(output.name);
       self->StopEarly(&error);
+    } else if (output.bytes.size() > kMaxResultBytes) {  // maxBuffer: Infinity
+      TaskError error = ResultTooLargeError();
+      self->StopEarly(&error);
     }
     return;
   }

@@ -8,7 +8,7 @@ import type { Readable } from 'node:stream';
 
 import { TaskStatus } from '../native.js';
 import type { ExecRequest } from '../tasks.js';
-import { serializeError } from './worker-protocol.js';
+import { MAX_RESULT_BYTES, resultTooLarge, serializeError } from './worker-protocol.js';
 import type { Abortable, Finish } from './worker-tasks.js';
 
 /** Children that have not exited yet, including killed ones whose task is over: they must still be reaped before the run stops. */
@@ -94,11 +94,15 @@ function collect(stream: Readable, name: string, maxBuffer: number, fail: (error
   let length = 0;
   stream.on('data', (chunk: Buffer) => {
     length += chunk.length;
-    if (length <= maxBuffer) {
+    if (length <= maxBuffer && length <= MAX_RESULT_BYTES) {
       chunks.push(chunk);
     } else {
       stream.destroy();
-      fail(Object.assign(new RangeError(`${name} maxBuffer length exceeded`), { code: 'ERR_CHILD_PROCESS_STDIO_MAXBUFFER' }));
+      fail(
+        length > maxBuffer
+          ? Object.assign(new RangeError(`${name} maxBuffer length exceeded`), { code: 'ERR_CHILD_PROCESS_STDIO_MAXBUFFER' })
+          : resultTooLarge(), // maxBuffer: Infinity
+      );
     }
   });
   return chunks;
