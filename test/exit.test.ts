@@ -55,6 +55,28 @@ describe.each(BACKENDS)('process and thread exit (%s backend)', (backend) => {
     expect(result.stdout).toBe('running true\n');
   });
 
+  it.each(['process.exit()', 'a natural exit'])("an 'exit' listener can still use the loop, at %s", async (how) => {
+    // The listener is added after the loop started (when the native backend
+    // hooks into the exit) and blocks on results, as an 'exit' listener must.
+    const result = await runScript(`${prelude}
+      const loop = new sideloop.EventLoop({ backend: BACKEND });
+      const file = require('node:path').join(require('node:os').tmpdir(), 'sideloop-exit-listener-' + process.pid);
+      loop.sleep(0).then(() => {
+        process.on('exit', (code) => {
+          loop.writeFile(file, 'written at exit').result();
+          console.log(loop.sleep(1, 'slept at exit').result(), require('node:fs').readFileSync(file, 'utf8'), code);
+          require('node:fs').unlinkSync(file);
+        });
+        if (${JSON.stringify(how)} === 'process.exit()') {
+          loop.sleep(60_000); // in flight at the exit
+          process.exit(4);
+        }
+      });
+    `);
+    clean(result, how === 'process.exit()' ? 4 : 0);
+    expect(result.stdout).toBe(`slept at exit written at exit ${how === 'process.exit()' ? 4 : 0}\n`);
+  });
+
   it('process.exit() straight after submitting, before the batch reaches the thread', async () => {
     const result = await runScript(`${prelude}
       const loop = new sideloop.EventLoop({ backend: BACKEND });

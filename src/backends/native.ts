@@ -11,6 +11,7 @@ import { TaskStatus, type NativeBinding, type NativeLoopHandle } from '../native
 import type { TaskRequest } from '../tasks.js';
 import type { Backend, LoopRun, RunOptions } from './backend.js';
 import { BudgetedDrain, DRAIN_BUDGET, outcomeValue, settleBatch } from './drain.js';
+import { stopBeforeExit, stoppedBeforeExit } from './native-exit.js';
 import { SlotTable } from './slots.js';
 /** Tasks per submit() call at most; a fuller batch is sent at once. */
 const BATCH_CAPACITY = 4096;
@@ -33,38 +34,6 @@ export class NativeBackend implements Backend {
   }
 }
 
-/**
- * The threads of this JS thread's native loops, stopped at its 'exit'
- * event. The addon's own exit handler (native/core/exit_guard.h) runs only
- * after process.exit() or a natural exit has shut libuv's signal handling
- * down, and a loop thread that spawned or reaped a child in between aborted
- * the process; 'exit' comes before that. The handles are held weakly: an
- * unreferenced loop is still collected.
- */
-const runningHandles = new Set<WeakRef<NativeLoopHandle>>();
-const collectedHandles = new FinalizationRegistry<WeakRef<NativeLoopHandle>>((ref) => runningHandles.delete(ref));
-let exitListenerAdded = false;
-
-function stopAtExit(handle: NativeLoopHandle): WeakRef<NativeLoopHandle> {
-  const ref = new WeakRef(handle);
-  runningHandles.add(ref);
-  collectedHandles.register(handle, ref, ref);
-  if (!exitListenerAdded) {
-    exitListenerAdded = true;
-    // Only the threads: the Futures stay as they are, no callback runs at exit.
-    process.on('exit', () => {
-      for (const running of runningHandles) running.deref()?.stop();
-      runningHandles.clear();
-    });
-  }
-  return ref;
-}
-
-function stoppedBeforeExit(ref: WeakRef<NativeLoopHandle>): void {
-  runningHandles.delete(ref);
-  collectedHandles.unregister(ref);
-}
-
 class NativeRun implements LoopRun {
   readonly #options: RunOptions;
   readonly #handle: NativeLoopHandle;
@@ -80,6 +49,7 @@ class NativeRun implements LoopRun {
   #batch = new Float64Array(64 * FIELDS);
   readonly #batchObjects: unknown[] = [];
   #batchCount = 0;
+  #stagedRead = -1; // the slot of the staged task whose state was last read (phaseOf)
 
   // The addon holds this callback weakly while the loop is idle (so an
   // unreferenced loop can be collected); we hold it strongly, so it lives
@@ -88,7 +58,7 @@ class NativeRun implements LoopRun {
   #unsettled = 0; // Futures submitted here and not yet done
   #busy = false; // the addon keeps the process and #wake alive (setBusy)
   #stopped = false;
-  readonly #atExit: WeakRef<NativeLoopHandle>;
+  readonly #beforeExit: ReturnType<typeof stopBeforeExit>;
 
   constructor(binding: NativeBinding, options: RunOptions) {
     this.#options = options;
@@ -101,7 +71,7 @@ class NativeRun implements LoopRun {
       this.#payloads,
       options.spin,
     );
-    this.#atExit = stopAtExit(this.#handle);
+    this.#beforeExit = stopBeforeExit(this.#handle);
   }
 
   submit(request: TaskRequest, future: AnyFuture): void {
@@ -123,10 +93,13 @@ class NativeRun implements LoopRun {
 
   phaseOf(future: AnyFuture): 'pending' | 'running' {
     // Not handed to the thread yet: pending, whatever the thread does next.
-    // Handed over now, after the answer (before, it would race the start),
-    // so that code polling the state without yielding sees it move on.
     if (this.#isStaged(future._ticket)) {
-      this.#flush();
+      // Read again without a yield in between: someone polls it, and the
+      // flush a microtask away would never come. Handed over now, after
+      // the answer (before it, the answer would race the start); not at the
+      // first reading, which would cost a flush (and with spin, a wait) each.
+      if (this.#stagedRead === future._ticket) this.#flush();
+      else this.#stagedRead = future._ticket;
       return 'pending';
     }
     const phase = this.#handle.phase(future._ticket);
@@ -165,11 +138,12 @@ class NativeRun implements LoopRun {
     this.#flush(); // or the batch would reach a stopped loop
     this.#stopped = true;
     this.#handle.stop();
-    stoppedBeforeExit(this.#atExit);
+    stoppedBeforeExit(this.#beforeExit);
     this.#drains.all(); // whatever was left comes back cancelled
   }
 
   #flush(): void {
+    this.#stagedRead = -1;
     if (this.#batchCount === 0) return;
     const count = this.#batchCount;
     this.#batchCount = 0;
@@ -183,7 +157,8 @@ class NativeRun implements LoopRun {
   }
 
   #isStaged(slot: number): boolean {
-    for (let at = 0; at < this.#batchCount * FIELDS; at += FIELDS) if (this.#batch[at] === slot) return true;
+    // Newest first: the state read is most often that of the task just submitted.
+    for (let at = (this.#batchCount - 1) * FIELDS; at >= 0; at -= FIELDS) if (this.#batch[at] === slot) return true;
     return false;
   }
 

@@ -135,6 +135,7 @@ class WorkerRun implements LoopRun {
   #stagedPages: Int32Array[] = [];
   #stagedCancels: number[] = [];
   #flushQueued = false;
+  #pendingRead = -1; // the slot of the pending task whose state was last read (phaseOf)
 
   readonly #streams: InputStream[] = [];
   #pumpScheduled = false;
@@ -205,10 +206,14 @@ class WorkerRun implements LoopRun {
 
   phaseOf(future: AnyFuture): 'pending' | 'running' {
     // A task still in the staged batch reads as pending: its flags were
-    // reset. The batch goes after the reading (before, it would race the
-    // start), so that code polling the state without yielding sees it move on.
+    // reset. A pending task read twice without a yield in between is being
+    // polled, and the flush a microtask away would never come: the batch
+    // goes now, after the reading (before it, the answer would race the start).
     const phase = this.#flags.phase(future._ticket);
-    this.#flush();
+    if (phase === SlotPhase.pending) {
+      if (this.#pendingRead === future._ticket) this.#flush();
+      else this.#pendingRead = future._ticket;
+    }
     if (phase === SlotPhase.done) this.#settleArrived(); // its completion may be waiting on the port
     return phase === SlotPhase.pending ? 'pending' : 'running';
   }
@@ -355,6 +360,7 @@ class WorkerRun implements LoopRun {
   }
 
   #flush(): void {
+    this.#pendingRead = -1;
     if (this.#stagedCount === 0 && this.#stagedCancels.length === 0) return;
     if (this.#stopped) return; // stop() flushed the last batch; later cancels have nothing left to cancel
     const message: SubmitMessage = {
