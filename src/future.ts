@@ -67,12 +67,20 @@ export class Future<T> implements PromiseLike<T> {
   }
 
   get state(): FutureState {
-    if (this.#state !== 'pending' || this.#owner === undefined) return this.#state;
-    const phase = this.#owner.phaseOf(this);
-    return this.#state === 'pending' ? phase : this.#state; // phaseOf may have settled it
+    const phase = this.#refresh();
+    return this.#state === 'pending' ? phase : this.#state;
   }
 
   done(): boolean {
+    this.#refresh();
+    return this.#state !== 'pending';
+  }
+
+  /**
+   * @internal Done as this thread last heard, without asking the owner:
+   * for owners, which must not re-enter themselves through done().
+   */
+  _settled(): boolean {
     return this.#state !== 'pending';
   }
 
@@ -90,6 +98,7 @@ export class Future<T> implements PromiseLike<T> {
    * Returns false only when the Future already finished.
    */
   cancel(): boolean {
+    this.#refresh(); // work the loop has finished is not thrown away
     if (this.#state === 'finished') return false;
     if (this.#state === 'cancelled') return true;
     this.#owner?.abort(this);
@@ -179,6 +188,15 @@ export class Future<T> implements PromiseLike<T> {
     else if (outcome === 'completed') this.#conclude('finished', value as T, undefined, false);
     else this.#conclude('finished', undefined, value, true);
     return true;
+  }
+
+  /**
+   * Asks the owner where the work is, which settles the Future first when
+   * the loop has finished it: so state, done() and cancel() agree with the
+   * loop even while the main thread polls without yielding.
+   */
+  #refresh(): 'pending' | 'running' {
+    return this.#state === 'pending' && this.#owner !== undefined ? this.#owner.phaseOf(this) : 'pending';
   }
 
   #waitSync(timeout: number | undefined): void {

@@ -56,6 +56,32 @@ describe.each(BACKENDS)('Future (%s backend)', (backend) => {
     expect(polled.state).toBe('running');
   });
 
+  it('done() and cancel() see work the loop finished, while this thread polls without yielding', async () => {
+    // done() read only what this thread had settled, while state asked the
+    // loop: a synchronous `while (!f.done())` never ended, and cancel()
+    // threw away a result the loop already had.
+    const loop = makeLoop();
+    await loop.sleep(0);
+    const polled = loop.sleep(0, 'polled');
+    for (let i = 0; i < 10_000_000 && !polled.done(); i++);
+    expect(polled.done()).toBe(true);
+    expect(polled.result(0)).toBe('polled');
+
+    // The worker backend's results come by message, which may still be on
+    // its way when the task reads done: cancel() keeps what has arrived.
+    if (backend === 'worker') return;
+    const kept = loop.sleep(0, 'kept');
+    const after = loop.sleep(60_000);
+    await null; // the batch goes to the thread; no completion is settled in a microtask
+    // Tasks start in order: once `after` runs, `kept` is over on the thread.
+    // (Reading the state of work still running settles nothing.)
+    for (let i = 0; i < 10_000_000 && !after.running(); i++);
+    expect(after.running()).toBe(true);
+    expect(kept.cancel()).toBe(false);
+    expect(kept.result(0)).toBe('kept');
+    expect(after.cancel()).toBe(true);
+  });
+
   it('cancel() on pending work cancels at once and the work never runs', async () => {
     const loop = makeLoop();
     const future = loop.sleep(60_000);

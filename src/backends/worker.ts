@@ -237,7 +237,7 @@ class WorkerRun implements LoopRun {
       // after we looked has bumped it, and Atomics.wait returns at once.
       const seen = Atomics.load(this.#control, Control.completions);
       this.#settleArrived();
-      if (future.done() || this.#stopped) return;
+      if (future._settled() || this.#stopped) return;
       const left = deadline - performance.now();
       if (left <= 0) return;
       Atomics.wait(this.#control, Control.completions, seen, left === Infinity ? undefined : left);
@@ -464,7 +464,7 @@ class WorkerRun implements LoopRun {
 
   /** Sends the next chunk of `stream`; true when the stream is over (all sent, or no longer wanted). */
   #sendChunk(stream: InputStream): boolean {
-    if (this.#stopped || stream.future.done()) return true;
+    if (this.#stopped || stream.future._settled()) return true;
     if (stream.bytes.byteLength !== stream.total) {
       // Detached (transferred) or resized while still being read, against
       // the README's advice: fail the task rather than throw from here.
