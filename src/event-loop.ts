@@ -142,8 +142,9 @@ export class EventLoop {
     const cancelPending = (options as ShutdownOptions | undefined)?.cancelPending ?? false;
     validateBoolean(cancelPending, 'options.cancelPending');
     if (this.#state === 'idle' || this.#state === 'stopped') return this.#reaping ?? Promise.resolve();
-    if (cancelPending) this.#run!.cancelAll();
+    // 'stopping' first: what the cancelled Futures' callbacks submit is refused.
     this.#shutdown ??= this.#stop();
+    if (cancelPending) this.#run!.cancelAll();
     return this.#shutdown;
   }
 

@@ -54,6 +54,20 @@ describe.each(BACKENDS)('EventLoop lifecycle (%s backend)', (backend) => {
     expect(loop.stats()).toMatchObject({ submitted: 101, completed: 1, cancelled: 100, pending: 0, running: 0 });
   });
 
+  it('shutdown({ cancelPending: true }) refuses what the cancelled Futures\' callbacks submit', async () => {
+    // The loop became 'stopping' only after cancelling, so a callback's
+    // retry was accepted, and shutdown could wait for it to run to its end.
+    const loop = makeLoop();
+    await loop.sleep(0); // its slot is free again: the retry would take it
+    const first = loop.sleep(60_000);
+    let retry: ReturnType<typeof loop.sleep> | undefined;
+    first.addDoneCallback(() => (retry = loop.sleep(60_000, 'retried')));
+    await loop.shutdown({ cancelPending: true });
+    expect(first.cancelled()).toBe(true);
+    expect(() => retry!.result(0)).toThrow(EventLoopClosedError);
+    expect(loop.stats()).toMatchObject({ submitted: 2, cancelled: 1, pending: 0 });
+  });
+
   it('shutdown({ cancelPending: true }) aborts running CPU work instead of waiting for it', async () => {
     const loop = makeLoop();
     await loop.exec('true'); // the worker backend then stops through a goodbye that waits for the thread
