@@ -76,6 +76,12 @@ export class EventLoop {
   readonly #spin: number;
 
   #state: LoopState = 'idle';
+  /**
+   * @internal Set by the EventLoopGroup this loop belongs to while the
+   * group stops: submissions are refused as while 'stopping', rather than
+   * restarting a member that stopped before the others.
+   */
+  _groupStopping = false;
   #run: LoopRun | undefined;
   #pending = 0;
   #submitted = 0;
@@ -241,13 +247,14 @@ export class EventLoop {
   }
 
   #submit<T>(request: TaskRequest, signal: AbortSignal | undefined): Future<T> {
-    if (this.#state === 'stopping') {
-      return Future._failed(new EventLoopClosedError(`${describeTask(request)} was submitted while the loop was stopping`));
-    }
+    if (this.#state === 'stopping') return this.#refuse(request);
     if (this.#pending >= this.#maxPending) {
       return Future._failed(new QueueFullError(`${describeTask(request)}: ${this.#maxPending} tasks are already pending`));
     }
-    if (this.#state !== 'running') this.start();
+    if (this.#state !== 'running') {
+      if (this._groupStopping) return this.#refuse(request);
+      this.start();
+    }
     const run = this.#run!;
     const future = new Future<T>(run);
     this.#pending++;
@@ -255,6 +262,10 @@ export class EventLoop {
     run.submit(request, future);
     if (signal !== undefined) followSignal(signal, future);
     return future;
+  }
+
+  #refuse<T>(request: TaskRequest): Future<T> {
+    return Future._failed(new EventLoopClosedError(`${describeTask(request)} was submitted while the loop was stopping`));
   }
 
   async #stop(): Promise<void> {

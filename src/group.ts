@@ -5,7 +5,7 @@
 import os from 'node:os';
 
 import type { BackendName } from './backends/backend.js';
-import { outOfRange } from './errors.js';
+import { InvalidStateError, outOfRange } from './errors.js';
 import { EventLoop, type EventLoopOptions, type LoopState, type LoopStats, type ShutdownOptions } from './event-loop.js';
 import type { Future } from './future.js';
 import type { BinaryLike, CompressOptions, ExecOptions, ExecResult, HashAlgorithm, SubmitOptions } from './tasks.js';
@@ -20,6 +20,7 @@ export class EventLoopGroup {
   readonly size: number;
   readonly #loops: EventLoop[];
   #next = 0; // where the search for the least busy loop starts, so ties rotate
+  #stopping: Promise<void> | undefined; // while shutdown() is under way
 
   constructor(options?: EventLoopGroupOptions) {
     validateObject(options, 'options');
@@ -40,6 +41,7 @@ export class EventLoopGroup {
   }
 
   get state(): LoopState {
+    if (this.#stopping !== undefined) return 'stopping';
     const states = this.#loops.map((loop) => loop.state);
     if (states.includes('stopping')) return 'stopping';
     if (states.includes('running')) return 'running';
@@ -52,15 +54,32 @@ export class EventLoopGroup {
   }
 
   start(): this {
+    if (this.#stopping !== undefined) throw new InvalidStateError('The group cannot start while it is stopping');
     for (const loop of this.#loops) loop.start();
     return this;
   }
 
+  /**
+   * Shuts every loop down; the group is 'stopping' until the last one has
+   * stopped, and refuses work meanwhile, as a loop does. Calling it again
+   * while stopping returns the same promise (`cancelPending` still cancels).
+   */
   shutdown(options?: ShutdownOptions): Promise<void> {
     // Not async: bad options throw here, as EventLoop's do (the first loop
     // throws before any loop has changed).
     const stops = this.#loops.map((loop) => loop.shutdown(options));
-    return Promise.all(stops).then(() => undefined);
+    if (this.#stopping === undefined) {
+      for (const loop of this.#loops) loop._groupStopping = true;
+      const stopped = () => {
+        for (const loop of this.#loops) loop._groupStopping = false;
+        this.#stopping = undefined;
+      };
+      this.#stopping = Promise.all(stops).then(stopped, (error: unknown) => {
+        stopped();
+        throw error;
+      });
+    }
+    return this.#stopping;
   }
 
   [Symbol.asyncDispose](): Promise<void> {

@@ -1,6 +1,6 @@
 import { describe, expect, it, vi } from 'vitest';
 
-import { EventLoop, EventLoopGroup, TimeoutError, asCompleted, getDefaultLoop, wait, type Future } from '../dist/index.js';
+import { EventLoop, EventLoopClosedError, EventLoopGroup, InvalidStateError, TimeoutError, asCompleted, getDefaultLoop, wait, type Future } from '../dist/index.js';
 import { BACKENDS, runScript, testLoops } from './helpers.js';
 
 describe.each(BACKENDS)('wait, asCompleted and groups (%s backend)', (backend) => {
@@ -139,6 +139,25 @@ describe.each(BACKENDS)('wait, asCompleted and groups (%s backend)', (backend) =
     expect(group.state).toBe('running');
     await group[Symbol.asyncDispose]();
     expect(group.state).toBe('stopped');
+  });
+
+  it('EventLoopGroup stays stopping until every loop has stopped, and refuses work meanwhile', async () => {
+    // A loop that was idle, or stopped before the others, took new work
+    // and started, so the group was running again after its shutdown()
+    // resolved.
+    const group = new EventLoopGroup({ backend, size: 2 });
+    track(group);
+    const slow = group.sleep(50, 'slow'); // one loop busy, the other idle
+    const stopping = group.shutdown();
+    expect(group.shutdown()).toBe(stopping); // the same promise
+    expect(group.state).toBe('stopping');
+    const refused = [group.sleep(0), group.sleep(0)]; // the idle loop would take them and start
+    expect(() => group.start()).toThrow(InvalidStateError);
+    await stopping;
+    expect(group.state).toBe('stopped');
+    expect(slow.result(0)).toBe('slow');
+    for (const future of refused) expect(() => future.result(0)).toThrow(EventLoopClosedError);
+    expect(group.stats()).toMatchObject({ submitted: 1, completed: 1, pending: 0 });
   });
 });
 
