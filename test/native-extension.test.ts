@@ -191,7 +191,7 @@ describe('a native extension (examples/native-extension)', () => {
 
 describe('JS that an extension\'s to_js calls (test/native/reentrant-extension)', () => {
   const FIXTURE = path.join(PACKAGE_DIR, 'test', 'native', 'reentrant-extension');
-  let reentrant: { callBack<T>(loop: unknown, fn: () => T): Future<T> };
+  let reentrant: { callBack<T>(loop: unknown, fn: () => T): Future<T>; freeCallsBack(loop: unknown, fn: () => unknown): Future<undefined> };
 
   beforeAll(() => {
     const nodeGyp = path.join(PACKAGE_DIR, 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
@@ -226,6 +226,33 @@ describe('JS that an extension\'s to_js calls (test/native/reentrant-extension)'
     expect(caught).toBeInstanceOf(TimeoutError);
     expect(await inner).toBe('inner');
     expect(loop.stats()).toMatchObject({ submitted: 2, completed: 2, pending: 0 });
+  });
+
+  it("what a free() throws is an uncaught exception, and the rest of the batch settles as it should", async () => {
+    // The exception was left pending inside the drain: the next task of the
+    // batch failed with it, or, after the batch's last task, the drain threw
+    // and every Future of the batch stayed pending for ever.
+    const addon = path.join(FIXTURE, 'build', 'Release', 'reentrant.node');
+    const result = await runScript(`
+      const { EventLoop } = require(SIDELOOP);
+      const reentrant = require(${JSON.stringify(addon)});
+      const caught = [];
+      process.on('uncaughtException', (error) => caught.push(error.message));
+      const loop = new EventLoop({ backend: 'native' });
+      (async () => {
+        const thrower = () => { throw new Error('thrown by free'); };
+        // Same batch: the throwing free comes before a hash, then last.
+        const futures = [reentrant.freeCallsBack(loop, thrower), loop.hash('sha256', 'abc'), reentrant.freeCallsBack(loop, thrower)];
+        const outcomes = await Promise.allSettled(futures);
+        console.log(outcomes.map((o) => o.status === 'fulfilled' ? String(o.value && o.value.toString('hex').slice(0, 8)) : o.reason.message).join(' '));
+        console.log(caught.join(' | '));
+        await loop.shutdown();
+        console.log(loop.state, loop.stats().pending);
+      })();
+    `);
+    expect(result.stderr).toBe('');
+    expect(result.stdout).toBe('undefined ba7816bf undefined\nthrown by free | thrown by free\nstopped 0\n');
+    expect(result.code).toBe(0);
   });
 });
 

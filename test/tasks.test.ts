@@ -255,6 +255,41 @@ describe.each(BACKENDS)('built-in tasks (%s backend)', (backend) => {
       expect(write).toMatchObject({ code: 'ENOENT', syscall: 'open', path: missing });
       const directory = await loop.readFile(tmp).catch((e: unknown) => e);
       expect(directory).toMatchObject({ code: 'EISDIR', syscall: 'read' });
+      // The worker backend said 'stat' for every error but ENOENT (it looks
+      // for FIFOs first), and the native one dropped an empty path.
+      const fields = ({ code, errno, syscall, path, message }: NodeJS.ErrnoException) => ({ code, errno, syscall, path, message });
+      const thrown = (fn: () => unknown) => {
+        try {
+          fn();
+        } catch (error) {
+          return fields(error as NodeJS.ErrnoException);
+        }
+      };
+      const file = path.join(tmp, `${backend}-plain`);
+      fs.writeFileSync(file, '');
+      const underFile = path.join(file, 'x'); // ENOTDIR
+      for (const target of [underFile, '']) {
+        const read = await loop.readFile(target).catch((e: unknown) => e);
+        expect(fields(read as NodeJS.ErrnoException), target).toEqual(thrown(() => fs.readFileSync(target)));
+        const write = await loop.writeFile(target, 'x').catch((e: unknown) => e);
+        expect(fields(write as NodeJS.ErrnoException), target).toEqual(thrown(() => fs.writeFileSync(target, 'x')));
+      }
+    });
+
+    it('a timeout stops a big read or write part way', async () => {
+      // The worker backend read and wrote a file in one call, past its
+      // timeout (and deaf to a cancel), and then reported it done.
+      const loop = makeLoop();
+      const big = path.join(tmp, `${backend}-256mib.bin`);
+      fs.closeSync(fs.openSync(big, 'w'));
+      fs.truncateSync(big, 256 * 2 ** 20);
+      // 256 MiB cannot be copied within 1 ms: the first checkpoint stops it.
+      await expect(loop.readFile(big, { timeout: 1 })).rejects.toBeInstanceOf(TimeoutError);
+      const data = new Uint8Array(256 * 2 ** 20);
+      await expect(loop.writeFile(big, data, { timeout: 1 })).rejects.toBeInstanceOf(TimeoutError);
+      expect(fs.statSync(big).size).toBeLessThan(data.byteLength); // stopped part way
+      fs.unlinkSync(big);
+      expect(loop.stats()).toMatchObject({ failed: 2, pending: 0, running: 0 });
     });
 
     it('setters on Error.prototype that wait on the loop cannot break the settling of a batch of errors', async () => {

@@ -18,9 +18,30 @@ namespace {
 // as a task description. Not part of the public ABI.
 const napi_type_tag kRequestTag = {0x736964656c6f6f70ULL, 0x6578745265717374ULL};
 
+// free() may call JS, and that may throw. The exception belongs to no
+// Future (the task is over), and left pending it would trip the next
+// Node-API call: the drain would fail the next task of its batch with it,
+// or lose the whole batch. It becomes an uncaught exception instead, as a
+// throwing done callback's does. An exception pending before the call is
+// not free's: whoever called us reports it.
+void CallFree(napi_env env, const sideloop_task_vtable& vtable, void* user_data) {
+  if (vtable.free == nullptr) return;
+  bool pending = false;
+  if (napi_is_exception_pending(env, &pending) != napi_ok || pending) {
+    vtable.free(env, user_data);
+    return;
+  }
+  vtable.free(env, user_data);
+  napi_value error;
+  if (napi_is_exception_pending(env, &pending) == napi_ok && pending &&
+      napi_get_and_clear_last_exception(env, &error) == napi_ok) {
+    napi_fatal_exception(env, error);
+  }
+}
+
 void FreeRequest(napi_env env, void* data, void*) {
   auto* request = static_cast<ExtensionRequest*>(data);
-  if (request->owned && request->vtable.free != nullptr) request->vtable.free(env, request->user_data);
+  if (request->owned) CallFree(env, request->vtable, request->user_data);
   delete request;
 }
 
@@ -69,7 +90,7 @@ Napi::Value ExtensionTask::ToJs(Napi::Env env) {
 void ExtensionTask::ReleaseUserData(napi_env env) {
   if (released_) return;
   released_ = true;
-  if (vtable_.free != nullptr) vtable_.free(env, user_data_);
+  CallFree(env, vtable_, user_data_);
 }
 
 napi_status MakeExtensionRequest(napi_env env, const sideloop_task_vtable& vtable, void* user_data,
@@ -96,7 +117,7 @@ Task* TakeExtensionRequest(napi_env env, napi_value value) {
 void ReleaseUntaken(napi_env env, ExtensionRequest* request) {
   if (!request->owned) return;
   request->owned = false;
-  if (request->vtable.free != nullptr) request->vtable.free(env, request->user_data);
+  CallFree(env, request->vtable, request->user_data);
 }
 
 }  // namespace sideloop

@@ -54,6 +54,11 @@ bool GetStrings(Napi::Value value, std::vector<std::string>* out) {
   return true;
 }
 
+// A small index (an algorithm, a level) from the batch's number field.
+// Converting NaN, an infinity or a double beyond int to int is undefined
+// behaviour: those become -1, which every task refuses as out of range.
+int SmallIndex(double number) { return number >= -1 && number <= 1024 ? static_cast<int>(number) : -1; }
+
 Task* CreateExecTask(Napi::Value value) {
   if (!value.IsObject()) return nullptr;
   auto request = value.As<Napi::Object>();
@@ -94,14 +99,14 @@ Task* CreateTaskOfKind(int kind, double number, Napi::Value object) {
   switch (kind) {
     case kTaskHash: {
       if (!GetBytes(object, &bytes)) return nullptr;
-      return NewHashTask(static_cast<int>(number), bytes.data, bytes.size);
+      return NewHashTask(SmallIndex(number), bytes.data, bytes.size);
     }
     case kTaskGzip:
     case kTaskGunzip:
     case kTaskDeflate:
     case kTaskInflate:
       if (!GetBytes(object, &bytes)) return nullptr;
-      return new ZlibTask(kind, static_cast<int>(number), bytes.data, bytes.size);
+      return new ZlibTask(kind, SmallIndex(number), bytes.data, bytes.size);
     case kTaskReadFile:
       if (!GetString(object, &path)) return nullptr;
       return new ReadFileTask(std::move(path));
@@ -199,7 +204,7 @@ Napi::Value TaskErrorToJs(Napi::Env env, const TaskError& error) {
   if (error.errnum != 0) properties.push_back(OwnValue("errno", Napi::Number::New(env, error.errnum)));
   if (!error.code.empty()) properties.push_back(OwnValue("code", Napi::String::New(env, error.code)));
   if (!error.syscall.empty()) properties.push_back(OwnValue("syscall", Napi::String::New(env, error.syscall)));
-  if (!error.path.empty()) properties.push_back(OwnValue("path", Napi::String::New(env, error.path)));
+  if (error.has_path) properties.push_back(OwnValue("path", Napi::String::New(env, error.path)));
   Napi::Object object(env, value);
   if (!properties.empty()) object.DefineProperties(properties);
   return object;

@@ -42,6 +42,7 @@ TaskError SpawnError(int err, const std::string& file) {
   error.errnum = err;
   error.syscall = "spawn " + file;
   error.path = file;
+  error.has_path = true;
   error.message = error.syscall + " " + error.code;
   return error;
 }

@@ -16,6 +16,7 @@ TaskError Unsupported(const std::string& path) {
   error.code = "ERR_SIDELOOP_UNSUPPORTED_FILE";
   error.message = "'" + path + "' is a FIFO, a pipe or a socket, whose reads and writes could block the loop's thread";
   error.path = path;
+  error.has_path = true;
   return error;
 }
 
@@ -45,7 +46,7 @@ int OpenFile(uv_loop_t* loop, const std::string& path, int flags, int mode, size
   }
   uv_fs_req_cleanup(&req);
   if (err == 0 && !refused) return fd;
-  *error = err < 0 ? UvError(err, "fstat", "") : Unsupported(path);
+  *error = err < 0 ? UvError(err, "fstat") : Unsupported(path);
   uv_fs_close(loop, &req, fd, nullptr);
   uv_fs_req_cleanup(&req);
   return -1;

@@ -33,7 +33,7 @@ StepTask::StepResult ReadFileTask::Read() {
   auto n = static_cast<ssize_t>(uv_fs_read(loop(), &req, fd_, &buf, 1, -1, nullptr));
   uv_fs_req_cleanup(&req);
   // node:fs names no path for errors after open.
-  if (n < 0) return Failed(UvError(static_cast<int>(n), "read", ""));
+  if (n < 0) return Failed(UvError(static_cast<int>(n), "read"));
   if (n == 0) return StepResult::kDone;
   output_.Commit(static_cast<size_t>(n));
   // A file that grew while being read, or one with no end (/dev/zero).

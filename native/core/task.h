@@ -69,7 +69,8 @@ struct TaskError {
   std::string code;     // 'ENOENT', 'Z_DATA_ERROR', ...
   std::string message;
   std::string syscall;  // empty when not a system call
-  std::string path;     // empty when no path is involved
+  std::string path;
+  bool has_path = false;  // node:fs names even an empty path ('')
   int errnum = 0;       // negative libuv error number, or 0
   bool range_error = false;  // a limit was passed: a RangeError in JS
 };

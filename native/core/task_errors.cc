@@ -4,14 +4,20 @@
 
 namespace sideloop {
 
-TaskError UvError(int err, const char* syscall, const std::string& path) {
+TaskError UvError(int err, const char* syscall) {
   TaskError error;
   error.code = uv_err_name(err);
   error.errnum = err;
   error.syscall = syscall;
-  error.path = path;
   error.message = error.code + ": " + uv_strerror(err) + ", " + syscall;
-  if (!path.empty()) error.message += " '" + path + "'";
+  return error;
+}
+
+TaskError UvError(int err, const char* syscall, const std::string& path) {
+  TaskError error = UvError(err, syscall);
+  error.path = path;
+  error.has_path = true;
+  error.message += " '" + path + "'";
   return error;
 }
 

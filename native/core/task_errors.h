@@ -11,8 +11,9 @@
 namespace sideloop {
 
 // A failed system call, as node:fs reports it: "ENOENT: no such file or
-// directory, open '/x'" (without the path part when `path` is empty).
+// directory, open '/x'"; without a path: "EIO: i/o error, read".
 TaskError UvError(int err, const char* syscall, const std::string& path);
+TaskError UvError(int err, const char* syscall);
 
 // Memory for a result could not be had.
 TaskError OutOfMemoryError();

@@ -27,7 +27,7 @@ StepTask::StepResult WriteFileTask::Close() {
   int err = uv_fs_close(loop(), &req, fd_, nullptr);
   uv_fs_req_cleanup(&req);
   fd_ = -1;
-  return err < 0 ? Failed(UvError(err, "close", "")) : StepResult::kDone;
+  return err < 0 ? Failed(UvError(err, "close")) : StepResult::kDone;
 }
 
 StepTask::StepResult WriteFileTask::Open() {
@@ -45,7 +45,7 @@ StepTask::StepResult WriteFileTask::Write() {
   uv_fs_t req;
   auto n = static_cast<ssize_t>(uv_fs_write(loop(), &req, fd_, &buf, 1, -1, nullptr));
   uv_fs_req_cleanup(&req);
-  if (n < 0) return Failed(UvError(static_cast<int>(n), "write", ""));
+  if (n < 0) return Failed(UvError(static_cast<int>(n), "write"));
   written_ += static_cast<size_t>(n);  // a short write goes on in the next step
   return StepResult::kMore;
 }

@@ -62,12 +62,12 @@ export function runTask(kind: number, number: number, object: unknown, context: 
     case TaskKind.inflate:
       return consume(object as Uint8Array | StreamedInput, zlibSink(kind, number), context);
     case TaskKind.readFile:
-      finish(TaskStatus.ok, withFile(object as string, fs.constants.O_RDONLY, readWhole));
+      finish(TaskStatus.ok, withFile(object as string, fs.constants.O_RDONLY, (fd) => readWhole(fd, context.checkpoint)));
       return undefined;
     case TaskKind.writeFile: {
       const { path, data } = object as WriteFileRequest;
       const { O_WRONLY, O_CREAT, O_TRUNC } = fs.constants;
-      withFile(path, O_WRONLY | O_CREAT | O_TRUNC, (fd) => fs.writeFileSync(fd, data));
+      withFile(path, O_WRONLY | O_CREAT | O_TRUNC, (fd) => writeWhole(fd, data, context.checkpoint));
       finish(TaskStatus.ok);
       return undefined;
     }
@@ -88,7 +88,7 @@ export function runTask(kind: number, number: number, object: unknown, context: 
  * again.
  */
 function withFile<T>(path: string, flags: number, use: (fd: number) => T): T {
-  if (mayBlock(fs.statSync(path, { throwIfNoEntry: false }))) throw unsupportedFile(path);
+  if (mayBlock(statIfAny(path))) throw unsupportedFile(path);
   const fd = fs.openSync(path, flags | fs.constants.O_NONBLOCK, 0o666);
   try {
     if (mayBlock(fs.fstatSync(fd))) throw unsupportedFile(path);
@@ -98,15 +98,28 @@ function withFile<T>(path: string, flags: number, use: (fd: number) => T): T {
   }
 }
 
+/**
+ * The path's stats, or undefined when stat fails: open() then reports why,
+ * as node:fs does (syscall 'open', not 'stat').
+ */
+function statIfAny(path: string): fs.Stats | undefined {
+  try {
+    return fs.statSync(path);
+  } catch {
+    return undefined;
+  }
+}
+
 /** Bytes read at a time from a file whose size is not known ahead (a device, /proc). */
 const READ_CHUNK = 512 * 1024;
 
 /**
  * The whole of an open file, as fs.readFileSync(fd) reads it, but bounded
  * as the native backend's readFile is: that one reads a file that never
- * ends (/dev/zero) until memory runs out.
+ * ends (/dev/zero) until memory runs out. Read at most INPUT_CHUNK at a
+ * time, with a checkpoint before each, so a cancel or a timeout stops it.
  */
-function readWhole(fd: number): Buffer {
+function readWhole(fd: number, checkpoint: () => void): Buffer {
   const { size } = fs.fstatSync(fd); // 0 where the kernel does not know (devices, /proc)
   if (size > MAX_FILE_BYTES) throw fileTooLarge(size);
   const parts: Buffer[] = [];
@@ -116,13 +129,25 @@ function readWhole(fd: number): Buffer {
     // not copied), then one byte more must find the end.
     const want = total < size ? size - total : total === size && size > 0 ? 1 : READ_CHUNK;
     const part = Buffer.allocUnsafeSlow(want);
-    const read = fs.readSync(fd, part, 0, want, null);
-    if (read === 0) break;
-    total += read;
+    let filled = 0;
+    for (let read = -1; read !== 0 && filled < want; filled += read) {
+      checkpoint();
+      read = fs.readSync(fd, part, filled, Math.min(want - filled, INPUT_CHUNK), null);
+    }
+    if (filled === 0) break;
+    total += filled;
     if (total > MAX_FILE_BYTES) throw fileTooLarge(undefined); // grew while read, or never ends
-    parts.push(read === want ? part : part.subarray(0, read));
+    parts.push(filled === want ? part : part.subarray(0, filled));
   }
   return parts.length === 1 ? parts[0]! : Buffer.concat(parts, total);
+}
+
+/** Writes all of `data` at most INPUT_CHUNK at a time, with a checkpoint before each. */
+function writeWhole(fd: number, data: Uint8Array, checkpoint: () => void): void {
+  for (let written = 0; written < data.byteLength; ) {
+    checkpoint();
+    written += fs.writeSync(fd, data, written, Math.min(data.byteLength - written, INPUT_CHUNK));
+  }
 }
 
 function mayBlock(stats: fs.Stats | undefined): boolean {
