@@ -2,6 +2,9 @@
  * Every way a process or worker thread can end, with loops in every state:
  * each case runs in a child process, and we check how it exited.
  */
+import os from 'node:os';
+import path from 'node:path';
+
 import { describe, expect, it } from 'vitest';
 
 import { BACKENDS, countProcessesSource, runScript } from './helpers.js';
@@ -275,6 +278,41 @@ describe.each(BACKENDS)('process and thread exit (%s backend)', (backend) => {
     );
     clean(result);
     expect(result.stdout).toBe('still here\n');
+  });
+
+  it("a collected loop's exec children do not outlive it", async () => {
+    // The worker backend's finalizer terminated the Worker and forgot its
+    // children: one that ignored the cancel's SIGTERM ran on after the
+    // process had exited. Killed, it stays a zombie there until the process
+    // exits (no JS API reaps another thread's child); the native loop reaps it.
+    const pidFile = path.join(os.tmpdir(), `sideloop-gc-child-${process.pid}-${Date.now()}`);
+    const result = await runScript(
+      `${prelude}
+      const fs = require('node:fs');
+      const state = (pid) => { try { return fs.readFileSync('/proc/' + pid + '/stat', 'utf8').split(') ')[1][0]; } catch { return 'gone'; } };
+      const turn = () => new Promise((resolve) => setImmediate(resolve));
+      (async () => {
+        const pidFile = ${JSON.stringify(pidFile)};
+        await (async () => {
+          const loop = new sideloop.EventLoop({ backend: BACKEND });
+          const child = loop.exec('sh', ['-c', 'trap "" TERM; echo $$ > "$1.tmp"; mv "$1.tmp" "$1"; exec sleep 60', 'sh', pidFile]);
+          for (let i = 0; i < 100000 && !fs.existsSync(pidFile); i++) await turn();
+          child.cancel(); // SIGTERM, which it ignores
+        })();
+        const pid = Number(fs.readFileSync(pidFile, 'utf8'));
+        fs.unlinkSync(pidFile);
+        for (let i = 0; i < 2000 && state(pid) === 'S'; i++) {
+          global.gc();
+          await turn();
+        }
+        console.log(state(pid) === 'S' ? 'alive' : 'killed');
+        try { process.kill(pid, 'SIGKILL'); } catch {} // whatever happened, not left behind by this test
+      })();
+    `,
+      { nodeArgs: ['--expose-gc'] },
+    );
+    clean(result);
+    expect(result.stdout).toBe('killed\n');
   });
 
   it('a loop nobody references any more finishes its shutdown through garbage collections', async () => {

@@ -109,10 +109,14 @@ function killPids(pids: Int32Array): void {
   }
 }
 
+// A run nobody references any more: its children are killed (a cancelled
+// one that ignored SIGTERM may still run), though not reaped: the Worker
+// that could is gone, and no JS API reaps another thread's child.
 const collected = new FinalizationRegistry<{ worker: Worker; port: MessagePort; children: Int32Array }>(({ worker, port, children }) => {
   port.close();
-  void worker.terminate();
+  killPids(children);
   pidTables.delete(children);
+  void worker.terminate();
 });
 
 class WorkerRun implements LoopRun {
