@@ -22,6 +22,10 @@ export class SlotTable {
     return slot;
   }
 
+  holds(slot: number): boolean {
+    return this.#futures[slot] !== undefined;
+  }
+
   future(slot: number): AnyFuture {
     return this.#futures[slot]!;
   }
@@ -34,6 +38,17 @@ export class SlotTable {
     this.#futures[slot]!._request = undefined; // its input may be large: not kept as long as the Future
     this.#futures[slot] = undefined;
     this.#free.push(slot);
+  }
+
+  /**
+   * Every Future still holding a slot, each slot freed: for a run that is
+   * over, whose thread will report nothing more. Their requests (inputs,
+   * maybe large) are let go with the slots.
+   */
+  takeAll(): AnyFuture[] {
+    const taken = [...this.futures()];
+    for (const future of taken) this.release(future._ticket);
+    return taken;
   }
 
   /** Every Future still holding a slot. */

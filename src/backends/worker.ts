@@ -296,7 +296,7 @@ class WorkerRun implements LoopRun {
       // Otherwise nothing on that thread needs a goodbye, and terminating at once
       // spares waiting for a Worker that may still be starting.
       this.#drains.all();
-      for (const future of this.#slots.futures()) future._cancelled();
+      for (const future of this.#slots.takeAll()) future._cancelled();
     }
     // Also after the Worker died by itself: its thread may not be joined yet.
     this.#port.close();
@@ -334,7 +334,7 @@ class WorkerRun implements LoopRun {
     // Every Future is done before any callback runs, and the EventLoop has
     // let go of this run by then: a callback that submits again (a retry)
     // reaches a fresh Worker, not this dead one.
-    const failed = [...this.#slots.futures()].filter((future) => future._conclude('failed', error));
+    const failed = this.#slots.takeAll().filter((future) => future._conclude('failed', error));
     this.#options.onDied();
     for (const future of failed) future._announce();
   }
@@ -395,11 +395,15 @@ class WorkerRun implements LoopRun {
       const i = this.#inboxAt;
       const slot = message.slots[i]!;
       const status = message.statuses[i] as TaskStatus;
-      const request = this.#slots.request(slot);
-      futures.push(this.#slots.future(slot));
-      statuses.push(status);
-      values.push(outcomeValue(request, status, received(request, status, message.payloads?.[i])));
-      this.#slots.release(slot);
+      // A slot already freed belonged to a run that is over (takeAll): a
+      // message that was still on its way after the Worker died.
+      if (this.#slots.holds(slot)) {
+        const request = this.#slots.request(slot);
+        futures.push(this.#slots.future(slot));
+        statuses.push(status);
+        values.push(outcomeValue(request, status, received(request, status, message.payloads?.[i])));
+        this.#slots.release(slot);
+      }
       if (++this.#inboxAt === message.slots.length) {
         this.#inbox.shift();
         this.#inboxAt = 0;
