@@ -676,4 +676,27 @@ describe('worker backend: large inputs are streamed from the caller’s memory',
       await loop.shutdown();
     }
   });
+
+  it("a done callback of such a Future that waits on another input's Future leaves every other input streaming", async () => {
+    // The callback ran in the middle of the pump's walk over the inputs; the
+    // wait took its own input out of the list, and the pump then dropped
+    // the wrong one: that input's Future never settled.
+    const loop = new EventLoop({ backend: 'worker' });
+    try {
+      const MiB = 1024 * 1024;
+      const [first, last] = [crypto.randomBytes(8 * MiB), crypto.randomBytes(8 * MiB)];
+      const detached = new ArrayBuffer(8 * MiB);
+      const futures = [loop.hash('sha256', first), loop.hash('sha256', detached), loop.hash('sha256', last)];
+      let waited: Buffer | undefined;
+      futures[1]!.addDoneCallback(() => (waited = futures[0]!.result()));
+      setImmediate(() => structuredClone(detached, { transfer: [detached] })); // after its first chunk went
+      const outcomes = await Promise.allSettled(futures);
+      const sha256 = (bytes: Uint8Array) => crypto.createHash('sha256').update(bytes).digest();
+      expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+      expect((outcomes[2] as PromiseFulfilledResult<Buffer>).value.equals(sha256(last))).toBe(true);
+      expect(waited!.equals(sha256(first))).toBe(true);
+    } finally {
+      await loop.shutdown();
+    }
+  });
 });

@@ -465,8 +465,14 @@ class WorkerRun implements LoopRun {
   /** Sends the next chunk of every input still streaming; drops those that are over. */
   #pump(): void {
     this.#flush(); // the tasks first, then their chunks
-    for (let i = this.#streams.length - 1; i >= 0; i--) {
-      if (this.#sendChunk(this.#streams[i]!)) this.#streams.splice(i, 1);
+    for (const stream of [...this.#streams]) {
+      // Found again, as in waitFor: a Future failed by #sendChunk runs its
+      // callbacks, which may change the list (a result() there drops the
+      // stream it waited for).
+      if (this.#sendChunk(stream)) {
+        const at = this.#streams.indexOf(stream);
+        if (at >= 0) this.#streams.splice(at, 1);
+      }
     }
   }
 
