@@ -15,6 +15,7 @@
         "native/core/write_file_task.cc",
         "native/core/open_file.cc",
         "native/core/exec_task.cc",
+        "native/core/child_reaper.cc",
         "native/binding/addon.cc",
         "native/binding/native_loop.cc",
         "native/binding/task_factory.cc",

@@ -495,6 +495,41 @@ describe.each(BACKENDS)('built-in tasks (%s backend)', (backend) => {
       expect(result.stdout).toBe('2 cancelled TimeoutError 0\n');
     });
 
+    it('a child that ignores SIGTERM: its Future ends on time, and the child gets SIGKILL soon after', async () => {
+      // The native backend's timed-out Future waited for the child to exit
+      // (for ever, for one that ignores SIGTERM, and shutdown() with it); the
+      // worker backend's ended on time but left the child running until the
+      // loop stopped. Both now kill it after a grace period.
+      const marker = `${process.pid}${Date.now() % 100000}`;
+      const result = await runScript(`
+        const fs = require('node:fs');
+        const { EventLoop } = require(SIDELOOP);
+        const children = () => fs.readdirSync('/proc').filter((p) => /^\\d+$/.test(p)).filter((p) => {
+          try {
+            const stat = fs.readFileSync('/proc/' + p + '/stat', 'utf8');
+            const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+            return stat.includes('(sleep)') && fields[0] !== 'Z' && Number(fields[1]) === process.pid;
+          } catch { return false; }
+        });
+        const pause = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+        (async () => {
+          const loop = new EventLoop({ backend: ${JSON.stringify(backend)} });
+          const deaf = (seconds, options) => loop.exec('sh', ['-c', 'trap "" TERM; exec sleep ' + seconds + '.${marker}'], options);
+          const timed = deaf(40, { timeout: 300 });
+          const cancelled = deaf(41);
+          while (children().length < 2 && timed.state !== 'finished') await pause(5);
+          cancelled.cancel();
+          const timeoutError = await timed.catch((e) => e);
+          console.log(timeoutError.name, cancelled.state, loop.stats().running);
+          for (let i = 0; i < 2000 && children().length > 0; i++) await pause(10);
+          console.log('left', children().length);
+          await loop.shutdown();
+        })();
+      `);
+      expect(result.stderr).toBe('');
+      expect(result.stdout).toBe('TimeoutError cancelled 0\nleft 0\n');
+    });
+
     it('process.exit() with children running kills them: none outlives the process', async () => {
       // The worker backend's Worker ends without a goodbye at process.exit(),
       // and used to leave its children running.

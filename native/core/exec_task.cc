@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <csignal>
 
+#include "loop_thread.h"
 #include "task_errors.h"
 
 namespace sideloop {
@@ -192,9 +193,8 @@ void ExecTask::OnExit(uv_process_t* process, int64_t exit_status, int term_signa
 
 void ExecTask::Abort() { StopEarly(nullptr); }
 
-// The loop is stopping and waits for this task. A cancel or a timeout
-// sends SIGTERM, as child_process does, so the child may clean up; but the
-// loop must not hang on a child that ignores it. Nor can it count on the
+// The loop is stopping and waits for this task. The loop must not hang on
+// a child that ignores SIGTERM (the abort's), nor can it count on the
 // exit callback: process.exit() shuts down libuv's signal handling (and so
 // SIGCHLD delivery to every loop) before the exit handler stops us. So the
 // child gets SIGKILL, which it cannot ignore, and is reaped right here.
@@ -221,8 +221,8 @@ void ExecTask::OnLoopStop(bool process_exiting) {
   if (stopping_early_) CloseAllAfterExit();  // no abort follows for a task already stopping
 }
 
-// Stops reading and writing, kills the child and ends the task once the
-// child is gone. `error`, when given, is what the task fails with.
+// Stops reading and writing, hands the child over and ends the task.
+// `error`, when given, is what the task fails with.
 void ExecTask::StopEarly(TaskError* error) {
   if (error != nullptr && !failed_) {
     failed_ = true;
@@ -230,17 +230,20 @@ void ExecTask::StopEarly(TaskError* error) {
   }
   if (stopping_early_) return;
   stopping_early_ = true;
-  CloseHandle(&stdin_);
-  CloseHandle(&outputs_[0].pipe);
-  CloseHandle(&outputs_[1].pipe);
-  Kill();
-  if (exited_) CloseAllAfterExit();
+  HandOverChild();
+  CloseAllAfterExit();
 }
 
-void ExecTask::Kill() {
+// A child still running gets SIGTERM and goes to the loop's ChildReaper,
+// which kills it for good if need be and reaps it: the task ends now, not
+// when the child does (a timeout fails the Future when it passes).
+void ExecTask::HandOverChild() {
   if (!spawned_ || exited_) return;
-  // ESRCH cannot happen: libuv reaps the child only right before OnExit.
+  // ESRCH cannot happen: libuv reaps the child only right before OnExit,
+  // and once the handle is closed (CloseAllAfterExit) it never will.
   uv_process_kill(&process_, SIGTERM);
+  owner()->child_reaper().Adopt(process_.pid);
+  exited_ = true;
 }
 
 void ExecTask::CloseHandle(void* handle) {

@@ -1,7 +1,9 @@
 // exec(file, args, options): a child process spawned with uv_spawn on the
 // loop's own uv_loop_t (no shell), stdin fed from `input` and closed,
-// stdout and stderr collected. The task finishes only after the child has
-// exited and every handle is closed, so no zombie is left behind.
+// stdout and stderr collected. The task finishes after the child has
+// exited and every handle is closed; or, cut short (cancel, timeout,
+// maxBuffer), at once, leaving the child to the loop's ChildReaper. Either
+// way no zombie is left behind.
 #ifndef SIDELOOP_CORE_EXEC_TASK_H_
 #define SIDELOOP_CORE_EXEC_TASK_H_
 
@@ -62,7 +64,7 @@ class ExecTask final : public Task {
   Output& OutputOf(uv_stream_t* stream);
   bool OutputsEnded() const;  // both output pipes closed or closing
   void StopEarly(TaskError* error);
-  void Kill();
+  void HandOverChild();
   void CloseHandle(void* handle);
   void CloseAllAfterExit();
   void Done();
@@ -75,7 +77,7 @@ class ExecTask final : public Task {
 
   int open_handles_ = 0;
   bool spawned_ = false;
-  bool exited_ = false;
+  bool exited_ = false;  // exited, or handed over: no longer ours to wait for
   bool stopping_early_ = false;  // aborted or failed: stop waiting for output
   bool keep_process_handle_ = false;  // see OnLoopStop()
   bool process_handle_let_go_ = false;  // the kept handle counted as closed

@@ -377,6 +377,8 @@ void LoopThread::BeginStop() {
     task->RequestAbort(TaskStatus::kCancelled);
     task = next;
   }
+  // After the aborts, which may hand it children.
+  child_reaper_.Stop();
   // With wake_ closed and every task aborted, uv_run returns once the last
   // close callback has run.
   uv_close(reinterpret_cast<uv_handle_t*>(&wake_), nullptr);

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "child_reaper.h"
 #include "task.h"
 
 namespace sideloop {
@@ -74,6 +75,9 @@ class LoopThread {
 
   // Creates the loop and its thread. Returns 0 or a negative libuv error.
   int Start();
+
+  // Loop thread: where exec tasks leave children that outlive them.
+  ChildReaper& child_reaper() { return child_reaper_; }
 
   // --- Submitting thread ---
   // Hands tasks to the loop thread, in order. After a stop they are
@@ -161,6 +165,7 @@ class LoopThread {
   // Started for one turn (ComeBackSoon): the poll then returns at once.
   uv_idle_t come_back_;
   uv_thread_t thread_;
+  ChildReaper child_reaper_{&loop_};
 
   // Inbox: submitting thread -> loop thread.
   std::mutex inbox_mu_;

@@ -120,6 +120,7 @@ class Task {
   virtual void OnLoopStop(bool /*process_exiting*/) {}
 
   uv_loop_t* loop() const { return loop_; }
+  LoopThread* owner() const { return owner_; }
   bool aborting() const { return abort_reason_ != TaskStatus::kOk; }
 
   // Loop thread, exactly once, after every handle of the task is closed.

@@ -1,7 +1,7 @@
 /**
  * exec on the worker backend's thread, shaped like child_process.execFile:
- * maxBuffer per stream, SIGTERM on cancel or timeout, spawn errors as the
- * native backend reports them (see spawnError).
+ * maxBuffer per stream, SIGTERM on cancel or timeout (then SIGKILL, see
+ * terminate), spawn errors as the native backend reports them (see spawnError).
  */
 import { spawn, type ChildProcess, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import type { Readable } from 'node:stream';
@@ -58,7 +58,7 @@ export function runExec(request: ExecRequest, finish: Finish): Abortable {
     });
   }
   const fail = (error: Error) => {
-    child.kill('SIGTERM');
+    terminate(child);
     finish(TaskStatus.error, serializeError(error));
   };
   const stdout = collect(child.stdout, 'stdout', request.maxBuffer, fail);
@@ -68,7 +68,22 @@ export function runExec(request: ExecRequest, finish: Finish): Abortable {
   child.once('close', (exitCode, signal) => {
     finish(TaskStatus.ok, { exitCode, signal, stdout: Buffer.concat(stdout), stderr: Buffer.concat(stderr) });
   });
-  return { abort: () => child.kill('SIGTERM') };
+  return { abort: () => terminate(child) };
+}
+
+/** How long a child has between SIGTERM and SIGKILL: kKillGraceMs in native/core/child_reaper.h. */
+const KILL_GRACE_MS = 2000;
+
+/**
+ * Ends a child whose task is over: SIGTERM, as child_process does, so it
+ * may clean up, and SIGKILL if it is still alive KILL_GRACE_MS later, so
+ * one that ignores SIGTERM does not run on for as long as the loop does.
+ */
+function terminate(child: ChildProcess): void {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  child.kill('SIGTERM');
+  const kill = setTimeout(() => child.kill('SIGKILL'), KILL_GRACE_MS);
+  child.once('exit', () => clearTimeout(kill));
 }
 
 /**

@@ -67,10 +67,17 @@ Task* MakeTask(int i, std::mt19937& random) {
     case 2:
       return new ReadFileTask("/proc/self/status");
     case 3:
-      if (i % 160 == 3) {
+      if (i % 160 == 3 || i % 160 == 83) {
         ExecOptions options;
-        options.file = "true";
         options.env = {"PATH=/usr/bin:/bin"};
+        if (i % 160 == 3) {
+          options.file = "true";
+        } else {
+          // Deaf to SIGTERM: a cancel or a timeout hands it to the ChildReaper,
+          // and the loop's stop kills it there.
+          options.file = "sh";
+          options.args = {"-c", "trap '' TERM; exec sleep 0.2"};
+        }
         return new ExecTask(std::move(options));
       }
       [[fallthrough]];
