@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { inspect } from 'node:util';
 
 import { describe, expect, it } from 'vitest';
@@ -80,6 +81,28 @@ describe.each(BACKENDS)('Future (%s backend)', (backend) => {
     expect(kept.cancel()).toBe(false);
     expect(kept.result(0)).toBe('kept');
     expect(after.cancel()).toBe(true);
+  });
+
+  it('polling without yielding also moves on a task whose input is sent in chunks', async () => {
+    // The worker backend sends inputs over 1 MiB a chunk per turn of the
+    // main loop, and a result(0) sent none: polled, such a task never ended.
+    const loop = makeLoop();
+    await loop.sleep(0);
+    const data = Buffer.alloc(4 * 1024 * 1024, 7);
+    const expected = createHash('sha256').update(data).digest();
+    const polled = loop.hash('sha256', data);
+    for (let i = 0; i < 10_000_000 && !polled.done(); i++);
+    expect(polled.result(0).equals(expected)).toBe(true);
+    const waited = loop.hash('sha256', data);
+    let digest: Buffer | undefined;
+    for (let i = 0; i < 10_000_000 && digest === undefined; i++) {
+      try {
+        digest = waited.result(0);
+      } catch (error) {
+        if (!(error instanceof TimeoutError)) throw error;
+      }
+    }
+    expect(digest!.equals(expected)).toBe(true);
   });
 
   it('cancel() on pending work cancels at once and the work never runs', async () => {

@@ -605,6 +605,18 @@ describe.each(BACKENDS)('built-in tasks (%s backend)', (backend) => {
     });
   });
 
+  it("a large input that is all there (a SharedArrayBuffer) does not hold up the loop's other tasks", async () => {
+    // The worker backend hashed such an input in one go, and a sleep of
+    // 1 ms submitted with it waited until the whole hash was done.
+    const loop = makeLoop();
+    await loop.sleep(0);
+    const hashed = loop.hash('sha256', new Uint8Array(new SharedArrayBuffer(256 * 1024 * 1024)));
+    const slept = loop.sleep(1);
+    const first = await Promise.race([hashed.then(() => 'hash'), slept.then(() => 'sleep')]);
+    expect(first).toBe('sleep'); // 1 ms against hundreds
+    expect((await hashed).toString('hex')).toBe(crypto.createHash('sha256').update(Buffer.alloc(256 * 1024 * 1024)).digest('hex'));
+  });
+
   it('a timeout of 0 fails every kind of task with TimeoutError before any of its work runs', async () => {
     const loop = makeLoop();
     const written = path.join(tmp, `timeout-0-write-${backend}`);

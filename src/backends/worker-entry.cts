@@ -152,6 +152,16 @@ function start(slot: number, kind: number, timeout: number, number: number, obje
         }
       });
     },
+    later: (step) => {
+      setImmediate(() => {
+        if (task.done) return; // cancelled or timed out meanwhile
+        try {
+          step();
+        } catch (error) {
+          fail(task, error);
+        }
+      });
+    },
   };
   try {
     task.work = runTask(kind, number, object, context);

@@ -27,6 +27,8 @@ export interface TaskContext {
   checkpoint(): void;
   /** For a StreamedInput: `onChunk` gets each chunk as it arrives, in order, until the task ends. */
   receive(onChunk: (chunk: Uint8Array) => void): void;
+  /** Runs `step` on a later turn of this thread's loop, unless the task has ended by then; what it throws ends the task. */
+  later(step: () => void): void;
 }
 
 /** Thrown by checkpoint(): the synchronous work stops where it is. */
@@ -170,24 +172,31 @@ function hashSink(algorithm: string): ByteSink {
   };
 }
 
-/** Feeds `input` to `sink` chunk by chunk: at once when it is all here, else as its chunks arrive. */
+/**
+ * Feeds `input` to `sink` chunk by chunk: when it is all here (a
+ * SharedArrayBuffer, or small enough to come whole), one chunk per turn of
+ * this thread's loop, so that the loop's other tasks (timers, timeouts,
+ * children) are not held up behind a large one; else as its chunks arrive.
+ */
 function consume(input: Uint8Array | StreamedInput, sink: ByteSink, context: TaskContext): Abortable | undefined {
   const { finish, checkpoint } = context;
   if (input instanceof Uint8Array) {
-    try {
-      for (let start = 0; ; start += INPUT_CHUNK) {
+    let start = 0;
+    const step = (): void => {
+      try {
         checkpoint();
         const end = Math.min(start + INPUT_CHUNK, input.byteLength);
         const result = sink.write(input.subarray(start, end), end === input.byteLength);
-        if (result !== undefined) {
-          finish(TaskStatus.ok, result);
-          return undefined;
-        }
+        start = end;
+        if (result !== undefined) finish(TaskStatus.ok, result);
+        else context.later(step);
+      } catch (error) {
+        sink.close();
+        throw error;
       }
-    } catch (error) {
-      sink.close();
-      throw error;
-    }
+    };
+    step();
+    return { abort: () => sink.close() };
   }
   let left = input.streamedBytes;
   context.receive((chunk) => {

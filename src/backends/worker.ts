@@ -219,6 +219,8 @@ class WorkerRun implements LoopRun {
       else this.#pendingRead = future._ticket;
     }
     if (phase === SlotPhase.done) this.#settleArrived(); // its completion may be waiting on the port
+    // Someone may be polling, and the turns that send its input never come.
+    if (phase === SlotPhase.running) this.#sendOwnInput(future, -Infinity);
     return phase === SlotPhase.pending ? 'pending' : 'running';
   }
 
@@ -228,14 +230,7 @@ class WorkerRun implements LoopRun {
     // Blocked, we cannot send chunks turn by turn: send the rest of this
     // Future's own large input now, within the deadline. Other inputs go on
     // from the next turn (their tasks do not hold up this one's).
-    const own = this.#streams.findIndex((stream) => stream.future === future);
-    if (own >= 0) {
-      const stream = this.#streams[own]!;
-      let over = false;
-      while (!over && performance.now() < deadline) over = this.#sendChunk(stream);
-      // Found again: a Future failed by #sendChunk runs its callbacks, which may change the list.
-      if (over) this.#streams.splice(this.#streams.indexOf(stream), 1);
-    }
+    this.#sendOwnInput(future, deadline);
     for (;;) {
       // Read the counter before looking at the port: a completion posted
       // after we looked has bumped it, and Atomics.wait returns at once.
@@ -460,6 +455,23 @@ class WorkerRun implements LoopRun {
       this.#pump();
       if (this.#streams.length > 0) this.#schedulePump();
     });
+  }
+
+  /**
+   * Sends the next chunk of `future`'s own input, if it is still streaming,
+   * and more until `deadline`: at least one, so that a wait of 0 ms, or a
+   * poll of its state, still moves the task on.
+   */
+  #sendOwnInput(future: AnyFuture, deadline: number): void {
+    const stream = this.#streams.find((candidate) => candidate.future === future);
+    if (stream === undefined) return;
+    this.#flush(); // the tasks first, then their chunks
+    let over: boolean;
+    do over = this.#sendChunk(stream);
+    while (!over && performance.now() < deadline);
+    // Found again: a Future failed by #sendChunk runs its callbacks, which may change the list.
+    const at = this.#streams.indexOf(stream);
+    if (over && at >= 0) this.#streams.splice(at, 1);
   }
 
   /** Sends the next chunk of every input still streaming; drops those that are over. */
