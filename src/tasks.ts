@@ -46,13 +46,13 @@ export interface CompressOptions extends SubmitOptions {
 
 export interface ExecOptions extends SubmitOptions {
   /** Working directory of the child (a path or a `file:` URL); default the process's. */
-  cwd?: string | URL;
+  cwd?: string | URL | null;
   /** The child's whole environment; default `process.env`. */
-  env?: Record<string, string | undefined>;
+  env?: Record<string, string | undefined> | null;
   /** Written to the child's stdin, which is then closed. Without it stdin is empty. */
-  input?: BinaryLike;
+  input?: BinaryLike | null;
   /** Bytes allowed on stdout and on stderr each; beyond it the child is killed and the Future fails. Default 1 MiB. */
-  maxBuffer?: number;
+  maxBuffer?: number | null;
 }
 
 export interface ExecResult {
@@ -217,8 +217,11 @@ export function execRequest(file: unknown, args: unknown, options: ExecOptions |
     validateString(arg, `args[${i}]`);
     if (arg.includes('\0')) throw invalidArgValue(`args[${i}]`, 'must not contain null bytes', arg);
   });
-  const { cwd, env = process.env, input, maxBuffer = 1024 * 1024 } = options ?? {};
-  const cwdPath = cwd === undefined ? undefined : toPath(cwd, 'options.cwd');
+  // null means the default, as in execFile.
+  const { cwd, input } = options ?? {};
+  const env = options?.env ?? process.env;
+  const maxBuffer = options?.maxBuffer ?? 1024 * 1024;
+  const cwdPath = cwd == null ? undefined : toPath(cwd, 'options.cwd');
   validateObject(env, 'options.env');
   const envList: string[] = [];
   for (const [key, value] of Object.entries(env)) {
@@ -236,7 +239,7 @@ export function execRequest(file: unknown, args: unknown, options: ExecOptions |
     args: [...argv],
     cwd: cwdPath,
     env: envList,
-    input: input === undefined ? undefined : toBytes(input, 'options.input'),
+    input: input == null ? undefined : toBytes(input, 'options.input'),
     maxBuffer,
   };
   return request(TaskKind.exec, normalized, 0, object);

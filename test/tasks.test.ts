@@ -388,6 +388,9 @@ describe.each(BACKENDS)('built-in tasks (%s backend)', (backend) => {
       // A file: URL works as a path, as in child_process.
       const fromUrl = await loop.exec('pwd', [], { cwd: pathToFileURL(tmp) });
       expect(fromUrl.stdout.toString()).toBe(`${fs.realpathSync(tmp)}\n`);
+      // null means the default, as in execFile (it threw ERR_INVALID_ARG_TYPE).
+      const defaults = await loop.exec('sh', ['-c', 'pwd; echo "$SIDELOOP_TEST_ENV"; cat'], { cwd: null, env: null, input: null, maxBuffer: null });
+      expect(defaults.stdout.toString()).toBe(`${process.cwd()}\n${process.env.SIDELOOP_TEST_ENV ?? ''}\n`);
     });
 
     it('a spawn that fails for want of file descriptors fails that task only', async () => {
