@@ -65,13 +65,23 @@ export class EventLoopGroup {
    * while stopping returns the same promise (`cancelPending` still cancels).
    */
   shutdown(options?: ShutdownOptions): Promise<void> {
-    // Not async: bad options throw here, as EventLoop's do (the first loop
-    // throws before any loop has changed).
-    const stops = this.#loops.map((loop) => loop.shutdown(options));
-    if (this.#stopping === undefined) {
-      for (const loop of this.#loops) loop._groupStopping = true;
+    const first = this.#stopping === undefined;
+    // Refusing work before any loop stops: with cancelPending, the done
+    // callbacks run inside a loop's shutdown(), and what they submit must
+    // not start a loop that is idle, or stopped already.
+    if (first) this.#refuseWork(true);
+    let stops: Promise<void>[];
+    try {
+      // Not async: bad options throw here, as EventLoop's do (the first loop
+      // throws before any loop has changed).
+      stops = this.#loops.map((loop) => loop.shutdown(options));
+    } catch (error) {
+      if (first) this.#refuseWork(false);
+      throw error;
+    }
+    if (first) {
       const stopped = () => {
-        for (const loop of this.#loops) loop._groupStopping = false;
+        this.#refuseWork(false);
         this.#stopping = undefined;
       };
       this.#stopping = Promise.all(stops).then(stopped, (error: unknown) => {
@@ -79,7 +89,11 @@ export class EventLoopGroup {
         throw error;
       });
     }
-    return this.#stopping;
+    return this.#stopping!;
+  }
+
+  #refuseWork(refuse: boolean): void {
+    for (const loop of this.#loops) loop._groupStopping = refuse;
   }
 
   [Symbol.asyncDispose](): Promise<void> {

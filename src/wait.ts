@@ -1,6 +1,6 @@
 /** Waiting on many Futures at once, after Python's concurrent.futures.wait and as_completed. */
 import { TimeoutError, invalidArgType, invalidArgValue } from './errors.js';
-import { Future } from './future.js';
+import { Future, type AnyFuture } from './future.js';
 import { validateObject, validateWaitTimeout } from './validate.js';
 
 export type ReturnWhen = 'ALL_COMPLETED' | 'FIRST_COMPLETED' | 'FIRST_EXCEPTION';
@@ -28,7 +28,8 @@ export function wait<T>(futures: Iterable<Future<T>>, options?: WaitOptions): Pr
 
   const done = new Set<Future<T>>();
   const notDone = new Set<Future<T>>();
-  for (const future of all) (future.done() ? done : notDone).add(future);
+  refresh(all);
+  for (const future of all) (future._settled() ? done : notDone).add(future);
   const satisfied = (): boolean =>
     notDone.size === 0 ||
     (returnWhen === 'FIRST_COMPLETED' && done.size > 0) ||
@@ -41,6 +42,14 @@ export function wait<T>(futures: Iterable<Future<T>>, options?: WaitOptions): Pr
       if (finished) return;
       finished = true;
       cancelTimer?.();
+      // Futures settled in the same batch as the one that ended the wait
+      // are done by now, though their callbacks here have not run yet.
+      for (const future of notDone) {
+        if (future._settled()) {
+          notDone.delete(future);
+          done.add(future);
+        }
+      }
       resolve({ done, notDone });
     };
     const cancelTimer = timeout === undefined || timeout === Infinity ? undefined : after(timeout, finish);
@@ -86,11 +95,12 @@ function iterateAsCompleted<T>(all: Set<Future<T>>, timeout: number | undefined)
   };
   let remaining = all.size;
   let closed = false;
+  refresh(all);
   for (const future of all) {
-    if (future.done()) ready.push(future);
+    if (future._settled()) ready.push(future);
   }
   for (const future of all) {
-    if (!future.done()) {
+    if (!future._settled()) {
       future.addDoneCallback(() => {
         ready.push(future);
         wakeAll();
@@ -161,3 +171,14 @@ function toFutureSet<T>(futures: Iterable<Future<T>>): Set<Future<T>> {
   }
   return set;
 }
+
+/**
+ * Asks the loops about every Future (done() settles what they have finished)
+ * before any is sorted: asking about one may settle others, already sorted,
+ * which a sort by done() alone would then have counted as not done, and
+ * never looked at again.
+ */
+function refresh(futures: Iterable<AnyFuture>): void {
+  for (const future of futures) future.done();
+}
+

@@ -66,6 +66,31 @@ describe.each(BACKENDS)('wait, asCompleted and groups (%s backend)', (backend) =
     expect(order).toEqual(['done', 'soon', 'late']);
   });
 
+  it('asCompleted() and wait() sort each Future once, even when asking about one settles another', async () => {
+    // Asking a Future whether it is done settles what the loop has
+    // finished: here `quick`, whose callback cancels `slow`. asCompleted()
+    // looked at each Future twice, found `slow` not done, then done: it was
+    // neither yielded nor waited for, and the iteration never ended.
+    const loop = makeLoop();
+    const setUp = async () => {
+      const quick = loop.sleep(0);
+      const slow = loop.sleep(60_000);
+      quick.addDoneCallback(() => slow.cancel());
+      await null; // handed to the thread
+      // Tasks start in order: once `slow` runs, `quick` is over on the thread,
+      // and nothing has settled it here. (Reading running work settles nothing.)
+      for (let i = 0; i < 10_000_000 && !slow.running(); i++);
+      return [slow, quick] as const;
+    };
+    const [slow, quick] = await setUp();
+    const yielded: unknown[] = [];
+    for await (const future of asCompleted([slow, quick], { timeout: 5000 })) yielded.push(future);
+    expect(new Set(yielded)).toEqual(new Set([slow, quick]));
+    const [slow2, quick2] = await setUp();
+    const { done, notDone } = await wait([slow2, quick2], { returnWhen: 'FIRST_COMPLETED' });
+    expect([done.size, notDone.size]).toEqual([2, 0]);
+  });
+
   it('asCompleted() yields Futures, not their values, even failed ones', async () => {
     const loop = makeLoop();
     const failing = loop.sleep(60_000, undefined, { timeout: 0 });
@@ -158,6 +183,15 @@ describe.each(BACKENDS)('wait, asCompleted and groups (%s backend)', (backend) =
     expect(slow.result(0)).toBe('slow');
     for (const future of refused) expect(() => future.result(0)).toThrow(EventLoopClosedError);
     expect(group.stats()).toMatchObject({ submitted: 1, completed: 1, pending: 0 });
+
+    // With cancelPending the done callbacks run inside a loop's shutdown():
+    // a retry there went to the other loop, stopped already, and started it.
+    const long = group.sleep(60_000);
+    let retry: ReturnType<typeof group.sleep> | undefined;
+    long.addDoneCallback(() => (retry = group.sleep(0, 'retried')));
+    await group.shutdown({ cancelPending: true });
+    expect(group.state).toBe('stopped');
+    expect(() => retry!.result(0)).toThrow(EventLoopClosedError);
   });
 });
 

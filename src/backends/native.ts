@@ -16,6 +16,8 @@ import { SlotTable } from './slots.js';
 /** Tasks per submit() call at most; a fuller batch is sent at once. */
 const BATCH_CAPACITY = 4096;
 const FIELDS = 4; // slot, kind, timeout, number
+/** Tasks in a batch beyond which reading a staged task's state sends the batch at once. */
+const LONG_BATCH = 64;
 
 export class NativeBackend implements Backend {
   readonly name = 'native';
@@ -98,7 +100,9 @@ class NativeRun implements LoopRun {
       // flush a microtask away would never come. Handed over now, after
       // the answer (before it, the answer would race the start); not at the
       // first reading, which would cost a flush (and with spin, a wait) each.
-      if (this.#stagedRead === future._ticket) this.#flush();
+      // A long batch goes at the first: more readings (a wait() over all of
+      // it) would each scan it.
+      if (this.#stagedRead === future._ticket || this.#batchCount > LONG_BATCH) this.#flush();
       else this.#stagedRead = future._ticket;
       return 'pending';
     }
