@@ -18,12 +18,40 @@ namespace {
 // as a task description. Not part of the public ABI.
 const napi_type_tag kRequestTag = {0x736964656c6f6f70ULL, 0x6578745265717374ULL};
 
+// The function RaiseLater queues: throws the value its data refers to.
+napi_value Rethrow(napi_env env, napi_callback_info info) {
+  void* data = nullptr;
+  napi_value error;
+  if (napi_get_cb_info(env, info, nullptr, nullptr, nullptr, &data) == napi_ok &&
+      napi_get_reference_value(env, static_cast<napi_ref>(data), &error) == napi_ok) {
+    napi_delete_reference(env, static_cast<napi_ref>(data));
+    napi_throw(env, error);
+  }
+  return nullptr;
+}
+
+// Throws `error` from a microtask, where it is an uncaught exception, as a
+// throwing done callback's is: not here, in the middle of a drain, where
+// 'uncaughtException' handlers would find the batch half settled.
+void RaiseLater(napi_env env, napi_value error) {
+  napi_ref ref;
+  if (napi_create_reference(env, error, 1, &ref) != napi_ok) return;
+  napi_value rethrow, global, queue_microtask, ignored;
+  if (napi_create_function(env, "rethrow", NAPI_AUTO_LENGTH, Rethrow, ref, &rethrow) == napi_ok &&
+      napi_get_global(env, &global) == napi_ok &&
+      napi_get_named_property(env, global, "queueMicrotask", &queue_microtask) == napi_ok &&
+      napi_call_function(env, global, queue_microtask, 1, &rethrow, &ignored) == napi_ok) {
+    return;
+  }
+  napi_delete_reference(env, ref);  // no JS to run it (a worker being torn down): dropped
+}
+
 // free() may call JS, and that may throw. The exception belongs to no
 // Future (the task is over), and left pending it would trip the next
 // Node-API call: the drain would fail the next task of its batch with it,
-// or lose the whole batch. It becomes an uncaught exception instead, as a
-// throwing done callback's does. An exception pending before the call is
-// not free's: whoever called us reports it.
+// or lose the whole batch. It is raised again from a microtask instead. An
+// exception pending before the call is not free's: whoever called us
+// reports it.
 void CallFree(napi_env env, const sideloop_task_vtable& vtable, void* user_data) {
   if (vtable.free == nullptr) return;
   bool pending = false;
@@ -35,7 +63,7 @@ void CallFree(napi_env env, const sideloop_task_vtable& vtable, void* user_data)
   napi_value error;
   if (napi_is_exception_pending(env, &pending) == napi_ok && pending &&
       napi_get_and_clear_last_exception(env, &error) == napi_ok) {
-    napi_fatal_exception(env, error);
+    RaiseLater(env, error);
   }
 }
 
