@@ -16,6 +16,8 @@ export type Outcome = 'completed' | 'failed' | 'cancelled';
 export interface FutureOwner {
   /** Where the work is while the Future is not done; may settle it first. */
   phaseOf(future: AnyFuture): 'pending' | 'running';
+  /** Settles the Future now if its work is over on the loop (done(), cancel()): phaseOf without the phase. */
+  settleIfDone(future: AnyFuture): void;
   /** Blocks the calling thread until the work is done or `ms` pass, settling the Future when done. */
   waitFor(future: AnyFuture, ms: number): void;
   /** Aborts the work of a Future that was just cancelled. */
@@ -67,18 +69,23 @@ export class Future<T> implements PromiseLike<T> {
   }
 
   get state(): FutureState {
-    const phase = this.#refresh();
+    if (this.#state !== 'pending' || this.#owner === undefined) return this.#state;
+    // Asking the loop settles the Future first when its work is over: so
+    // state, done() and cancel() agree with the loop even while the main
+    // thread polls without yielding.
+    const phase = this.#owner.phaseOf(this);
     return this.#state === 'pending' ? phase : this.#state;
   }
 
   done(): boolean {
-    this.#refresh();
+    if (this.#state === 'pending') this.#owner?.settleIfDone(this);
     return this.#state !== 'pending';
   }
 
   /**
    * @internal Done as this thread last heard, without asking the owner:
-   * for owners, which must not re-enter themselves through done().
+   * for owners, which must not re-enter themselves through done(), and for
+   * the addon's extension API, which asks it after each submission.
    */
   _settled(): boolean {
     return this.#state !== 'pending';
@@ -98,7 +105,7 @@ export class Future<T> implements PromiseLike<T> {
    * Returns false only when the Future already finished.
    */
   cancel(): boolean {
-    this.#refresh(); // work the loop has finished is not thrown away
+    if (this.#state === 'pending') this.#owner?.settleIfDone(this); // work the loop has finished is not thrown away
     if (this.#state === 'finished') return false;
     if (this.#state === 'cancelled') return true;
     this.#owner?.abort(this);
@@ -188,15 +195,6 @@ export class Future<T> implements PromiseLike<T> {
     else if (outcome === 'completed') this.#conclude('finished', value as T, undefined, false);
     else this.#conclude('finished', undefined, value, true);
     return true;
-  }
-
-  /**
-   * Asks the owner where the work is, which settles the Future first when
-   * the loop has finished it: so state, done() and cancel() agree with the
-   * loop even while the main thread polls without yielding.
-   */
-  #refresh(): 'pending' | 'running' {
-    return this.#state === 'pending' && this.#owner !== undefined ? this.#owner.phaseOf(this) : 'pending';
   }
 
   #waitSync(timeout: number | undefined): void {

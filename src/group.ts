@@ -65,31 +65,39 @@ export class EventLoopGroup {
    * while stopping returns the same promise (`cancelPending` still cancels).
    */
   shutdown(options?: ShutdownOptions): Promise<void> {
-    const first = this.#stopping === undefined;
-    // Refusing work before any loop stops: with cancelPending, the done
-    // callbacks run inside a loop's shutdown(), and what they submit must
-    // not start a loop that is idle, or stopped already.
-    if (first) this.#refuseWork(true);
+    if (this.#stopping !== undefined) {
+      // Again while stopping (maybe from a done callback that the first
+      // call runs): the same promise; cancelPending still cancels.
+      for (const loop of this.#loops) void loop.shutdown(options);
+      return this.#stopping;
+    }
+    // 'stopping' and refusing work before any loop stops: with
+    // cancelPending, the done callbacks run inside a loop's shutdown(), and
+    // what they submit must not start a loop that is idle, or stopped.
+    let stopped!: (all: Promise<void>) => void;
+    const stopping = new Promise<void>((resolve) => (stopped = resolve));
+    this.#stopping = stopping;
+    this.#refuseWork(true);
+    const reopen = () => {
+      this.#refuseWork(false);
+      this.#stopping = undefined;
+    };
     let stops: Promise<void>[];
     try {
       // Not async: bad options throw here, as EventLoop's do (the first loop
       // throws before any loop has changed).
       stops = this.#loops.map((loop) => loop.shutdown(options));
     } catch (error) {
-      if (first) this.#refuseWork(false);
+      reopen();
       throw error;
     }
-    if (first) {
-      const stopped = () => {
-        this.#refuseWork(false);
-        this.#stopping = undefined;
-      };
-      this.#stopping = Promise.all(stops).then(stopped, (error: unknown) => {
-        stopped();
+    stopped(
+      Promise.all(stops).then(reopen, (error: unknown) => {
+        reopen();
         throw error;
-      });
-    }
-    return this.#stopping!;
+      }),
+    );
+    return stopping;
   }
 
   #refuseWork(refuse: boolean): void {

@@ -188,8 +188,21 @@ describe.each(BACKENDS)('wait, asCompleted and groups (%s backend)', (backend) =
     // a retry there went to the other loop, stopped already, and started it.
     const long = group.sleep(60_000);
     let retry: ReturnType<typeof group.sleep> | undefined;
-    long.addDoneCallback(() => (retry = group.sleep(0, 'retried')));
-    await group.shutdown({ cancelPending: true });
+    let again: Promise<void> | undefined;
+    let started: unknown;
+    long.addDoneCallback(() => {
+      retry = group.sleep(0, 'retried');
+      again = group.shutdown(); // from inside the first: the same promise
+      try {
+        group.start();
+      } catch (error) {
+        started = error;
+      }
+    });
+    const cancelling = group.shutdown({ cancelPending: true });
+    expect(again).toBe(cancelling);
+    expect(started).toBeInstanceOf(InvalidStateError);
+    await cancelling;
     expect(group.state).toBe('stopped');
     expect(() => retry!.result(0)).toThrow(EventLoopClosedError);
   });

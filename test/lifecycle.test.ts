@@ -1,3 +1,7 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
 import { describe, expect, it } from 'vitest';
 
 import { EventLoop, EventLoopClosedError, InvalidStateError, QueueFullError, CancelledError } from '../dist/index.js';
@@ -66,6 +70,20 @@ describe.each(BACKENDS)('EventLoop lifecycle (%s backend)', (backend) => {
     expect(first.cancelled()).toBe(true);
     expect(() => retry!.result(0)).toThrow(EventLoopClosedError);
     expect(loop.stats()).toMatchObject({ submitted: 2, cancelled: 1, pending: 0 });
+  });
+
+  it('shutdown({ cancelPending: true }) right after submitting: the cancelled work never runs', async () => {
+    // The native backend did not tell its thread, and the stop sent the
+    // batch: the task ran after its Future was cancelled (with spin, always).
+    const file = path.join(os.tmpdir(), `sideloop-cancelled-${process.pid}-${backend}`);
+    for (let i = 0; i < 20; i++) {
+      const loop = makeLoop({ spin: 1000 });
+      await loop.sleep(0);
+      const written = loop.writeFile(file, 'data');
+      await loop.shutdown({ cancelPending: true });
+      expect(written.state).toBe('cancelled');
+      expect(fs.existsSync(file)).toBe(false);
+    }
   });
 
   it('shutdown({ cancelPending: true }) aborts running CPU work instead of waiting for it', async () => {

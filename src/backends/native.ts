@@ -16,8 +16,6 @@ import { SlotTable } from './slots.js';
 /** Tasks per submit() call at most; a fuller batch is sent at once. */
 const BATCH_CAPACITY = 4096;
 const FIELDS = 4; // slot, kind, timeout, number
-/** Tasks in a batch beyond which reading a staged task's state sends the batch at once. */
-const LONG_BATCH = 64;
 
 export class NativeBackend implements Backend {
   readonly name = 'native';
@@ -52,6 +50,8 @@ class NativeRun implements LoopRun {
   readonly #batchObjects: unknown[] = [];
   #batchCount = 0;
   #stagedRead = -1; // the slot of the staged task whose state was last read (phaseOf)
+  #inAddonDrain = false; // inside this.#handle.drain(), which may run JS
+  #drainMissed = false; // that JS asked for a drain meanwhile
 
   // The addon holds this callback weakly while the loop is idle (so an
   // unreferenced loop can be collected); we hold it strongly, so it lives
@@ -100,15 +100,24 @@ class NativeRun implements LoopRun {
       // flush a microtask away would never come. Handed over now, after
       // the answer (before it, the answer would race the start); not at the
       // first reading, which would cost a flush (and with spin, a wait) each.
-      // A long batch goes at the first: more readings (a wait() over all of
-      // it) would each scan it.
-      if (this.#stagedRead === future._ticket || this.#batchCount > LONG_BATCH) this.#flush();
+      if (this.#stagedRead === future._ticket) this.#flush();
       else this.#stagedRead = future._ticket;
       return 'pending';
     }
     const phase = this.#handle.phase(future._ticket);
     if (phase === 2) this.#drains.all(); // done on the thread: settle it now
     return phase === 0 ? 'pending' : 'running';
+  }
+
+  settleIfDone(future: AnyFuture): void {
+    // No look through the batch (a wait() asks about thousands of Futures
+    // just submitted): a task still in it has a slot whose phase may be
+    // its last occupant's, which at worst costs a drain that finds nothing
+    // of its own. Asked again without a yield: someone polls, and the
+    // flush a microtask away would never come.
+    if (this.#stagedRead === future._ticket) this.#flush();
+    else this.#stagedRead = future._ticket;
+    if (this.#handle.phase(future._ticket) === 2) this.#drains.all();
   }
 
   waitFor(future: AnyFuture, ms: number): void {
@@ -130,7 +139,15 @@ class NativeRun implements LoopRun {
   }
 
   cancelAll(): void {
-    for (const future of this.#slots.futures()) future._cancelled();
+    // Tasks still in the batch never go to the thread; those on it are told,
+    // as by cancel(). Before, none was told, and the stop sent the batch:
+    // work whose Future was cancelled still ran (a file written).
+    const staged = this.#takeStaged();
+    for (const future of this.#slots.futures()) {
+      this.#handle.cancel(future._ticket);
+      future._cancelled();
+    }
+    for (const future of staged) future._cancelled();
   }
 
   running(): number {
@@ -160,6 +177,20 @@ class NativeRun implements LoopRun {
     if (ready) this.#drains.wake(); // with spin: the answers came while the addon waited for them
   }
 
+  /** Empties the batch, freeing its slots (nothing will report on them); returns their Futures. */
+  #takeStaged(): AnyFuture[] {
+    const futures: AnyFuture[] = [];
+    for (let at = 0; at < this.#batchCount * FIELDS; at += FIELDS) {
+      const slot = this.#batch[at]!;
+      futures.push(this.#slots.future(slot));
+      this.#slots.release(slot);
+    }
+    this.#batchCount = 0;
+    this.#batchObjects.length = 0;
+    this.#stagedRead = -1;
+    return futures;
+  }
+
   #isStaged(slot: number): boolean {
     // Newest first: the state read is most often that of the task just submitted.
     for (let at = (this.#batchCount - 1) * FIELDS; at >= 0; at -= FIELDS) if (this.#batch[at] === slot) return true;
@@ -174,7 +205,24 @@ class NativeRun implements LoopRun {
 
   /** Settles one batch of finished tasks; returns its size. */
   #drain(): number {
-    const n = this.#handle.drain();
+    if (this.#inAddonDrain) {
+      // JS that the addon's drain runs (an extension's to_js or free) wants
+      // completions: the addon has none to give while it drains, and a
+      // flush answered by a spinning thread sent no wake-up for them.
+      this.#drainMissed = true;
+      return 0;
+    }
+    this.#inAddonDrain = true;
+    let n: number;
+    try {
+      n = this.#handle.drain();
+    } finally {
+      this.#inAddonDrain = false;
+    }
+    if (this.#drainMissed) {
+      this.#drainMissed = false;
+      setImmediate(() => this.#drains.wake());
+    }
     if (n === 0) return 0;
     // First take the batch out of the shared buffers, then settle: settling
     // runs done callbacks, which may call result() and so drain again.

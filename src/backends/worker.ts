@@ -224,6 +224,10 @@ class WorkerRun implements LoopRun {
     return phase === SlotPhase.pending ? 'pending' : 'running';
   }
 
+  settleIfDone(future: AnyFuture): void {
+    this.phaseOf(future); // no look through a batch here: as cheap
+  }
+
   waitFor(future: AnyFuture, ms: number): void {
     this.#flush();
     const deadline = performance.now() + ms;
