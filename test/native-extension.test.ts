@@ -166,14 +166,14 @@ describe('a native extension (examples/native-extension)', () => {
     expect(ext.liveTasks()).toBe(0);
   });
 
-  it('a loop impostor whose Future throws from done() makes the call throw that error, and frees the task', () => {
+  it('a loop impostor whose Future throws from _settled() makes the call throw that error, and frees the task', () => {
     // The binding gets an empty value back from the throwing call; reading
     // it as a boolean used to be a fatal error (SIGABRT).
     const loop = new EventLoop({ backend: 'native' });
     const boom = new Error('boom');
     const impostor = {
       [Symbol.for('sideloop.nativeApi')]: (loop as unknown as Record<symbol, unknown>)[Symbol.for('sideloop.nativeApi')],
-      [Symbol.for('sideloop.submitNative')]: () => ({ done: () => { throw boom; } }),
+      [Symbol.for('sideloop.submitNative')]: () => ({ _settled: () => { throw boom; } }),
     };
     expect(() => ext.crc32(impostor, Buffer.from('x'))).toThrow(boom);
     expect(ext.liveTasks()).toBe(0);
@@ -228,6 +228,38 @@ describe('JS that an extension\'s to_js calls (test/native/reentrant-extension)'
     expect(loop.stats()).toMatchObject({ submitted: 2, completed: 2, pending: 0 });
   });
 
+  it('work that to_js or free submits and hands over at once comes back, also from a polling (spin) loop', async () => {
+    // Reading a new Future's state twice hands its batch over at once; with
+    // spin the loop thread answers while the submitter waits, and sends no
+    // wake-up. Inside the addon's drain the drain that should take those
+    // answers found nothing (it was still draining): they stayed on the
+    // thread, and the Futures pending, for ever.
+    const addon = path.join(FIXTURE, 'build', 'Release', 'reentrant.node');
+    const result = await runScript(`
+      const { EventLoop } = require(SIDELOOP);
+      const reentrant = require(${JSON.stringify(addon)});
+      const loop = new EventLoop({ backend: 'native', spin: 2000 });
+      const inner = [];
+      // Ahead of it, so that the loop thread is busy when the outer task comes.
+      const ahead = [1, 2, 3].map(() => loop.hash('sha256', Buffer.alloc(1024 * 1024)));
+      const outer = reentrant.freeCallsBack(loop, () => {
+        for (let i = 0; i < 65; i++) inner.push(loop.sleep(1, i));
+        inner[0].done();
+        inner[0].done(); // polled: handed over now
+      });
+      (async () => {
+        await outer;
+        await Promise.all(ahead);
+        const values = await Promise.all(inner);
+        console.log(values.reduce((a, b) => a + b));
+        await loop.shutdown();
+      })();
+    `, { hangAfterMs: 20_000 });
+    expect(result.stderr).toBe('');
+    expect(result.stdout).toBe('2080\n');
+    expect(result.code).toBe(0);
+  });
+
   it("what a free() throws is an uncaught exception, and the rest of the batch settles as it should", async () => {
     // The exception was left pending inside the drain: the next task of the
     // batch failed with it, or, after the batch's last task, the drain threw
@@ -240,12 +272,13 @@ describe('JS that an extension\'s to_js calls (test/native/reentrant-extension)'
       let futures;
       // Raised after the batch has settled, not in the middle of it: a
       // handler finds the batch's other tasks done.
-      process.on('uncaughtException', (error) => caught.push(error.message + ': ' + futures[1].state));
+      process.on('uncaughtException', (error) => caught.push((error.message ?? error) + ': ' + futures[1].state));
       const loop = new EventLoop({ backend: 'native' });
       (async () => {
         const thrower = () => { throw new Error('thrown by free'); };
         // Same batch: the throwing free comes before a hash, then last.
-        futures = [reentrant.freeCallsBack(loop, thrower), loop.hash('sha256', 'abc'), reentrant.freeCallsBack(loop, thrower)];
+        // Anything may be thrown, not only objects.
+        futures = [reentrant.freeCallsBack(loop, thrower), loop.hash('sha256', 'abc'), reentrant.freeCallsBack(loop, () => { throw 'a string'; })];
         const outcomes = await Promise.allSettled(futures);
         console.log(outcomes.map((o) => o.status === 'fulfilled' ? String(o.value && o.value.toString('hex').slice(0, 8)) : o.reason.message).join(' '));
         console.log(caught.join(' | '));
@@ -254,7 +287,7 @@ describe('JS that an extension\'s to_js calls (test/native/reentrant-extension)'
       })();
     `);
     expect(result.stderr).toBe('');
-    expect(result.stdout).toBe('undefined ba7816bf undefined\nthrown by free: finished | thrown by free: finished\nstopped 0\n');
+    expect(result.stdout).toBe('undefined ba7816bf undefined\nthrown by free: finished | a string: finished\nstopped 0\n');
     expect(result.code).toBe(0);
   });
 });

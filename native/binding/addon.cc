@@ -8,6 +8,8 @@ namespace sideloop {
 Addon::Addon(Napi::Env env) {
   native_loop_class = Napi::Persistent(NativeLoop::DefineClass(env));
   noop = Napi::Persistent(Napi::Function::New(env, [](const Napi::CallbackInfo&) {}));
+  Napi::Value queue = env.Global().Get("queueMicrotask");
+  if (queue.IsFunction()) queue_microtask = Napi::Persistent(queue.As<Napi::Function>());
 }
 
 }  // namespace sideloop

@@ -18,6 +18,9 @@ class Addon {
   // An empty function: calling it tells whether this environment can still
   // run JS (it cannot once a worker is being terminated).
   Napi::FunctionReference noop;
+  // queueMicrotask as it was when the addon loaded, for exceptions raised
+  // later (extension_task.cc): user code that replaces it cannot lose them.
+  Napi::FunctionReference queue_microtask;
 };
 
 }  // namespace sideloop

@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "addon.h"
+
 #include "../core/task_kinds.h"
 
 namespace sideloop {
@@ -18,32 +20,53 @@ namespace {
 // as a task description. Not part of the public ABI.
 const napi_type_tag kRequestTag = {0x736964656c6f6f70ULL, 0x6578745265717374ULL};
 
-// The function RaiseLater queues: throws the value its data refers to.
+// The function RaiseLater queues: throws what its holder holds. Its data
+// is a reference to the holder, deleted here.
 napi_value Rethrow(napi_env env, napi_callback_info info) {
   void* data = nullptr;
-  napi_value error;
-  if (napi_get_cb_info(env, info, nullptr, nullptr, nullptr, &data) == napi_ok &&
-      napi_get_reference_value(env, static_cast<napi_ref>(data), &error) == napi_ok) {
-    napi_delete_reference(env, static_cast<napi_ref>(data));
-    napi_throw(env, error);
-  }
+  napi_value holder, error;
+  if (napi_get_cb_info(env, info, nullptr, nullptr, nullptr, &data) != napi_ok) return nullptr;
+  auto ref = static_cast<napi_ref>(data);
+  bool got = napi_get_reference_value(env, ref, &holder) == napi_ok &&
+             napi_get_named_property(env, holder, "error", &error) == napi_ok;
+  napi_delete_reference(env, ref);
+  if (got) napi_throw(env, error);
   return nullptr;
+}
+
+// Queues `error` to be thrown from a microtask; false if that fails. The
+// value rides in an object: a string or a number cannot be referenced.
+bool QueueRethrow(napi_env env, napi_value queue_microtask, napi_value error) {
+  napi_value holder, rethrow, global, ignored;
+  napi_ref ref;
+  if (napi_create_object(env, &holder) != napi_ok || napi_set_named_property(env, holder, "error", error) != napi_ok ||
+      napi_create_reference(env, holder, 1, &ref) != napi_ok) {
+    return false;
+  }
+  if (napi_create_function(env, "rethrow", NAPI_AUTO_LENGTH, Rethrow, ref, &rethrow) == napi_ok &&
+      napi_get_global(env, &global) == napi_ok &&
+      napi_call_function(env, global, queue_microtask, 1, &rethrow, &ignored) == napi_ok) {
+    return true;
+  }
+  napi_delete_reference(env, ref);
+  return false;
 }
 
 // Throws `error` from a microtask, where it is an uncaught exception, as a
 // throwing done callback's is: not here, in the middle of a drain, where
-// 'uncaughtException' handlers would find the batch half settled.
+// 'uncaughtException' handlers would find the batch half settled. Queued
+// with the queueMicrotask the addon found at load (see Addon). If that
+// fails, it is raised at once rather than lost.
 void RaiseLater(napi_env env, napi_value error) {
-  napi_ref ref;
-  if (napi_create_reference(env, error, 1, &ref) != napi_ok) return;
-  napi_value rethrow, global, queue_microtask, ignored;
-  if (napi_create_function(env, "rethrow", NAPI_AUTO_LENGTH, Rethrow, ref, &rethrow) == napi_ok &&
-      napi_get_global(env, &global) == napi_ok &&
-      napi_get_named_property(env, global, "queueMicrotask", &queue_microtask) == napi_ok &&
-      napi_call_function(env, global, queue_microtask, 1, &rethrow, &ignored) == napi_ok) {
-    return;
+  auto* addon = static_cast<Addon*>(nullptr);
+  napi_get_instance_data(env, reinterpret_cast<void**>(&addon));
+  if (addon != nullptr && !addon->queue_microtask.IsEmpty()) {
+    if (QueueRethrow(env, addon->queue_microtask.Value(), error)) return;
+    bool pending = false;
+    napi_value ignored;
+    if (napi_is_exception_pending(env, &pending) == napi_ok && pending) napi_get_and_clear_last_exception(env, &ignored);
   }
-  napi_delete_reference(env, ref);  // no JS to run it (a worker being torn down): dropped
+  napi_fatal_exception(env, error);
 }
 
 // free() may call JS, and that may throw. The exception belongs to no

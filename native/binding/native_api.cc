@@ -74,8 +74,10 @@ napi_status Submit(napi_env env, napi_value loop, const sideloop_task_vtable* vt
   Napi::Object future_object = Napi::Value(napi_env, future).As<Napi::Object>();
   // Every value is checked before it is read: a call into JS that throws,
   // or that a terminated worker refuses, yields an empty value, and reading
-  // that is a fatal error.
-  Napi::Value done = future_object.Get("done");
+  // that is a fatal error. `_settled()`, not `done()`: done() asks the loop,
+  // which may settle other Futures and run their callbacks, here inside the
+  // caller's submit.
+  Napi::Value done = future_object.Get("_settled");
   Napi::Value is_done = done.IsFunction() ? done.As<Napi::Function>().Call(future_object, {}) : Napi::Value();
   if (napi_env.IsExceptionPending()) {
     ReleaseUntaken(env, owner);
