@@ -139,15 +139,22 @@ class NativeRun implements LoopRun {
   }
 
   cancelAll(): void {
-    // Tasks still in the batch never go to the thread; those on it are told,
-    // as by cancel(). Before, none was told, and the stop sent the batch:
-    // work whose Future was cancelled still ran (a file written).
-    const staged = this.#takeStaged();
+    // Tasks still in the batch go with a time limit of 0, which the thread
+    // discards before any of their work runs (however fast it picks them
+    // up); those on it are told, as by cancel(). Before, none was told, and
+    // the stop sent the batch: work whose Future was cancelled still ran.
+    // Every Future is cancelled before the batch goes: with spin, answers
+    // could come back (and settle them otherwise) while it is sent.
+    const staged = new Set<number>();
+    for (let at = 0; at < this.#batchCount * FIELDS; at += FIELDS) {
+      staged.add(this.#batch[at]!);
+      this.#batch[at + 2] = 0;
+    }
     for (const future of this.#slots.futures()) {
-      this.#handle.cancel(future._ticket);
+      if (!staged.has(future._ticket)) this.#handle.cancel(future._ticket);
       future._cancelled();
     }
-    for (const future of staged) future._cancelled();
+    this.#flush();
   }
 
   running(): number {
@@ -175,20 +182,6 @@ class NativeRun implements LoopRun {
     const ready = this.#handle.submit(this.#batch, count, this.#batchObjects, becomeBusy);
     if (this.#batchObjects.length > 0) this.#batchObjects.length = 0;
     if (ready) this.#drains.wake(); // with spin: the answers came while the addon waited for them
-  }
-
-  /** Empties the batch, freeing its slots (nothing will report on them); returns their Futures. */
-  #takeStaged(): AnyFuture[] {
-    const futures: AnyFuture[] = [];
-    for (let at = 0; at < this.#batchCount * FIELDS; at += FIELDS) {
-      const slot = this.#batch[at]!;
-      futures.push(this.#slots.future(slot));
-      this.#slots.release(slot);
-    }
-    this.#batchCount = 0;
-    this.#batchObjects.length = 0;
-    this.#stagedRead = -1;
-    return futures;
   }
 
   #isStaged(slot: number): boolean {
