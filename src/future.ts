@@ -16,8 +16,12 @@ export type Outcome = 'completed' | 'failed' | 'cancelled';
 export interface FutureOwner {
   /** Where the work is while the Future is not done; may settle it first. */
   phaseOf(future: AnyFuture): 'pending' | 'running';
-  /** Settles the Future now if its work is over on the loop (done(), cancel()): phaseOf without the phase. */
-  settleIfDone(future: AnyFuture): void;
+  /**
+   * Settles the Future now if its work is over on the loop: phaseOf
+   * without the phase. `polled` (done()): asked again without a yield, the
+   * owner must make progress on its own, as phaseOf does.
+   */
+  settleIfDone(future: AnyFuture, polled: boolean): void;
   /** Blocks the calling thread until the work is done or `ms` pass, settling the Future when done. */
   waitFor(future: AnyFuture, ms: number): void;
   /** Aborts the work of a Future that was just cancelled. */
@@ -78,7 +82,7 @@ export class Future<T> implements PromiseLike<T> {
   }
 
   done(): boolean {
-    if (this.#state === 'pending') this.#owner?.settleIfDone(this);
+    if (this.#state === 'pending') this.#owner?.settleIfDone(this, true);
     return this.#state !== 'pending';
   }
 
@@ -105,7 +109,7 @@ export class Future<T> implements PromiseLike<T> {
    * Returns false only when the Future already finished.
    */
   cancel(): boolean {
-    if (this.#state === 'pending') this.#owner?.settleIfDone(this); // work the loop has finished is not thrown away
+    if (this.#state === 'pending') this.#owner?.settleIfDone(this, false); // work the loop has finished is not thrown away
     if (this.#state === 'finished') return false;
     if (this.#state === 'cancelled') return true;
     this.#owner?.abort(this);

@@ -1,4 +1,7 @@
 import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { inspect } from 'node:util';
 
 import { describe, expect, it } from 'vitest';
@@ -121,6 +124,22 @@ describe.each(BACKENDS)('Future (%s backend)', (backend) => {
     expect(() => future.exception()).toThrow(CancelledError);
     await loop.sleep(0); // the loop processed the cancel
     expect(loop.stats()).toMatchObject({ cancelled: 1, pending: 0, running: 0 });
+  });
+
+  it('cancel() right after submitting: the work never runs, even on a loop polling for work', async () => {
+    // The native backend handed the batch over and then cancelled: a
+    // polling (spin) thread could start the task in between, and a small
+    // writeFile was done by then, under a cancelled Future.
+    const loop = makeLoop({ spin: 1000 });
+    await loop.sleep(0);
+    const file = path.join(os.tmpdir(), `sideloop-cancel-${process.pid}-${backend}`);
+    for (let i = 0; i < 50; i++) {
+      const written = loop.writeFile(file, 'data');
+      expect(written.state).toBe('pending'); // a reading first, as a caller checking would
+      expect(written.cancel()).toBe(true);
+      await loop.sleep(0); // tasks go in order: the write was discarded or done by now
+      expect(fs.existsSync(file)).toBe(false);
+    }
   });
 
   it('cancel() on running work aborts it on the loop thread', async () => {

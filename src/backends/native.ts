@@ -95,7 +95,7 @@ class NativeRun implements LoopRun {
 
   phaseOf(future: AnyFuture): 'pending' | 'running' {
     // Not handed to the thread yet: pending, whatever the thread does next.
-    if (this.#isStaged(future._ticket)) {
+    if (this.#stagedAt(future._ticket) >= 0) {
       // Read again without a yield in between: someone polls it, and the
       // flush a microtask away would never come. Handed over now, after
       // the answer (before it, the answer would race the start); not at the
@@ -109,14 +109,16 @@ class NativeRun implements LoopRun {
     return phase === 0 ? 'pending' : 'running';
   }
 
-  settleIfDone(future: AnyFuture): void {
+  settleIfDone(future: AnyFuture, polled: boolean): void {
     // No look through the batch (a wait() asks about thousands of Futures
     // just submitted): a task still in it has a slot whose phase may be
     // its last occupant's, which at worst costs a drain that finds nothing
     // of its own. Asked again without a yield: someone polls, and the
     // flush a microtask away would never come.
-    if (this.#stagedRead === future._ticket) this.#flush();
-    else this.#stagedRead = future._ticket;
+    if (polled) {
+      if (this.#stagedRead === future._ticket) this.#flush();
+      else this.#stagedRead = future._ticket;
+    }
     if (this.#handle.phase(future._ticket) === 2) this.#drains.all();
   }
 
@@ -126,8 +128,12 @@ class NativeRun implements LoopRun {
   }
 
   abort(future: AnyFuture): void {
-    this.#flush();
-    this.#handle.cancel(future._ticket);
+    // Still in the batch: it goes with a time limit of 0, which the thread
+    // discards before any of its work runs. (Handed over first and then
+    // cancelled, a polling thread could start it in between.)
+    const at = this.#stagedAt(future._ticket);
+    if (at >= 0) this.#batch[at + 2] = 0;
+    else this.#handle.cancel(future._ticket);
   }
 
   settled(_future: AnyFuture, outcome: Outcome): void {
@@ -184,10 +190,11 @@ class NativeRun implements LoopRun {
     if (ready) this.#drains.wake(); // with spin: the answers came while the addon waited for them
   }
 
-  #isStaged(slot: number): boolean {
+  /** Where the task in `slot` is in the batch, or -1 when it is not there. */
+  #stagedAt(slot: number): number {
     // Newest first: the state read is most often that of the task just submitted.
-    for (let at = (this.#batchCount - 1) * FIELDS; at >= 0; at -= FIELDS) if (this.#batch[at] === slot) return true;
-    return false;
+    for (let at = (this.#batchCount - 1) * FIELDS; at >= 0; at -= FIELDS) if (this.#batch[at] === slot) return at;
+    return -1;
   }
 
   #growBatch(): void {

@@ -224,8 +224,10 @@ class WorkerRun implements LoopRun {
     return phase === SlotPhase.pending ? 'pending' : 'running';
   }
 
-  settleIfDone(future: AnyFuture): void {
-    this.phaseOf(future); // no look through a batch here: as cheap
+  settleIfDone(future: AnyFuture, polled: boolean): void {
+    if (polled) this.phaseOf(future); // as cheap here: no look through a batch
+    // cancel(): no flush, which would race the cancel flag set right after.
+    else if (this.#flags.phase(future._ticket) === SlotPhase.done) this.#settleArrived();
   }
 
   waitFor(future: AnyFuture, ms: number): void {
