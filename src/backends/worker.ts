@@ -472,26 +472,24 @@ class WorkerRun implements LoopRun {
     const stream = this.#streams.find((candidate) => candidate.future === future);
     if (stream === undefined) return;
     this.#flush(); // the tasks first, then their chunks
-    let over: boolean;
-    do over = this.#sendChunk(stream);
-    while (!over && performance.now() < deadline);
-    // Found again: a Future failed by #sendChunk runs its callbacks, which may change the list.
-    const at = this.#streams.indexOf(stream);
-    if (over && at >= 0) this.#streams.splice(at, 1);
+    while (!this.#sendChunkOrDrop(stream) && performance.now() < deadline);
   }
 
   /** Sends the next chunk of every input still streaming; drops those that are over. */
   #pump(): void {
     this.#flush(); // the tasks first, then their chunks
-    for (const stream of [...this.#streams]) {
-      // Found again, as in waitFor: a Future failed by #sendChunk runs its
-      // callbacks, which may change the list (a result() there drops the
-      // stream it waited for).
-      if (this.#sendChunk(stream)) {
-        const at = this.#streams.indexOf(stream);
-        if (at >= 0) this.#streams.splice(at, 1);
-      }
-    }
+    for (const stream of [...this.#streams]) this.#sendChunkOrDrop(stream);
+  }
+
+  /** #sendChunk, then takes the stream out of the list when it is over; returns whether it is. */
+  #sendChunkOrDrop(stream: InputStream): boolean {
+    const over = this.#sendChunk(stream);
+    // Found again, not by a remembered index: a Future failed by #sendChunk
+    // runs its callbacks, which may change the list (a result() there drops
+    // the stream it waited for).
+    const at = over ? this.#streams.indexOf(stream) : -1;
+    if (at >= 0) this.#streams.splice(at, 1);
+    return over;
   }
 
   /** Sends the next chunk of `stream`; true when the stream is over (all sent, or no longer wanted). */
