@@ -78,7 +78,7 @@ process.on('uncaughtExceptionMonitor', (error) => {
 parentPort!.on('message', (message: SubmitMessage | ChunkMessage | StopMessage) => {
   if (message.type === 'submit') onSubmit(message);
   else if (message.type === 'chunk') onChunk(message);
-  else void stop();
+  else void stop().then(() => message.thenExit && process.exit());
 });
 
 function onChunk({ slot, bytes }: ChunkMessage): void {

@@ -5,7 +5,8 @@
  * main -> worker (worker.postMessage), at most one message per microtask:
  *   SubmitMessage: new slot pages, cancelled slots, then new tasks.
  *   ChunkMessage: the next piece of a large byte input (see INPUT_CHUNK).
- *   StopMessage: abort everything, reap children, answer StoppedMessage.
+ *   StopMessage: abort everything, reap children, answer StoppedMessage
+ *   (and end the thread, for a run that was garbage-collected).
  * worker -> main (a dedicated MessagePort, so result() can pull from it
  * synchronously with receiveMessageOnPort), at most one message per turn of
  * the worker's loop:
@@ -99,6 +100,8 @@ export interface ChunkMessage {
 
 export interface StopMessage {
   type: 'stop';
+  /** Nobody waits for the answer: the thread ends itself once its children are reaped. */
+  thenExit?: boolean;
 }
 
 export interface CompletionMessage {

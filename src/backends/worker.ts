@@ -33,6 +33,7 @@ import {
   type CompletionMessage,
   type DiedMessage,
   type SerializedError,
+  type StopMessage,
   type StoppedMessage,
   type StreamedInput,
   type SubmitMessage,
@@ -109,14 +110,33 @@ function killPids(pids: Int32Array): void {
   }
 }
 
-// A run nobody references any more: its children are killed (a cancelled
-// one that ignored SIGTERM may still run), though not reaped: the Worker
-// that could is gone, and no JS API reaps another thread's child.
-const collected = new FinalizationRegistry<{ worker: Worker; port: MessagePort; children: Int32Array }>(({ worker, port, children }) => {
+/** What a garbage-collected run leaves to clean up (the run itself is gone). */
+interface Remains {
+  worker: Worker;
+  port: MessagePort;
+  children: Int32Array;
+  spawnedChildren: boolean;
+}
+
+// A run nobody references any more. Its Worker must not just be terminated
+// if it spawned children: a cancelled child that ignored SIGTERM still runs,
+// one spawned an instant ago may not be in the table yet, and only that
+// thread can reap them (no JS API reaps another thread's child). So the
+// known ones are killed now, and the Worker stops as stop() has it (kills
+// and reaps the rest), then ends itself; ref'd meanwhile, like a stop().
+const collected = new FinalizationRegistry<Remains>(({ worker, port, children, spawnedChildren }) => {
   port.close();
   killPids(children);
-  pidTables.delete(children);
-  void worker.terminate();
+  const gone = worker.threadId === -1; // died by itself: its children stay zombies
+  if (!spawnedChildren || gone) {
+    pidTables.delete(children);
+    void worker.terminate();
+    return;
+  }
+  worker.once('exit', () => pidTables.delete(children));
+  worker.ref();
+  const stop: StopMessage = { type: 'stop', thenExit: true };
+  worker.postMessage(stop);
 });
 
 class WorkerRun implements LoopRun {
@@ -150,11 +170,12 @@ class WorkerRun implements LoopRun {
   #inboxAt = 0;
 
   #unsettled = 0; // Futures submitted here and not yet done
-  #spawnedChildren = false; // an exec task was submitted: stop() must let the worker reap children
   #stopped = false; // by stop(), or because the Worker died
   #stopCalled = false;
   #onStopped: (() => void) | undefined;
   readonly #appearedThread: string | undefined; // see the constructor
+  // For the finalizer; spawnedChildren: an exec task was submitted, and stop() must let the worker reap children.
+  readonly #remains: Remains;
 
   constructor(options: RunOptions) {
     this.#options = options;
@@ -182,7 +203,8 @@ class WorkerRun implements LoopRun {
     // An idle loop never keeps the process alive; pending tasks do (see #setBusy).
     this.#worker.unref();
     this.#port.unref();
-    collected.register(this, { worker: this.#worker, port: this.#port, children: this.#children }, this);
+    this.#remains = { worker: this.#worker, port: this.#port, children: this.#children, spawnedChildren: false };
+    collected.register(this, this.#remains, this);
   }
 
   submit(request: TaskRequest, future: AnyFuture): void {
@@ -191,8 +213,8 @@ class WorkerRun implements LoopRun {
     if (page !== undefined) this.#stagedPages.push(page);
     this.#flags.reset(slot);
     if (++this.#unsettled === 1) this.#setBusy(true);
-    if (request.kind === TaskKind.exec && !this.#spawnedChildren) {
-      this.#spawnedChildren = true;
+    if (request.kind === TaskKind.exec && !this.#remains.spawnedChildren) {
+      this.#remains.spawnedChildren = true;
       killAtExit(this.#children);
     }
 
@@ -288,7 +310,7 @@ class WorkerRun implements LoopRun {
     if (!this.#stopped) {
       this.#flush(); // or the batch would follow the stop message
       this.#stopped = true;
-      if (this.#spawnedChildren) {
+      if (this.#remains.spawnedChildren) {
         // Children outlive a terminated Worker as zombies: let it kill and reap them first.
         const stopped = new Promise<void>((resolve) => (this.#onStopped = resolve));
         this.#worker.postMessage({ type: 'stop' });
