@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import zlib from 'node:zlib';
 
 import { describe, expect, it } from 'vitest';
 
@@ -40,5 +41,16 @@ describe.each(BACKENDS)('main-thread fairness (%s backend)', (backend) => {
     expect(gzipsDone).toBe(200);
     expect(doneWhenTimerFired).toBeGreaterThanOrEqual(0);
     expect(doneWhenTimerFired).toBeLessThan(100);
+  });
+
+  it('a timer on the loop fires while a small input expands to 256 MiB', async () => {
+    // The worker backend ran zlib on a whole input chunk in one call: 256 KiB
+    // of gzip bomb held its thread (timers, timeouts) for the whole 256 MiB.
+    const loop = makeLoop();
+    const bomb = zlib.gzipSync(Buffer.alloc(256 * 2 ** 20));
+    const expanded = loop.gunzip(bomb);
+    const timer = loop.sleep(5, 'timer');
+    expect(await Promise.race([expanded.then(() => 'expanded'), timer])).toBe('timer');
+    expect((await expanded).byteLength).toBe(256 * 2 ** 20);
   });
 });

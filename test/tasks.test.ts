@@ -647,6 +647,8 @@ describe.each(BACKENDS)('built-in tasks (%s backend)', (backend) => {
     // 512 MiB: long enough that finishing the work instead of stopping it
     // would show as a difference of seconds, measured in the same run.
     const big = Buffer.alloc(512 * 1024 * 1024, 7);
+    const bomb = zlib.gzipSync(Buffer.alloc(256 * 1024 * 1024)); // 256 KiB
+    const text = Buffer.from(crypto.randomBytes(512 * 1024).toString('hex')); // 1 MiB, compressible
 
     it.each([
       ['hash', (loop: EventLoop, o: object) => loop.hash('sha256', big, o)],
@@ -673,6 +675,17 @@ describe.each(BACKENDS)('built-in tasks (%s backend)', (backend) => {
 
       expect(afterCancel).toBeLessThan(full / 4);
       expect(afterTimeout).toBeLessThan(full / 4);
+    });
+
+    it.each([
+      // A small input whose work is big: on the worker backend one zlib call
+      // took a whole input chunk, and the task ran to the end past its timeout.
+      ['gunzip of a 256 KiB bomb', (loop: EventLoop, o: object) => loop.gunzip(bomb, o)],
+      ['gzip of 1 MiB at level 9', (loop: EventLoop, o: object) => loop.gzip(text, { level: 9, ...o })],
+    ])('%s stops at its timeout', async (_name, start) => {
+      const loop = makeLoop();
+      expect(await start(loop, {})).toBeInstanceOf(Buffer); // the yardstick: it can finish
+      await expect(start(loop, { timeout: 1 })).rejects.toBeInstanceOf(TimeoutError);
     });
   });
 });

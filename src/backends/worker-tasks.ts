@@ -36,9 +36,16 @@ export class Interrupted {
   constructor(readonly status: TaskStatus) {}
 }
 
-/** Synchronous work over bytes fed in order; the last write returns the result. */
+/** Synchronous work over bytes fed in order; the last write (or the resume() after it) returns the result. */
 export interface ByteSink {
   write(chunk: Uint8Array, last: boolean): Buffer | undefined;
+  /**
+   * Work on the chunk written last is left for resume(): a sink may stop
+   * after about a chunk's worth (a gzip bomb turns a small chunk into
+   * gigabytes), so that the thread's other tasks get their turn.
+   */
+  readonly busy: boolean;
+  resume(): Buffer | undefined;
   /** Frees what the work holds when it is abandoned half way. */
   close(): void;
 }
@@ -62,7 +69,7 @@ export function runTask(kind: number, number: number, object: unknown, context: 
     case TaskKind.deflate:
     case TaskKind.gunzip:
     case TaskKind.inflate:
-      return consume(object as Uint8Array | StreamedInput, zlibSink(kind, number), context);
+      return consume(object as Uint8Array | StreamedInput, zlibSink(kind, number, context.checkpoint), context);
     case TaskKind.readFile:
       finish(TaskStatus.ok, withFile(object as string, fs.constants.O_RDONLY, (fd) => readWhole(fd, context.checkpoint)));
       return undefined;
@@ -168,42 +175,56 @@ function hashSink(algorithm: string): ByteSink {
       hash.update(chunk);
       return last ? hash.digest() : undefined;
     },
+    busy: false,
+    resume: () => undefined,
     close: () => {},
   };
 }
 
 /**
- * Feeds `input` to `sink` chunk by chunk: when it is all here (a
- * SharedArrayBuffer, or small enough to come whole), one chunk per turn of
- * this thread's loop, so that the loop's other tasks (timers, timeouts,
- * children) are not held up behind a large one; else as its chunks arrive.
+ * Feeds `input` to `sink` chunk by chunk, one chunk's worth of work per turn
+ * of this thread's loop, so that the loop's other tasks (timers, timeouts,
+ * children) are not held up behind a large one. The chunks are all here (a
+ * SharedArrayBuffer, or an input small enough to come whole) or arrive one
+ * by one; one that arrives while the sink is busy waits its turn.
  */
 function consume(input: Uint8Array | StreamedInput, sink: ByteSink, context: TaskContext): Abortable | undefined {
   const { finish, checkpoint } = context;
-  if (input instanceof Uint8Array) {
-    let start = 0;
-    const step = (): void => {
-      try {
-        checkpoint();
-        const end = Math.min(start + INPUT_CHUNK, input.byteLength);
-        const result = sink.write(input.subarray(start, end), end === input.byteLength);
-        start = end;
-        if (result !== undefined) finish(TaskStatus.ok, result);
-        else context.later(step);
-      } catch (error) {
-        sink.close();
-        throw error;
+  const whole = input instanceof Uint8Array ? input : undefined;
+  const arrived: Uint8Array[] = [];
+  let taken = 0; // bytes of whole, or of the chunks that arrived, written to the sink
+  const total = whole?.byteLength ?? (input as StreamedInput).streamedBytes;
+  let stepQueued = false;
+  // Never asked for after the last chunk: that one's write or resume() gives the result.
+  const nextChunk = (): Uint8Array | undefined =>
+    whole === undefined ? arrived.shift() : whole.subarray(taken, Math.min(taken + INPUT_CHUNK, total));
+  const step = (): void => {
+    stepQueued = false;
+    try {
+      checkpoint();
+      let result: Buffer | undefined;
+      if (sink.busy) result = sink.resume();
+      else {
+        const chunk = nextChunk();
+        if (chunk === undefined) return; // the next one has not arrived yet
+        taken += chunk.byteLength;
+        result = sink.write(chunk, taken === total);
       }
-    };
-    step();
-    return { abort: () => sink.close() };
-  }
-  let left = input.streamedBytes;
-  context.receive((chunk) => {
-    checkpoint();
-    left -= chunk.byteLength;
-    const result = sink.write(chunk, left === 0);
-    if (result !== undefined) finish(TaskStatus.ok, result);
-  });
+      if (result !== undefined) finish(TaskStatus.ok, result);
+      else if (sink.busy || whole !== undefined || arrived.length > 0) {
+        stepQueued = true;
+        context.later(step);
+      }
+    } catch (error) {
+      sink.close();
+      throw error;
+    }
+  };
+  if (whole === undefined) {
+    context.receive((chunk) => {
+      arrived.push(chunk);
+      if (!stepQueued) step();
+    });
+  } else step();
   return { abort: () => sink.close() };
 }
