@@ -403,6 +403,29 @@ describe("the worker backend's Worker dying under a running loop", () => {
     expect(result.stdout).toBe("sideloop's worker thread exited with code 1 | stopped stopped 0\nagain worker\n");
   });
 
+  it('a result() blocked on it fails when it ends without an exception (its memory limit)', async () => {
+    // Only an exception sent word ahead ('died'); the Worker's 'exit' event
+    // needs the event loop that result() holds up: it waited for ever.
+    const result = await runScript(`
+      const workerThreads = require('node:worker_threads');
+      workerThreads.Worker = class extends workerThreads.Worker {
+        constructor(file, options) { super(file, { ...options, resourceLimits: { maxOldGenerationSizeMb: 12, maxYoungGenerationSizeMb: 4 } }); }
+      };
+      const sideloop = require(SIDELOOP);
+      const loop = new sideloop.EventLoop({ backend: 'worker' });
+      for (let i = 0; i < 200000; i++) loop.sleep(600000).catch(() => {}); // more than 12 MB of timers there
+      const probe = loop.sleep(600000, 'probe');
+      let outcome;
+      try { outcome = probe.result(); } catch (error) { outcome = error.message; }
+      console.log(outcome, '|', loop.state);
+      loop.shutdown().then(() => console.log('shut down'));
+    `);
+    clean(result);
+    expect(result.stdout).toBe(
+      "sideloop's worker thread ended while result() waited: it failed to start or ran out of memory | stopped\nshut down\n",
+    );
+  });
+
   it('the loop is stopped at once: later work starts a fresh Worker, without a shutdown() first', async () => {
     // Before, the loop stayed 'running' on the dead Worker: later tasks never
     // settled, and shutdown() waited for them for ever.

@@ -267,8 +267,22 @@ class WorkerRun implements LoopRun {
       if (future._settled() || this.#stopped) return;
       const left = deadline - performance.now();
       if (left <= 0) return;
-      Atomics.wait(this.#control, Control.completions, seen, left === Infinity ? undefined : left);
+      const slice = Math.min(left, QUIET_CHECK_MS);
+      if (Atomics.wait(this.#control, Control.completions, seen, slice) === 'timed-out' && this.#threadEnded()) {
+        // A Worker that fails to start (EMFILE) or reaches its memory limit
+        // ends without an exception, so without a 'died' message; its 'exit'
+        // event needs the event loop this wait is holding up.
+        this.onWorkerGone(new Error("sideloop's worker thread ended while result() waited: it failed to start or ran out of memory"));
+        return;
+      }
     }
+  }
+
+  /** Whether the Worker's thread is known to be gone (Linux: /proc; elsewhere, never known). */
+  #threadEnded(): boolean {
+    const reported = Atomics.load(this.#control, Control.threadId);
+    const thread = reported !== 0 ? String(reported) : this.#appearedThread;
+    return thread !== undefined && !existsSync(`/proc/self/task/${thread}`);
   }
 
   abort(future: AnyFuture): void {
@@ -549,6 +563,9 @@ function asBuffer(bytes: Uint8Array): Buffer {
 }
 
 /** The kernel's ids of this process's threads (Linux; empty elsewhere). */
+/** How often a blocked result() that hears nothing checks that the Worker's thread is still there. */
+const QUIET_CHECK_MS = 100;
+
 function listedThreads(): string[] {
   try {
     return readdirSync('/proc/self/task');
