@@ -564,6 +564,31 @@ describe.each(BACKENDS)('built-in tasks (%s backend)', (backend) => {
       expect(countProcesses(marker)).toBe(0);
     });
 
+    it('process.exit() with exec tasks still queued: none spawned after the exit outlives the process', async () => {
+      // The worker backend killed the recorded children in its 'exit' hook,
+      // but its Worker ran on until Node's teardown, after every 'exit'
+      // listener, and went on spawning the queued tasks: 4-5 of 200 were left.
+      const marker = `.${process.pid}${Date.now() % 100000}`;
+      const result = await runScript(
+        `
+        const { EventLoop } = require(SIDELOOP);
+        const marker = process.env.SIDELOOP_TEST_MARKER;
+        const loop = new EventLoop({ backend: ${JSON.stringify(backend)} });
+        loop.exec('sleep', ['34' + marker]);
+        loop.sleep(0).then(() => {
+          // A later 'exit' listener that takes its time (a logger flushing, say).
+          process.on('exit', () => { for (const end = Date.now() + 20; Date.now() < end; ); });
+          for (let i = 0; i < 200; i++) loop.exec('sleep', ['34' + marker]);
+          setImmediate(() => process.exit(0));
+        });
+      `,
+        { env: { SIDELOOP_TEST_MARKER: marker } },
+      );
+      expect(result).toMatchObject({ code: 0, stdout: '', hung: false });
+      for (let polls = 0; countProcesses(marker) > 0 && polls < 2000; polls++) await new Promise((resolve) => setTimeout(resolve, 5));
+      expect(countProcesses(marker)).toBe(0);
+    });
+
     it('process.exit() with a child that exited while its own child holds the output open', async () => {
       // The task still waits for the output to end. The native backend's
       // exit handler closed the child's process handle, which then stopped

@@ -36,7 +36,7 @@ interface ActiveTask {
 }
 
 const { control, completions, children } = workerData as WorkerSetup;
-sharePidsIn(children);
+sharePidsIn(children, control);
 Atomics.store(control, Control.threadId, kernelThreadId());
 const flags = new SlotFlags();
 const active = new Map<number, ActiveTask>();

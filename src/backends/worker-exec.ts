@@ -8,16 +8,24 @@ import type { Readable } from 'node:stream';
 
 import { TaskStatus } from '../native.js';
 import type { ExecRequest } from '../tasks.js';
-import { MAX_RESULT_BYTES, resultTooLarge, serializeError } from './worker-protocol.js';
+import { Control, MAX_RESULT_BYTES, resultTooLarge, serializeError } from './worker-protocol.js';
 import type { Abortable, Finish } from './worker-tasks.js';
 
 /** Children that have not exited yet, including killed ones whose task is over: they must still be reaped before the run stops. */
 const living = new Set<ChildProcess>();
 /** Their pids, shared with the main thread (see CHILD_SLOTS); set by the worker's entry. */
 let pidTable: Int32Array | undefined;
+/** The run's control array, whose `exiting` the main thread sets at process exit. */
+let control: Int32Array | undefined;
 
-export function sharePidsIn(table: Int32Array): void {
+export function sharePidsIn(table: Int32Array, runControl: Int32Array): void {
   pidTable = table;
+  control = runControl;
+}
+
+/** The process is exiting: its 'exit' hook has killed the recorded children, and no later one may outlive it. */
+function exiting(): boolean {
+  return control !== undefined && Atomics.load(control, Control.exiting) !== 0;
 }
 
 /** Records a living child's pid where the main thread sees it; returns what forgets it. */
@@ -33,6 +41,10 @@ export function runExec(request: ExecRequest, finish: Finish): Abortable {
   for (const entry of request.env) {
     const at = entry.indexOf('=');
     env[entry.slice(0, at)] = entry.slice(at + 1);
+  }
+  if (exiting()) {
+    finish(TaskStatus.cancelled);
+    return { abort: () => {} };
   }
   let child: ChildProcessWithoutNullStreams;
   try {
@@ -56,6 +68,7 @@ export function runExec(request: ExecRequest, finish: Finish): Abortable {
       living.delete(child);
       forget();
     });
+    if (exiting()) child.kill('SIGKILL'); // the hook ran before the pid was recorded
   }
   const fail = (error: Error) => {
     terminate(child);

@@ -62,7 +62,9 @@ export const Control = {
   running: 1,
   /** The worker's kernel thread id (Linux; 0 elsewhere), so stop() can wait until it is reaped. */
   threadId: 2,
-  length: 3,
+  /** Set by the main thread's 'exit' hook before it kills the children: no more may be spawned. */
+  exiting: 3,
+  length: 4,
 } as const;
 
 export interface WorkerSetup {

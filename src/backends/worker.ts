@@ -83,24 +83,32 @@ class RunRelay {
 }
 
 /**
- * The pid tables of runs that spawned children, killed at process exit:
- * process.exit() ends the Workers without letting them kill what they
- * spawned (the native backend's exit handler does it on its thread).
+ * The pid tables of runs that spawned children (with each run's control
+ * array), killed at process exit: process.exit() ends the Workers without
+ * letting them kill what they spawned (the native backend's exit handler
+ * does it on its thread). A Worker runs on until Node's teardown, after
+ * every 'exit' listener, so the hook first tells it to spawn no more.
  */
-const pidTables = new Set<Int32Array>();
+const pidTables = new Map<Int32Array, Int32Array>();
 let exitHookAdded = false;
 
-function killAtExit(table: Int32Array): void {
-  pidTables.add(table);
+function killAtExit(table: Int32Array, control: Int32Array): void {
+  pidTables.set(table, control);
   if (exitHookAdded) return;
   exitHookAdded = true;
   process.on('exit', () => {
-    for (const pids of pidTables) killPids(pids);
+    for (const [pids, control] of pidTables) {
+      // Flag first, pids second; the Worker records a pid first and reads
+      // the flag second (worker-exec.ts): one of them sees the other.
+      Atomics.store(control, Control.exiting, 1);
+      killPids(pids);
+    }
   });
 }
 
 function killPids(pids: Int32Array): void {
-  for (const pid of pids) {
+  for (let slot = 0; slot < pids.length; slot++) {
+    const pid = Atomics.load(pids, slot);
     if (pid === 0) continue;
     try {
       process.kill(pid, 'SIGKILL');
@@ -215,7 +223,7 @@ class WorkerRun implements LoopRun {
     if (++this.#unsettled === 1) this.#setBusy(true);
     if (request.kind === TaskKind.exec && !this.#remains.spawnedChildren) {
       this.#remains.spawnedChildren = true;
-      killAtExit(this.#children);
+      killAtExit(this.#children, this.#control);
     }
 
     const at = this.#stagedCount * TASK_FIELDS;
