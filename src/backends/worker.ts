@@ -130,18 +130,25 @@ interface Remains {
 // if it spawned children: a cancelled child that ignored SIGTERM still runs,
 // one spawned an instant ago may not be in the table yet, and only that
 // thread can reap them (no JS API reaps another thread's child). So the
-// known ones are killed now, and the Worker stops as stop() has it (kills
-// and reaps the rest), then ends itself; ref'd meanwhile, like a stop().
+// Worker stops as stop() has it (kills and reaps them, which empties the
+// table), then ends itself; ref'd meanwhile, like a stop(). Only once it has
+// ended does the main thread kill what the table lists: the children of a
+// Worker that died instead, which no one reaps, so their pids stay theirs.
 const collected = new FinalizationRegistry<Remains>(({ worker, port, children, spawnedChildren }) => {
   port.close();
-  killPids(children);
-  const gone = worker.threadId === -1; // died by itself: its children stay zombies
-  if (!spawnedChildren || gone) {
-    pidTables.delete(children);
+  if (!spawnedChildren) {
     void worker.terminate();
     return;
   }
-  worker.once('exit', () => pidTables.delete(children));
+  const killOrphans = (): void => {
+    killPids(children);
+    pidTables.delete(children);
+  };
+  if (worker.threadId === -1) {
+    killOrphans(); // it died before its run was collected
+    return;
+  }
+  worker.once('exit', killOrphans);
   worker.ref();
   const stop: StopMessage = { type: 'stop', thenExit: true };
   worker.postMessage(stop);
