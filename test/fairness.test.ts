@@ -53,4 +53,15 @@ describe.each(BACKENDS)('main-thread fairness (%s backend)', (backend) => {
     expect(await Promise.race([expanded.then(() => 'expanded'), timer])).toBe('timer');
     expect((await expanded).byteLength).toBe(256 * 2 ** 20);
   });
+
+  it('a timer on the loop fires while a large Buffer is compressed', async () => {
+    // The worker backend gets such an input in chunks, and worked on each as
+    // it arrived: behind at level 9, it ran a backlog of chunks in one turn.
+    const loop = makeLoop();
+    await loop.sleep(0); // started: the chunks go as fast as the thread takes them
+    const compressed = loop.gzip(Buffer.alloc(64 * 2 ** 20, 'a'), { level: 9 });
+    const timer = loop.sleep(30, 'timer'); // by then a backlog of chunks has formed
+    expect(await Promise.race([compressed.then(() => 'compressed'), timer])).toBe('timer');
+    await compressed;
+  });
 });

@@ -151,6 +151,25 @@ describe.each(BACKENDS)('built-in tasks (%s backend)', (backend) => {
       }
     });
 
+    it('gunzip reads concatenated members and ignores what follows zero padding, as node:zlib does, wherever the input is cut', async () => {
+      // The worker backend fed each 1 MiB input chunk to a fresh call: zeros
+      // ending at a chunk's end were read past, and what came next was read
+      // as another member (or failed as garbage).
+      const loop = makeLoop();
+      const member = zlib.gzipSync(Buffer.from('x'.repeat(100)));
+      const toBoundary = Buffer.alloc(2 ** 20 - member.length);
+      for (const [name, input] of [
+        ['member, zeros to 1 MiB, member', Buffer.concat([member, toBoundary, member])],
+        ['member, zeros to 1 MiB, garbage', Buffer.concat([member, toBoundary, Buffer.from('garbage')])],
+        ['two members, 3 MiB of zeros, member', Buffer.concat([member, member, Buffer.alloc(3 * 2 ** 20), member])],
+      ] as const) {
+        const expected = zlib.gunzipSync(input);
+        for (const [form, data] of inputForms(input)) {
+          expect((await loop.gunzip(data as Buffer)).equals(expected), `${name} as ${form}`).toBe(true);
+        }
+      }
+    });
+
     it.each([
       ['gunzip', zlib.gzipSync],
       ['inflate', zlib.deflateSync],

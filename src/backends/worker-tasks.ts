@@ -222,8 +222,13 @@ function consume(input: Uint8Array | StreamedInput, sink: ByteSink, context: Tas
   };
   if (whole === undefined) {
     context.receive((chunk) => {
+      // Always on a later turn: Node hands a port's queued messages over in
+      // one go, and work done here would run a whole backlog of chunks in
+      // one turn, holding up the thread's timers.
       arrived.push(chunk);
-      if (!stepQueued) step();
+      if (stepQueued) return;
+      stepQueued = true;
+      context.later(step);
     });
   } else step();
   return { abort: () => sink.close() };

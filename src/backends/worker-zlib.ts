@@ -77,6 +77,10 @@ class ChunkedZlib implements ByteSink {
   #inLeft = 0;
   #last = false;
   #busy = false;
+  // The stream ended before its input did (zero padding after a gzip member,
+  // data after a deflate stream): the one-shot call ignores the rest, and a
+  // later call would read it as a new member.
+  #ended = false;
 
   constructor(engine: Engine, handle: ZlibHandle, state: Uint32Array, inputPerCall: number, checkpoint: () => void) {
     this.#engine = engine;
@@ -100,7 +104,7 @@ class ChunkedZlib implements ByteSink {
     this.#inOffset = 0;
     this.#inLeft = chunk.byteLength;
     this.#last = last;
-    this.#busy = true;
+    this.#busy = !this.#ended;
     return this.resume();
   }
 
@@ -147,8 +151,9 @@ class ChunkedZlib implements ByteSink {
     this.#inLeft -= taken;
     // A full output buffer: zlib has more to say. A piece taken whole with
     // more of the chunk to come: the next piece. Otherwise zlib took what it
-    // would (the rest of a stream that ended is ignored, as node:zlib does).
+    // would; input left over with room to spare means the stream ended.
     this.#busy = outLeft === 0 || (pieceLeft === 0 && this.#inLeft > 0);
+    if (outLeft !== 0 && pieceLeft !== 0) this.#ended = true;
     return taken + produced;
   }
 }

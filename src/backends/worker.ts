@@ -286,7 +286,10 @@ class WorkerRun implements LoopRun {
       if (Atomics.wait(this.#control, Control.completions, seen, slice) === 'timed-out' && this.#threadEnded()) {
         // A Worker that fails to start (EMFILE) or reaches its memory limit
         // ends without an exception, so without a 'died' message; its 'exit'
-        // event needs the event loop this wait is holding up.
+        // event needs the event loop this wait is holding up. What it posted
+        // before it ended keeps its result.
+        this.#settleArrived();
+        if (this.#stopped) return; // its 'died' message was among them
         this.onWorkerGone(new Error("sideloop's worker thread ended while result() waited: it failed to start or ran out of memory"));
         return;
       }
@@ -577,10 +580,10 @@ function asBuffer(bytes: Uint8Array): Buffer {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
-/** The kernel's ids of this process's threads (Linux; empty elsewhere). */
 /** How often a blocked result() that hears nothing checks that the Worker's thread is still there. */
 const QUIET_CHECK_MS = 100;
 
+/** The kernel's ids of this process's threads (Linux; empty elsewhere). */
 function listedThreads(): string[] {
   try {
     return readdirSync('/proc/self/task');
