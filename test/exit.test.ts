@@ -99,6 +99,19 @@ describe.each(BACKENDS)('process and thread exit (%s backend)', (backend) => {
     expect(result.stderr).toContain('boom');
   });
 
+  it('an exception taken by setUncaughtExceptionCaptureCallback is not fatal: the loops run on to the exit', async () => {
+    // Seen as fatal, it had the native loops stopped at 'exit': a listener
+    // there got a cancelled Future.
+    const result = await runScript(`${prelude}
+      const loop = new sideloop.EventLoop({ backend: BACKEND });
+      process.setUncaughtExceptionCaptureCallback((error) => console.log('captured', error.message));
+      loop.sleep(0).then(() => { throw new Error('boom'); });
+      process.on('exit', () => console.log(loop.sleep(1, 'at exit').result(10000))); // after sideloop's own
+    `);
+    clean(result);
+    expect(result.stdout).toBe('captured boom\nat exit\n');
+  });
+
   it('SIGTERM handled by the app: shutdown with cancelPending, then a natural exit', async () => {
     const result = await runScript(`${prelude}
       const loop = new sideloop.EventLoop({ backend: BACKEND });

@@ -86,6 +86,20 @@ describe.each(BACKENDS)('Future (%s backend)', (backend) => {
     expect(after.cancel()).toBe(true);
   });
 
+  it('polling several Futures in turn without yielding sees them all done', async () => {
+    // Only a second reading of the same task in a row handed the batch over:
+    // `futures.filter((f) => !f.done())` read each once per pass, and a loop
+    // over it never ended.
+    const loop = makeLoop();
+    await loop.sleep(0);
+    const futures = [loop.sleep(1, 'a'), loop.sleep(1, 'b'), loop.sleep(0, 'c')];
+    for (let i = 0; i < 10_000_000 && futures.filter((f) => !f.done()).length > 0; i++);
+    expect(futures.map((f) => f.done())).toEqual([true, true, true]);
+    const read = [loop.sleep(0, 'd'), loop.sleep(0, 'e')];
+    for (let i = 0; i < 10_000_000 && read.some((f) => f.state !== 'finished'); i++);
+    expect(read.map((f) => f.result(0))).toEqual(['d', 'e']);
+  });
+
   it('polling without yielding also moves on a task whose input is sent in chunks', async () => {
     // The worker backend sends inputs over 1 MiB a chunk per turn of the
     // main loop, and a result(0) sent none: polled, such a task never ended.

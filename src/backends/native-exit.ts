@@ -65,7 +65,8 @@ function hook(): void {
   // Fatal when no 'uncaughtException' listener is there to take it.
   let fatal = false;
   process.on('uncaughtExceptionMonitor', () => {
-    if (process.listenerCount('uncaughtException') === 0) fatal = true;
+    const captured = process.hasUncaughtExceptionCaptureCallback();
+    if (process.listenerCount('uncaughtException') === 0 && !captured) fatal = true;
   });
   // Runtimes without process.reallyExit (Bun, Deno) stop at 'exit' in every case.
   process.on('exit', () => {

@@ -49,7 +49,7 @@ class NativeRun implements LoopRun {
   #batch = new Float64Array(64 * FIELDS);
   readonly #batchObjects: unknown[] = [];
   #batchCount = 0;
-  #stagedRead = -1; // the slot of the staged task whose state was last read (phaseOf)
+  readonly #stagedReads = new Set<number>(); // slots of staged tasks whose state was read since the last flush
   #inAddonDrain = false; // inside this.#handle.drain(), which may run JS
   #drainMissed = false; // that JS asked for a drain meanwhile
 
@@ -96,12 +96,12 @@ class NativeRun implements LoopRun {
   phaseOf(future: AnyFuture): 'pending' | 'running' {
     // Not handed to the thread yet: pending, whatever the thread does next.
     if (this.#stagedAt(future._ticket) >= 0) {
-      // Read again without a yield in between: someone polls it, and the
-      // flush a microtask away would never come. Handed over now, after
-      // the answer (before it, the answer would race the start); not at the
-      // first reading, which would cost a flush (and with spin, a wait) each.
-      if (this.#stagedRead === future._ticket) this.#flush();
-      else this.#stagedRead = future._ticket;
+      // Read again without a yield in between: someone polls it (maybe
+      // among others, in turn), and the flush a microtask away would never
+      // come. Handed over now, after the answer (before it, the answer
+      // would race the start); not at the first reading, which would cost a
+      // flush (and with spin, a wait) each.
+      this.#pollRead(future._ticket);
       return 'pending';
     }
     const phase = this.#handle.phase(future._ticket);
@@ -115,10 +115,7 @@ class NativeRun implements LoopRun {
     // its last occupant's, which at worst costs a drain that finds nothing
     // of its own. Asked again without a yield: someone polls, and the
     // flush a microtask away would never come.
-    if (polled) {
-      if (this.#stagedRead === future._ticket) this.#flush();
-      else this.#stagedRead = future._ticket;
-    }
+    if (polled) this.#pollRead(future._ticket);
     if (this.#handle.phase(future._ticket) === 2) this.#drains.all();
   }
 
@@ -151,15 +148,20 @@ class NativeRun implements LoopRun {
     // the stop sent the batch: work whose Future was cancelled still ran.
     // Every Future is cancelled before the batch goes: with spin, answers
     // could come back (and settle them otherwise) while it is sent.
+    // What the thread has finished keeps its result, as with cancel(); and
+    // the thread hears of every cancel before any callback runs, which
+    // would give it time to start more of the work.
+    this.#drains.all();
     const staged = new Set<number>();
     for (let at = 0; at < this.#batchCount * FIELDS; at += FIELDS) {
       staged.add(this.#batch[at]!);
       this.#batch[at + 2] = 0;
     }
-    for (const future of this.#slots.futures()) {
+    const cancelled = [...this.#slots.futures()];
+    for (const future of cancelled) {
       if (!staged.has(future._ticket)) this.#handle.cancel(future._ticket);
-      future._cancelled();
     }
+    for (const future of cancelled) future._cancelled();
     this.#flush();
   }
 
@@ -177,7 +179,7 @@ class NativeRun implements LoopRun {
   }
 
   #flush(): void {
-    this.#stagedRead = -1;
+    this.#stagedReads.clear();
     if (this.#batchCount === 0) return;
     const count = this.#batchCount;
     this.#batchCount = 0;
@@ -188,6 +190,12 @@ class NativeRun implements LoopRun {
     const ready = this.#handle.submit(this.#batch, count, this.#batchObjects, becomeBusy);
     if (this.#batchObjects.length > 0) this.#batchObjects.length = 0;
     if (ready) this.#drains.wake(); // with spin: the answers came while the addon waited for them
+  }
+
+  /** A reading of `slot`'s state: the second since the last flush hands the batch over. */
+  #pollRead(slot: number): void {
+    if (this.#stagedReads.has(slot)) this.#flush();
+    else this.#stagedReads.add(slot);
   }
 
   /** Where the task in `slot` is in the batch, or -1 when it is not there. */

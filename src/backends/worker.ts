@@ -174,7 +174,7 @@ class WorkerRun implements LoopRun {
   #stagedPages: Int32Array[] = [];
   #stagedCancels: number[] = [];
   #flushQueued = false;
-  #pendingRead = -1; // the slot of the pending task whose state was last read (phaseOf)
+  readonly #pendingReads = new Set<number>(); // slots of pending tasks whose state was read since the last flush
 
   readonly #streams: InputStream[] = [];
   #pumpScheduled = false;
@@ -252,8 +252,9 @@ class WorkerRun implements LoopRun {
     // goes now, after the reading (before it, the answer would race the start).
     const phase = this.#flags.phase(future._ticket);
     if (phase === SlotPhase.pending) {
-      if (this.#pendingRead === future._ticket) this.#flush();
-      else this.#pendingRead = future._ticket;
+      // Read again without a yield (maybe among others, in turn): polled.
+      if (this.#pendingReads.has(future._ticket)) this.#flush();
+      else this.#pendingReads.add(future._ticket);
     }
     if (phase === SlotPhase.done) this.#settleArrived(); // its completion may be waiting on the port
     // Someone may be polling, and the turns that send its input never come.
@@ -318,6 +319,7 @@ class WorkerRun implements LoopRun {
   }
 
   cancelAll(): void {
+    this.#settleArrived(); // what has come back keeps its result, as with cancel()
     // The flags too: a task running synchronous work sees its flag at its
     // next checkpoint, while the stop message would wait for it to finish.
     for (const future of this.#slots.futures()) {
@@ -419,7 +421,7 @@ class WorkerRun implements LoopRun {
   }
 
   #flush(): void {
-    this.#pendingRead = -1;
+    this.#pendingReads.clear();
     if (this.#stagedCount === 0 && this.#stagedCancels.length === 0) return;
     if (this.#stopped) return; // stop() flushed the last batch; later cancels have nothing left to cancel
     const message: SubmitMessage = {
