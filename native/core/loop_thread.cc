@@ -424,6 +424,9 @@ void LoopThread::StopAndJoinThread() {
     std::lock_guard<std::mutex> lock(inbox_mu_);
     if (state_ != State::kRunning) return;  // never started, or joined
     state_ = State::kStopRequested;
+    // A spinning thread watches inbox_ready_, not the async handle: without
+    // it, the stop would wait for the whole spin (up to spin_us).
+    inbox_ready_.store(true);
     uv_async_send(&wake_);
   }
   uv_thread_join(&thread_);
