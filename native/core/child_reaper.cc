@@ -10,8 +10,7 @@ namespace sideloop {
 namespace {
 
 // How often the orphans are looked at. Polled rather than told by SIGCHLD:
-// a signal handle could not be closed safely at process exit, after Node
-// has shut libuv's signal handling down.
+// the loop never touches libuv's signal handling (see exec_task.h).
 constexpr uint64_t kTickMs = 10;
 
 // Blocks until `pid` is reaped.

@@ -1,6 +1,10 @@
 #include "exec_task.h"
 
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <csignal>
@@ -14,6 +18,51 @@ namespace {
 
 // What one read asks for: a pipe holds 64 KiB on Linux.
 constexpr size_t kReadBytes = 64 * 1024;
+
+// Without a pidfd, how often a running child is looked at with waitpid.
+constexpr uint64_t kExitPollMs = 2;
+
+// Where execvp looks when the child's environment has no PATH, as libuv.
+constexpr const char* kDefaultPath = "/usr/bin:/bin";
+
+// A descriptor that becomes readable when `pid` exits, or -1 (a kernel
+// before 5.3, or no descriptor left).
+int OpenPidfd(int pid) {
+#ifdef SYS_pidfd_open
+  return static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+#else
+  (void)pid;
+  return -1;
+#endif
+}
+
+// The files execvp would try for `file`, in order, with the PATH of the
+// child's environment (as uv_spawn does since libuv 1.45): `file` itself
+// when it has a slash; else each PATH entry (an empty one is the working
+// directory) joined with it.
+std::vector<std::string> Candidates(const std::string& file, const std::vector<std::string>& env) {
+  if (file.find('/') != std::string::npos) return {file};
+  std::string path = kDefaultPath;
+  for (const std::string& entry : env) {
+    if (entry.compare(0, 5, "PATH=") == 0) path = entry.substr(5);
+  }
+  std::vector<std::string> candidates;
+  size_t start = 0;
+  for (;;) {
+    size_t end = path.find(':', start);
+    std::string dir = path.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    candidates.push_back(dir.empty() ? file : dir + "/" + file);
+    if (end == std::string::npos) break;
+    start = end + 1;
+  }
+  return candidates;
+}
+
+void CloseFds(std::initializer_list<int> fds) {
+  for (int fd : fds) {
+    if (fd >= 0) close(fd);
+  }
+}
 
 // Signal names as Node reports them (not strsignal's descriptions).
 struct SignalName {
@@ -66,15 +115,14 @@ const char* ExecTask::signal_name() const {
 }
 
 void ExecTask::Start() {
-  // Every handle is initialized before anything can fail, so that every
-  // path out closes all four the same way.
+  // Every pipe handle is initialized before anything can fail, so that
+  // every path out closes them the same way.
   uv_pipe_init(loop(), &stdin_, 0);
   uv_pipe_init(loop(), &outputs_[0].pipe, 0);
   uv_pipe_init(loop(), &outputs_[1].pipe, 0);
-  stdin_.data = outputs_[0].pipe.data = outputs_[1].pipe.data = process_.data = this;
+  stdin_.data = outputs_[0].pipe.data = outputs_[1].pipe.data = this;
   open_handles_ = 3;
   int err = Spawn();
-  open_handles_++;  // uv_spawn initializes the process handle even when it fails
   if (err != 0) {
     failed_ = true;
     failure_ = SpawnError(err, options_.file);
@@ -83,15 +131,37 @@ void ExecTask::Start() {
     return;
   }
   spawned_ = true;
+  WatchExit();
   for (Output& output : outputs_) {
     uv_read_start(reinterpret_cast<uv_stream_t*>(&output.pipe), OnAlloc, OnRead);
   }
   FeedStdin();
 }
 
+// Makes the three pipes (ours non-blocking, the child's blocking, all
+// close-on-exec until the child's are dup'd onto 0, 1 and 2), spawns the
+// child and opens our ends as the pipe handles. Returns a libuv error.
 int ExecTask::Spawn() {
-  // libuv wants mutable C strings; they only need to live through
-  // uv_spawn, which returns once the child has exec'd (or failed to).
+  uv_file in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1};
+  int rc = uv_pipe(in, 0, UV_NONBLOCK_PIPE);
+  if (rc == 0) rc = uv_pipe(out, UV_NONBLOCK_PIPE, 0);
+  if (rc == 0) rc = uv_pipe(err, UV_NONBLOCK_PIPE, 0);
+  if (rc == 0) rc = SpawnChild(in[0], out[1], err[1]);
+  CloseFds({in[0], out[1], err[1]});  // the child's ends: it has its own copies now
+  if (rc != 0) {
+    CloseFds({in[1], out[0], err[0]});
+    return rc;
+  }
+  uv_pipe_open(&stdin_, in[1]);
+  uv_pipe_open(&outputs_[0].pipe, out[0]);
+  uv_pipe_open(&outputs_[1].pipe, err[0]);
+  return 0;
+}
+
+// posix_spawn with execvp's search, as uv_spawn does it: the child starts
+// with every signal at its default disposition and none blocked (Node
+// ignores SIGPIPE, which a child must not inherit).
+int ExecTask::SpawnChild(int stdin_fd, int stdout_fd, int stderr_fd) {
   std::vector<char*> argv;
   argv.push_back(const_cast<char*>(options_.file.c_str()));
   for (const std::string& arg : options_.args) argv.push_back(const_cast<char*>(arg.c_str()));
@@ -100,24 +170,82 @@ int ExecTask::Spawn() {
   for (const std::string& entry : options_.env) env.push_back(const_cast<char*>(entry.c_str()));
   env.push_back(nullptr);
 
-  uv_stdio_container_t stdio[3];
-  stdio[0].flags = static_cast<uv_stdio_flags>(UV_CREATE_PIPE | UV_READABLE_PIPE);
-  stdio[0].data.stream = reinterpret_cast<uv_stream_t*>(&stdin_);
-  for (int i = 1; i <= 2; i++) {
-    stdio[i].flags = static_cast<uv_stdio_flags>(UV_CREATE_PIPE | UV_WRITABLE_PIPE);
-    stdio[i].data.stream = reinterpret_cast<uv_stream_t*>(&outputs_[i - 1].pipe);
-  }
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, stdin_fd, 0);
+  posix_spawn_file_actions_adddup2(&actions, stdout_fd, 1);
+  posix_spawn_file_actions_adddup2(&actions, stderr_fd, 2);
+  if (!options_.cwd.empty()) posix_spawn_file_actions_addchdir_np(&actions, options_.cwd.c_str());
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t none, all;
+  sigemptyset(&none);
+  sigfillset(&all);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setsigdefault(&attr, &all);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
 
-  uv_process_options_t options{};
-  options.exit_cb = OnExit;
-  options.file = options_.file.c_str();
-  options.args = argv.data();
-  options.env = env.data();
-  options.cwd = options_.cwd.empty() ? nullptr : options_.cwd.c_str();
-  options.stdio_count = 3;
-  options.stdio = stdio;
-  return uv_spawn(loop(), &process_, &options);
+  // As execvp: a file that is not there, or not a directory on the way, sends
+  // it to the next candidate; EACCES too, but it is what fails at the end if
+  // nothing else was found; any other error ends the search.
+  int result = ENOENT;
+  bool denied = false;
+  for (const std::string& candidate : Candidates(options_.file, options_.env)) {
+    pid_t pid;
+    int e = posix_spawn(&pid, candidate.c_str(), &actions, &attr, argv.data(), env.data());
+    if (e == 0) {
+      pid_ = pid;
+      result = 0;
+      break;
+    }
+    result = e;
+    if (e == EACCES) denied = true;
+    else if (e != ENOENT && e != ENOTDIR) break;
+  }
+  if (result != 0 && denied && (result == ENOENT || result == ENOTDIR)) result = EACCES;
+  posix_spawnattr_destroy(&attr);
+  posix_spawn_file_actions_destroy(&actions);
+  return -result;  // libuv's error codes are negated errnos on Unix
 }
+
+// The exit is seen through a pidfd, readable once the child has exited; or,
+// without one, by looking with waitpid every few milliseconds. Neither uses
+// a signal.
+void ExecTask::WatchExit() {
+  open_handles_++;
+  pidfd_ = OpenPidfd(pid_);
+  if (pidfd_ >= 0 && uv_poll_init(loop(), &exit_readable_, pidfd_) == 0) {
+    watch_by_pidfd_ = true;
+    exit_readable_.data = this;
+    uv_poll_start(&exit_readable_, UV_READABLE, OnExitReadable);
+    return;
+  }
+  if (pidfd_ >= 0) close(pidfd_);
+  pidfd_ = -1;
+  uv_timer_init(loop(), &exit_poll_);
+  exit_poll_.data = this;
+  uv_timer_start(&exit_poll_, OnExitPollTick, kExitPollMs, kExitPollMs);
+}
+
+uv_handle_t* ExecTask::ExitWatch() {
+  return watch_by_pidfd_ ? reinterpret_cast<uv_handle_t*>(&exit_readable_) : reinterpret_cast<uv_handle_t*>(&exit_poll_);
+}
+
+// The child is no longer ours to wait for (reaped, or handed over): the
+// watch stops at once (a pidfd stays readable, and would be reported on
+// every turn until the handle is closed).
+void ExecTask::MarkExited() {
+  exited_ = true;
+  if (!spawned_ || uv_is_closing(ExitWatch())) return;
+  if (watch_by_pidfd_) uv_poll_stop(&exit_readable_);
+  else uv_timer_stop(&exit_poll_);
+}
+
+void ExecTask::OnExitReadable(uv_poll_t* poll, int /*status*/, int /*events*/) {
+  static_cast<ExecTask*>(poll->data)->ReapIfExited();
+}
+
+void ExecTask::OnExitPollTick(uv_timer_t* timer) { static_cast<ExecTask*>(timer->data)->ReapIfExited(); }
 
 // Stdin gets the input, then end of file; with no input, end of file at once.
 void ExecTask::FeedStdin() {
@@ -180,43 +308,36 @@ bool ExecTask::OutputsEnded() const {
          uv_is_closing(reinterpret_cast<const uv_handle_t*>(&outputs_[1].pipe));
 }
 
-void ExecTask::OnExit(uv_process_t* process, int64_t exit_status, int term_signal) {
-  auto* self = static_cast<ExecTask*>(process->data);
-  self->exited_ = true;
-  self->exit_code_ = exit_status;
-  self->term_signal_ = term_signal;
+void ExecTask::ReapIfExited() {
+  if (exited_) return;  // handed over, or reaped by OnLoopStop
+  int status;
+  pid_t reaped;
+  do {
+    reaped = waitpid(pid_, &status, WNOHANG);
+  } while (reaped < 0 && errno == EINTR);
+  if (reaped == 0) return;  // still running
+  MarkExited();
+  if (reaped == pid_ && WIFSIGNALED(status)) term_signal_ = WTERMSIG(status);
+  else if (reaped == pid_) exit_code_ = WEXITSTATUS(status);
   // Normally the task ends once both output streams have ended too, as
   // execFile's callback waits for 'close'. After an abort or a failure the
   // streams are already closing.
-  if (self->OutputsEnded()) self->CloseAllAfterExit();
+  if (OutputsEnded()) CloseAllAfterExit();
 }
 
 void ExecTask::Abort() { StopEarly(nullptr); }
 
-// The loop is stopping and waits for this task. The loop must not hang on
-// a child that ignores SIGTERM (the abort's), nor can it count on the
-// exit callback: process.exit() shuts down libuv's signal handling (and so
-// SIGCHLD delivery to every loop) before the exit handler stops us. So the
-// child gets SIGKILL, which it cannot ignore, and is reaped right here.
-void ExecTask::OnLoopStop(bool process_exiting) {
+// The loop is stopping and waits for this task, which must not hang on a
+// child that ignores SIGTERM (the abort's): it gets SIGKILL, which it cannot
+// ignore, and is reaped right here.
+void ExecTask::OnLoopStop() {
   if (!spawned_) return;
-  auto* process = reinterpret_cast<uv_handle_t*>(&process_);
-  if (process_exiting && !uv_is_closing(process)) {
-    // Closing the last process handle stops the loop's SIGCHLD watcher,
-    // and with libuv's signal handling shut down that aborts the process:
-    // also when the child has exited already and a grandchild still holds
-    // its output pipes open. The handle stays open, unreferenced so the
-    // loop can still end, and counts as closed once the rest is
-    // (CloseAllAfterExit).
-    keep_process_handle_ = true;
-    uv_unref(process);
-  }
   if (!exited_) {
-    uv_process_kill(&process_, SIGKILL);
+    kill(pid_, SIGKILL);
     int status;
-    while (waitpid(process_.pid, &status, 0) < 0 && errno == EINTR) {
+    while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
     }
-    exited_ = true;
+    MarkExited();
   }
   if (stopping_early_) CloseAllAfterExit();  // no abort follows for a task already stopping
 }
@@ -239,11 +360,11 @@ void ExecTask::StopEarly(TaskError* error) {
 // when the child does (a timeout fails the Future when it passes).
 void ExecTask::HandOverChild() {
   if (!spawned_ || exited_) return;
-  // ESRCH cannot happen: libuv reaps the child only right before OnExit,
-  // and once the handle is closed (CloseAllAfterExit) it never will.
-  uv_process_kill(&process_, SIGTERM);
-  owner()->child_reaper().Adopt(process_.pid);
-  exited_ = true;
+  // The child is not reaped yet (exited_ would be set), so its pid is
+  // still its own; from here on only the reaper waits for it.
+  kill(pid_, SIGTERM);
+  owner()->child_reaper().Adopt(pid_);
+  MarkExited();
 }
 
 void ExecTask::CloseHandle(void* handle) {
@@ -252,19 +373,21 @@ void ExecTask::CloseHandle(void* handle) {
   uv_close(h, OnClosed);
 }
 
-// Closing the process handle before the child has exited would leave it
-// unreaped: this runs only once it has (or was never spawned).
+// Runs only once the child has exited and been reaped, or been handed over
+// (or was never spawned): the exit watch is then of no more use.
 void ExecTask::CloseAllAfterExit() {
   CloseHandle(&stdin_);
   CloseHandle(&outputs_[0].pipe);
   CloseHandle(&outputs_[1].pipe);
-  if (!keep_process_handle_) {
-    CloseHandle(&process_);
-  } else if (!process_handle_let_go_) {
-    // Left open at process exit (see OnLoopStop): done with all the same.
-    process_handle_let_go_ = true;
-    if (--open_handles_ == 0) Done();
-  }
+  if (spawned_ && !uv_is_closing(ExitWatch())) uv_close(ExitWatch(), OnWatchClosed);
+}
+
+// The pidfd is closed only after its poll handle, which watches it until then.
+void ExecTask::OnWatchClosed(uv_handle_t* handle) {
+  auto* self = static_cast<ExecTask*>(handle->data);
+  if (self->pidfd_ >= 0) close(self->pidfd_);
+  self->pidfd_ = -1;
+  OnClosed(handle);
 }
 
 void ExecTask::OnClosed(uv_handle_t* handle) {

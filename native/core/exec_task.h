@@ -1,9 +1,15 @@
-// exec(file, args, options): a child process spawned with uv_spawn on the
-// loop's own uv_loop_t (no shell), stdin fed from `input` and closed,
-// stdout and stderr collected. The task finishes after the child has
-// exited and every handle is closed; or, cut short (cancel, timeout,
-// maxBuffer), at once, leaving the child to the loop's ChildReaper. Either
-// way no zombie is left behind.
+// exec(file, args, options): a child process (no shell), stdin fed from
+// `input` and closed, stdout and stderr collected. The task finishes after
+// the child has exited and every handle is closed; or, cut short (cancel,
+// timeout, maxBuffer), at once, leaving the child to the loop's ChildReaper.
+// Either way no zombie is left behind.
+//
+// Spawned with posix_spawn and watched through a pidfd (polled with waitpid
+// where there is none), not with uv_spawn: uv_spawn's SIGCHLD watcher starts
+// and stops with the loop's first and last child, and that takes libuv's
+// process-wide signal lock, which Node closes (uv_library_shutdown) when it
+// exits without cleanup hooks: a child that started or ended in that window
+// aborted the process. This loop never touches libuv's signal handling.
 #ifndef SIDELOOP_CORE_EXEC_TASK_H_
 #define SIDELOOP_CORE_EXEC_TASK_H_
 
@@ -44,7 +50,7 @@ class ExecTask final : public Task {
  protected:
   void Start() override;
   void Abort() override;
-  void OnLoopStop(bool process_exiting) override;
+  void OnLoopStop() override;
 
  private:
   struct Output {
@@ -53,13 +59,20 @@ class ExecTask final : public Task {
     const char* name;  // for the maxBuffer error
   };
 
-  static void OnExit(uv_process_t* process, int64_t exit_status, int term_signal);
+  static void OnExitReadable(uv_poll_t* poll, int status, int events);
+  static void OnExitPollTick(uv_timer_t* timer);
+  static void OnWatchClosed(uv_handle_t* handle);
   static void OnAlloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf);
   static void OnRead(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
   static void OnWritten(uv_write_t* req, int status);
   static void OnClosed(uv_handle_t* handle);
 
   int Spawn();
+  int SpawnChild(int stdin_fd, int stdout_fd, int stderr_fd);
+  void WatchExit();
+  uv_handle_t* ExitWatch();
+  void ReapIfExited();
+  void MarkExited();
   void FeedStdin();
   Output& OutputOf(uv_stream_t* stream);
   bool OutputsEnded() const;  // both output pipes closed or closing
@@ -70,7 +83,15 @@ class ExecTask final : public Task {
   void Done();
 
   const ExecOptions options_;
-  uv_process_t process_;
+  int pid_ = 0;
+  int pidfd_ = -1;
+  // How the child's exit is watched: a pidfd polled for readability, or
+  // (an old kernel, no descriptor left) a timer that looks with waitpid.
+  bool watch_by_pidfd_ = false;
+  union {
+    uv_poll_t exit_readable_;
+    uv_timer_t exit_poll_;
+  };
   uv_pipe_t stdin_;
   uv_write_t write_req_;
   Output outputs_[2] = {{{}, {}, "stdout"}, {{}, {}, "stderr"}};
@@ -79,8 +100,6 @@ class ExecTask final : public Task {
   bool spawned_ = false;
   bool exited_ = false;  // exited, or handed over: no longer ours to wait for
   bool stopping_early_ = false;  // aborted or failed: stop waiting for output
-  bool keep_process_handle_ = false;  // see OnLoopStop()
-  bool process_handle_let_go_ = false;  // the kept handle counted as closed
   bool failed_ = false;
   TaskError failure_;
   int64_t exit_code_ = 0;

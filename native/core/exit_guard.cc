@@ -28,10 +28,7 @@ void StopAllLoopsAtExit() {
   Registry& r = registry();
   // Held throughout, so no loop can be unregistered and freed meanwhile.
   std::lock_guard<std::mutex> lock(r.mu);
-  for (LoopThread* loop : r.loops) {
-    loop->process_exiting_.store(true, std::memory_order_release);
-    loop->StopAndJoinThread();
-  }
+  for (LoopThread* loop : r.loops) loop->StopAndJoinThread();
   r.loops.clear();
 }
 

@@ -96,9 +96,7 @@ void LoopThread::ThreadMain(void* arg) {
   self->tid_.store(static_cast<int>(syscall(SYS_gettid)), std::memory_order_release);
   uv_run(&self->loop_, UV_RUN_DEFAULT);
   self->PublishFinished();  // what the last close callbacks finished
-  // Every handle is closed by now (BeginStop), so this cannot fail, except
-  // at process exit, where a child process's handle may be left open on
-  // purpose (ExecTask::OnLoopStop); the process is going away then anyway.
+  // Every handle is closed by now (BeginStop), so this cannot fail.
   uv_loop_close(&self->loop_);
 }
 
@@ -365,11 +363,10 @@ void LoopThread::BeginStop() {
   stopping_ = true;
   // Warned first, in a loop of its own: the abort below may finish and
   // unlink a task, and a finished task is no longer ours to touch. The
-  // warning may finish it too (ExecTask at process exit).
-  bool exiting = process_exiting_.load(std::memory_order_acquire);
+  // warning may finish it too.
   for (Task* task = live_head_; task != nullptr;) {
     Task* next = task->next_;
-    task->OnLoopStop(exiting);
+    task->OnLoopStop();
     task = next;
   }
   for (Task* task = live_head_; task != nullptr;) {

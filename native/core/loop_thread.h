@@ -217,9 +217,6 @@ class LoopThread {
   std::vector<Task*> finished_here_;
   bool stopping_ = false;
   uint64_t published_at_ = 0;  // uv_hrtime() of the last publication
-
-  // Set by the exit handler before it stops the loop (see exit_guard.h).
-  std::atomic<bool> process_exiting_{false};
 };
 
 }  // namespace sideloop

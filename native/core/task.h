@@ -115,9 +115,8 @@ class Task {
   // on a task already aborting (after a cancel or a timeout). A task whose
   // end depends on something outside the process (a child that may ignore
   // SIGTERM) makes that end certain here. It may finish the task, if that
-  // was all the task waited for. `process_exiting`: stopped by the exit
-  // handler, after process.exit() has shut down libuv's signal handling.
-  virtual void OnLoopStop(bool /*process_exiting*/) {}
+  // was all the task waited for.
+  virtual void OnLoopStop() {}
 
   uv_loop_t* loop() const { return loop_; }
   LoopThread* owner() const { return owner_; }
