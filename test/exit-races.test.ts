@@ -9,10 +9,13 @@ import { BACKENDS, runScript, type ChildResult } from './helpers.js';
 
 const CHILDREN = 200;
 const AT_ONCE = 4;
-const WAYS = ['natural', 'exit', 'throw', 'sigterm', 'sigterm-handled'] as const;
+// 'handler-throws' and 'exit-listener-throws' end the process past
+// sideloop's own 'exit' listener, straight from Node's C++ side.
+const WAYS = ['natural', 'exit', 'throw', 'sigterm', 'sigterm-handled', 'handler-throws', 'exit-listener-throws'] as const;
 
 function childScript(backend: string, way: (typeof WAYS)[number], delayMs: number): string {
   return `
+    if (${JSON.stringify(way)} === 'exit-listener-throws') process.on('exit', () => { throw new Error('exit listener'); });
     const { EventLoop } = require(SIDELOOP);
     const loop = new EventLoop({ backend: ${JSON.stringify(backend)} });
     let flooding = true;
@@ -34,11 +37,13 @@ function childScript(backend: string, way: (typeof WAYS)[number], delayMs: numbe
     };
     execAgain();
     if (${JSON.stringify(way)} === 'sigterm-handled') process.on('SIGTERM', () => process.exit(0));
+    if (${JSON.stringify(way)} === 'handler-throws') process.on('uncaughtException', () => { throw new Error('handler'); });
     setTimeout(() => {
       switch (${JSON.stringify(way)}) {
         case 'natural': flooding = false; break;          // tasks finish, then the process exits by itself
         case 'exit': process.exit(3);
-        case 'throw': throw new Error('exit race');
+        case 'throw': case 'handler-throws': throw new Error('exit race');
+        case 'exit-listener-throws': process.exit(3);
         default: process.kill(process.pid, 'SIGTERM');
       }
     }, ${delayMs});
@@ -51,6 +56,8 @@ const expected: Record<(typeof WAYS)[number], (r: ChildResult) => boolean> = {
   throw: (r) => r.code === 1 && r.signal === null,
   sigterm: (r) => r.signal === 'SIGTERM', // Node's default for an unhandled SIGTERM
   'sigterm-handled': (r) => r.code === 0 && r.signal === null,
+  'handler-throws': (r) => r.code === 7 && r.signal === null,
+  'exit-listener-throws': (r) => r.code === 3 && r.signal === null,
 };
 
 describe.each(BACKENDS)('exit races (%s backend)', (backend) => {
