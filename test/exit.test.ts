@@ -58,9 +58,10 @@ describe.each(BACKENDS)('process and thread exit (%s backend)', (backend) => {
     expect(result.stdout).toBe('running true\n');
   });
 
-  it.each(['process.exit()', 'a natural exit'])("an 'exit' listener can still use the loop, at %s", async (how) => {
-    // The listener is added after the loop started (when the native backend
-    // hooks into the exit) and blocks on results, as an 'exit' listener must.
+  it.each(['process.exit()', 'a natural exit', 'an uncaught exception'])("an 'exit' listener can still use the loop, at %s", async (how) => {
+    // The listener is added after the loop started and blocks on results, as
+    // an 'exit' listener must. After an uncaught exception the native loops
+    // used to be stopped at the 'exit' event, before this listener ran.
     const result = await runScript(`${prelude}
       const loop = new sideloop.EventLoop({ backend: BACKEND });
       const file = require('node:path').join(require('node:os').tmpdir(), 'sideloop-exit-listener-' + process.pid);
@@ -74,10 +75,15 @@ describe.each(BACKENDS)('process and thread exit (%s backend)', (backend) => {
           loop.sleep(60_000); // in flight at the exit
           process.exit(4);
         }
+        if (${JSON.stringify(how)} === 'an uncaught exception') {
+          loop.sleep(60_000);
+          throw new Error('uncaught');
+        }
       });
     `);
-    clean(result, how === 'process.exit()' ? 4 : 0);
-    expect(result.stdout).toBe(`slept at exit written at exit ${how === 'process.exit()' ? 4 : 0}\n`);
+    const code = { 'process.exit()': 4, 'a natural exit': 0, 'an uncaught exception': 1 }[how]!;
+    clean(result, code);
+    expect(result.stdout).toBe(`slept at exit written at exit ${code}\n`);
   });
 
   it('process.exit() straight after submitting, before the batch reaches the thread', async () => {

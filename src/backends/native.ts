@@ -11,7 +11,6 @@ import { TaskStatus, type NativeBinding, type NativeLoopHandle } from '../native
 import type { TaskRequest } from '../tasks.js';
 import type { Backend, LoopRun, RunOptions } from './backend.js';
 import { BudgetedDrain, DRAIN_BUDGET, outcomeValue, settleBatch } from './drain.js';
-import { stopBeforeExit, stoppedBeforeExit } from './native-exit.js';
 import { SlotTable } from './slots.js';
 /** Tasks per submit() call at most; a fuller batch is sent at once. */
 const BATCH_CAPACITY = 4096;
@@ -60,7 +59,6 @@ class NativeRun implements LoopRun {
   #unsettled = 0; // Futures submitted here and not yet done
   #busy = false; // the addon keeps the process and #wake alive (setBusy)
   #stopped = false;
-  readonly #beforeExit: ReturnType<typeof stopBeforeExit>;
 
   constructor(binding: NativeBinding, options: RunOptions) {
     this.#options = options;
@@ -73,7 +71,6 @@ class NativeRun implements LoopRun {
       this.#payloads,
       options.spin,
     );
-    this.#beforeExit = stopBeforeExit(this.#handle);
   }
 
   submit(request: TaskRequest, future: AnyFuture): void {
@@ -174,7 +171,6 @@ class NativeRun implements LoopRun {
     this.#flush(); // or the batch would reach a stopped loop
     this.#stopped = true;
     this.#handle.stop();
-    stoppedBeforeExit(this.#beforeExit);
     this.#drains.all(); // whatever was left comes back cancelled
   }
 
