@@ -397,6 +397,25 @@ describe.each(BACKENDS)('built-in tasks (%s backend)', (backend) => {
       expect((await loop.exec('cat')).stdout.length).toBe(0); // stdin is empty, not inherited
     });
 
+    it('spawns as child_process does: a script without #! runs with /bin/sh, stdio are sockets, signals at their defaults', async () => {
+      // The native backend's own spawn (posix_spawn, not uv_spawn) first
+      // failed such a script with ENOEXEC and gave the child pipes.
+      const loop = makeLoop();
+      const script = path.join(tmp, `${backend}-no-shebang`);
+      fs.writeFileSync(script, 'echo ran "$@"\n', { mode: 0o755 });
+      expect((await loop.exec(script, ['a', 'b'])).stdout.toString()).toBe('ran a b\n');
+      expect((await loop.exec(path.basename(script), { env: { PATH: tmp } })).stdout.toString()).toBe('ran\n');
+      const probe = "stat -L -c %F /dev/stdin /dev/stdout; grep -E '^Sig(Blk|Ign):' /proc/self/status";
+      // glibc's posix_spawn leaves its two internal signals (32, 33) ignored,
+      // which no spawn attribute can change (see native/core/exec_task.cc).
+      const withoutInternal = (text: string) =>
+        text.replace(/^SigIgn:\t([0-9a-f]+)$/m, (_, mask: string) => `SigIgn:\t${(BigInt(`0x${mask}`) & ~0x180000000n).toString(16)}`);
+      const child = (await loop.exec('sh', ['-c', probe])).stdout.toString();
+      const node = execFileSync('sh', ['-c', probe], { stdio: ['pipe', 'pipe', 'ignore'] }).toString();
+      expect(withoutInternal(child)).toBe(withoutInternal(node.replace(/fifo/g, 'socket')));
+      expect(child).toContain('socket\nsocket\n');
+    });
+
     it('honours cwd and env', async () => {
       const loop = makeLoop();
       const result = await loop.exec('sh', ['-c', 'pwd; echo "$GREETING"; echo "${HOME:-unset}"'], {

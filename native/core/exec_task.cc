@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <spawn.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -22,8 +23,8 @@ constexpr size_t kReadBytes = 64 * 1024;
 // Without a pidfd, how often a running child is looked at with waitpid.
 constexpr uint64_t kExitPollMs = 2;
 
-// Where execvp looks when the child's environment has no PATH, as libuv.
-constexpr const char* kDefaultPath = "/usr/bin:/bin";
+// Where glibc's execvp looks when the child's environment has no PATH.
+constexpr const char* kDefaultPath = "/bin:/usr/bin";
 
 // A descriptor that becomes readable when `pid` exits, or -1 (a kernel
 // before 5.3, or no descriptor left).
@@ -138,29 +139,32 @@ void ExecTask::Start() {
   FeedStdin();
 }
 
-// Makes the three pipes (ours non-blocking, the child's blocking, all
-// close-on-exec until the child's are dup'd onto 0, 1 and 2), spawns the
-// child and opens our ends as the pipe handles. Returns a libuv error.
+// Makes the child's three stdio channels: Unix socket pairs, as uv_spawn
+// and so child_process make them (ours non-blocking, the child's blocking,
+// all close-on-exec until the child's are dup'd onto 0, 1 and 2); spawns
+// the child and opens our ends as the pipe handles. Returns a libuv error.
 int ExecTask::Spawn() {
-  uv_file in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1};
-  int rc = uv_pipe(in, 0, UV_NONBLOCK_PIPE);
-  if (rc == 0) rc = uv_pipe(out, UV_NONBLOCK_PIPE, 0);
-  if (rc == 0) rc = uv_pipe(err, UV_NONBLOCK_PIPE, 0);
-  if (rc == 0) rc = SpawnChild(in[0], out[1], err[1]);
-  CloseFds({in[0], out[1], err[1]});  // the child's ends: it has its own copies now
+  uv_os_sock_t in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1};
+  int rc = uv_socketpair(SOCK_STREAM, 0, in, UV_NONBLOCK_PIPE, 0);
+  if (rc == 0) rc = uv_socketpair(SOCK_STREAM, 0, out, UV_NONBLOCK_PIPE, 0);
+  if (rc == 0) rc = uv_socketpair(SOCK_STREAM, 0, err, UV_NONBLOCK_PIPE, 0);
+  if (rc == 0) rc = SpawnChild(in[1], out[1], err[1]);
+  CloseFds({in[1], out[1], err[1]});  // the child's ends: it has its own copies now
   if (rc != 0) {
-    CloseFds({in[1], out[0], err[0]});
+    CloseFds({in[0], out[0], err[0]});
     return rc;
   }
-  uv_pipe_open(&stdin_, in[1]);
+  uv_pipe_open(&stdin_, in[0]);
   uv_pipe_open(&outputs_[0].pipe, out[0]);
   uv_pipe_open(&outputs_[1].pipe, err[0]);
   return 0;
 }
 
-// posix_spawn with execvp's search, as uv_spawn does it: the child starts
-// with every signal at its default disposition and none blocked (Node
-// ignores SIGPIPE, which a child must not inherit).
+// posix_spawn with glibc execvp's search, as uv_spawn does it: the child
+// starts with every signal at its default disposition and none blocked
+// (Node ignores SIGPIPE, which a child must not inherit). Except glibc's two
+// internal ones (32 and 33), which its posix_spawn leaves ignored, and no
+// attribute can change: glibc programs set their own, others may not.
 int ExecTask::SpawnChild(int stdin_fd, int stdout_fd, int stderr_fd) {
   std::vector<char*> argv;
   argv.push_back(const_cast<char*>(options_.file.c_str()));
@@ -185,14 +189,20 @@ int ExecTask::SpawnChild(int stdin_fd, int stdout_fd, int stderr_fd) {
   posix_spawnattr_setsigdefault(&attr, &all);
   posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
 
-  // As execvp: a file that is not there, or not a directory on the way, sends
-  // it to the next candidate; EACCES too, but it is what fails at the end if
-  // nothing else was found; any other error ends the search.
+  // As glibc's execvp: a file that is not there (or not reachable) sends it
+  // to the next candidate; EACCES too, but it is what fails at the end if
+  // nothing else was found; a file that is no executable (ENOEXEC: a script
+  // without "#!") runs with /bin/sh; any other error ends the search.
   int result = ENOENT;
   bool denied = false;
   for (const std::string& candidate : Candidates(options_.file, options_.env)) {
     pid_t pid;
     int e = posix_spawn(&pid, candidate.c_str(), &actions, &attr, argv.data(), env.data());
+    if (e == ENOEXEC) {
+      std::vector<char*> sh_argv = {const_cast<char*>("/bin/sh"), const_cast<char*>(candidate.c_str())};
+      sh_argv.insert(sh_argv.end(), argv.begin() + 1, argv.end());  // the arguments, and the null
+      e = posix_spawn(&pid, "/bin/sh", &actions, &attr, sh_argv.data(), env.data());
+    }
     if (e == 0) {
       pid_ = pid;
       result = 0;
@@ -200,7 +210,7 @@ int ExecTask::SpawnChild(int stdin_fd, int stdout_fd, int stderr_fd) {
     }
     result = e;
     if (e == EACCES) denied = true;
-    else if (e != ENOENT && e != ENOTDIR) break;
+    else if (e != ENOENT && e != ENOTDIR && e != ESTALE && e != ENODEV && e != ETIMEDOUT && e != ENAMETOOLONG) break;
   }
   if (result != 0 && denied && (result == ENOENT || result == ENOTDIR)) result = EACCES;
   posix_spawnattr_destroy(&attr);
@@ -316,7 +326,18 @@ void ExecTask::ReapIfExited() {
     reaped = waitpid(pid_, &status, WNOHANG);
   } while (reaped < 0 && errno == EINTR);
   if (reaped == 0) return;  // still running
+  int wait_error = reaped < 0 ? errno : 0;
   MarkExited();
+  if (reaped < 0) {
+    // Reaped by someone else (SIGCHLD ignored, a waitpid(-1) elsewhere in
+    // the process): how it ended is lost, and is not made up.
+    failed_ = true;
+    failure_ = TaskError{};
+    failure_.code = uv_err_name(-wait_error);
+    failure_.errnum = -wait_error;
+    failure_.syscall = "waitpid";
+    failure_.message = std::string("waitpid ") + failure_.code;
+  }
   if (reaped == pid_ && WIFSIGNALED(status)) term_signal_ = WTERMSIG(status);
   else if (reaped == pid_) exit_code_ = WEXITSTATUS(status);
   // Normally the task ends once both output streams have ended too, as
