@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <spawn.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -57,6 +58,15 @@ std::vector<std::string> Candidates(const std::string& file, const std::vector<s
     start = end + 1;
   }
   return candidates;
+}
+
+// 0 when `file` (relative ones from the child's working directory) is
+// there, else why not, as exec would find: ENOENT, ENOTDIR, EACCES (a
+// directory on the way that may not be searched), ENAMETOOLONG, ...
+int Missing(const std::string& file, const std::string& cwd) {
+  std::string path = file[0] == '/' || cwd.empty() ? file : cwd + "/" + file;
+  struct stat info;
+  return stat(path.c_str(), &info) == 0 ? 0 : errno;
 }
 
 void CloseFds(std::initializer_list<int> fds) {
@@ -196,6 +206,15 @@ int ExecTask::SpawnChild(int stdin_fd, int stdout_fd, int stderr_fd) {
   int result = ENOENT;
   bool denied = false;
   for (const std::string& candidate : Candidates(options_.file, options_.env)) {
+    // A candidate that is not there is skipped without a spawn (each costs
+    // a clone of this process); what exec would say of it is what stat says.
+    int missing = Missing(candidate, options_.cwd);
+    if (missing != 0) {
+      result = missing;
+      if (missing != ENOENT && missing != ENOTDIR && missing != ENAMETOOLONG && missing != EACCES) break;
+      denied = denied || missing == EACCES;
+      continue;
+    }
     pid_t pid;
     int e = posix_spawn(&pid, candidate.c_str(), &actions, &attr, argv.data(), env.data());
     if (e == ENOEXEC) {
