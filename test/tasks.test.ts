@@ -405,6 +405,11 @@ describe.each(BACKENDS)('built-in tasks (%s backend)', (backend) => {
       fs.writeFileSync(script, 'echo ran "$@"\n', { mode: 0o755 });
       expect((await loop.exec(script, ['a', 'b'])).stdout.toString()).toBe('ran a b\n');
       expect((await loop.exec(path.basename(script), { env: { PATH: tmp } })).stdout.toString()).toBe('ran\n');
+      // The child enters cwd before it looks for the program: a bad cwd is what fails.
+      expect(await loop.exec('no-such-program', { cwd: script }).catch((e: NodeJS.ErrnoException) => e.code)).toBe('ENOTDIR');
+      // execvp stops at a PATH entry too long to try, as at any error but a few.
+      const tooLong = { env: { PATH: `/${'d'.repeat(300)}:${tmp}` } };
+      expect(await loop.exec(path.basename(script), tooLong).catch((e: NodeJS.ErrnoException) => e.code)).toBe('ENAMETOOLONG');
       const probe = "stat -L -c %F /dev/stdin /dev/stdout; grep -E '^Sig(Blk|Ign):' /proc/self/status";
       // glibc's posix_spawn leaves its two internal signals (32, 33) ignored,
       // which no spawn attribute can change (see native/core/exec_task.cc).

@@ -69,6 +69,20 @@ int Missing(const std::string& file, const std::string& cwd) {
   return stat(path.c_str(), &info) == 0 ? 0 : errno;
 }
 
+// Whether glibc's execvp tries the next PATH entry after this error.
+bool ExecvpGoesOn(int error) {
+  return error == EACCES || error == ENOENT || error == ENOTDIR || error == ESTALE || error == ENODEV ||
+         error == ETIMEDOUT;
+}
+
+// 0 when chdir(dir) would succeed, else its error.
+int NotADirectoryToEnter(const std::string& dir) {
+  struct stat info;
+  if (stat(dir.c_str(), &info) != 0) return errno;
+  if (!S_ISDIR(info.st_mode)) return ENOTDIR;
+  return access(dir.c_str(), X_OK) == 0 ? 0 : errno;
+}
+
 void CloseFds(std::initializer_list<int> fds) {
   for (int fd : fds) {
     if (fd >= 0) close(fd);
@@ -203,15 +217,24 @@ int ExecTask::SpawnChild(int stdin_fd, int stdout_fd, int stderr_fd) {
   // to the next candidate; EACCES too, but it is what fails at the end if
   // nothing else was found; a file that is no executable (ENOEXEC: a script
   // without "#!") runs with /bin/sh; any other error ends the search.
-  int result = ENOENT;
+  // The child changes directory before it looks for the program, so a bad
+  // cwd is what fails, whatever the candidates (checked once: else each
+  // existing candidate would cost a spawn that fails the same way).
+  int result = options_.cwd.empty() ? 0 : NotADirectoryToEnter(options_.cwd);
   bool denied = false;
+  if (result != 0) {
+    posix_spawnattr_destroy(&attr);
+    posix_spawn_file_actions_destroy(&actions);
+    return -result;
+  }
+  result = ENOENT;
   for (const std::string& candidate : Candidates(options_.file, options_.env)) {
     // A candidate that is not there is skipped without a spawn (each costs
     // a clone of this process); what exec would say of it is what stat says.
     int missing = Missing(candidate, options_.cwd);
     if (missing != 0) {
       result = missing;
-      if (missing != ENOENT && missing != ENOTDIR && missing != ENAMETOOLONG && missing != EACCES) break;
+      if (!ExecvpGoesOn(missing)) break;
       denied = denied || missing == EACCES;
       continue;
     }
@@ -229,7 +252,7 @@ int ExecTask::SpawnChild(int stdin_fd, int stdout_fd, int stderr_fd) {
     }
     result = e;
     if (e == EACCES) denied = true;
-    else if (e != ENOENT && e != ENOTDIR && e != ESTALE && e != ENODEV && e != ETIMEDOUT && e != ENAMETOOLONG) break;
+    else if (!ExecvpGoesOn(e)) break;
   }
   if (result != 0 && denied && (result == ENOENT || result == ENOTDIR)) result = EACCES;
   posix_spawnattr_destroy(&attr);
