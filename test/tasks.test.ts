@@ -410,6 +410,9 @@ describe.each(BACKENDS)('built-in tasks (%s backend)', (backend) => {
       // execvp stops at a PATH entry too long to try, as at any error but a few.
       const tooLong = { env: { PATH: `/${'d'.repeat(300)}:${tmp}` } };
       expect(await loop.exec(path.basename(script), tooLong).catch((e: NodeJS.ErrnoException) => e.code)).toBe('ENAMETOOLONG');
+      // One longer than any path can be is passed over.
+      const longerThanAPath = { env: { PATH: `/${'d/'.repeat(2500)}:${tmp}` } };
+      expect((await loop.exec(path.basename(script), longerThanAPath)).stdout.toString()).toBe('ran\n');
       const probe = "stat -L -c %F /dev/stdin /dev/stdout; grep -E '^Sig(Blk|Ign):' /proc/self/status";
       // glibc's posix_spawn leaves its two internal signals (32, 33) ignored,
       // which no spawn attribute can change (see native/core/exec_task.cc).

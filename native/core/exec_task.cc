@@ -1,6 +1,5 @@
 #include "exec_task.h"
 
-#include <fcntl.h>
 #include <spawn.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -9,6 +8,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
 #include <csignal>
 
 #include "loop_thread.h"
@@ -41,7 +41,7 @@ int OpenPidfd(int pid) {
 // The files execvp would try for `file`, in order, with the PATH of the
 // child's environment (as uv_spawn does since libuv 1.45): `file` itself
 // when it has a slash; else each PATH entry (an empty one is the working
-// directory) joined with it.
+// directory, one longer than a path can be is left out) joined with it.
 std::vector<std::string> Candidates(const std::string& file, const std::vector<std::string>& env) {
   if (file.find('/') != std::string::npos) return {file};
   std::string path = kDefaultPath;
@@ -53,7 +53,8 @@ std::vector<std::string> Candidates(const std::string& file, const std::vector<s
   for (;;) {
     size_t end = path.find(':', start);
     std::string dir = path.substr(start, end == std::string::npos ? std::string::npos : end - start);
-    candidates.push_back(dir.empty() ? file : dir + "/" + file);
+    // As glibc: an entry too long for any path is passed over.
+    if (dir.size() < PATH_MAX - 1) candidates.push_back(dir.empty() ? file : dir + "/" + file);
     if (end == std::string::npos) break;
     start = end + 1;
   }
@@ -190,6 +191,13 @@ int ExecTask::Spawn() {
 // internal ones (32 and 33), which its posix_spawn leaves ignored, and no
 // attribute can change: glibc programs set their own, others may not.
 int ExecTask::SpawnChild(int stdin_fd, int stdout_fd, int stderr_fd) {
+  // The child changes directory before it looks for the program, so a bad
+  // cwd is what fails, whatever the candidates (checked once: else each
+  // existing candidate would cost a spawn that fails the same way).
+  if (!options_.cwd.empty()) {
+    int cwd_error = NotADirectoryToEnter(options_.cwd);
+    if (cwd_error != 0) return -cwd_error;
+  }
   std::vector<char*> argv;
   argv.push_back(const_cast<char*>(options_.file.c_str()));
   for (const std::string& arg : options_.args) argv.push_back(const_cast<char*>(arg.c_str()));
@@ -217,17 +225,8 @@ int ExecTask::SpawnChild(int stdin_fd, int stdout_fd, int stderr_fd) {
   // to the next candidate; EACCES too, but it is what fails at the end if
   // nothing else was found; a file that is no executable (ENOEXEC: a script
   // without "#!") runs with /bin/sh; any other error ends the search.
-  // The child changes directory before it looks for the program, so a bad
-  // cwd is what fails, whatever the candidates (checked once: else each
-  // existing candidate would cost a spawn that fails the same way).
-  int result = options_.cwd.empty() ? 0 : NotADirectoryToEnter(options_.cwd);
+  int result = ENOENT;
   bool denied = false;
-  if (result != 0) {
-    posix_spawnattr_destroy(&attr);
-    posix_spawn_file_actions_destroy(&actions);
-    return -result;
-  }
-  result = ENOENT;
   for (const std::string& candidate : Candidates(options_.file, options_.env)) {
     // A candidate that is not there is skipped without a spawn (each costs
     // a clone of this process); what exec would say of it is what stat says.
