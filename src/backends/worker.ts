@@ -299,9 +299,14 @@ class WorkerRun implements LoopRun {
 
   /** Whether the Worker's thread is known to be gone (Linux: /proc; elsewhere, never known). */
   #threadEnded(): boolean {
-    const reported = Atomics.load(this.#control, Control.threadId);
-    const thread = reported !== 0 ? String(reported) : this.#appearedThread;
+    const thread = this.#kernelThread();
     return thread !== undefined && !existsSync(`/proc/self/task/${thread}`);
+  }
+
+  /** The Worker's thread as /proc/self/task lists it: reported by its script, or seen appear (see the constructor). */
+  #kernelThread(): string | undefined {
+    const reported = Atomics.load(this.#control, Control.threadId);
+    return reported !== 0 ? String(reported) : this.#appearedThread;
   }
 
   abort(future: AnyFuture): void {
@@ -362,8 +367,7 @@ class WorkerRun implements LoopRun {
     killPids(this.#children);
     pidTables.delete(this.#children);
     await this.#worker.terminate();
-    const reported = Atomics.load(this.#control, Control.threadId);
-    await untilReaped(reported !== 0 ? String(reported) : this.#appearedThread);
+    await untilReaped(this.#kernelThread());
   }
 
   /** @internal From the completions port, through the relay. */
