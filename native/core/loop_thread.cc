@@ -24,6 +24,10 @@ constexpr size_t kPublishEvery = 128;
 constexpr uint64_t kPublishAfterNs = 250 * 1000;
 // Completions whose room is kept once the queue empties (16 bytes each).
 constexpr size_t kCompletionsKept = 4096;
+// Messages whose room the outbox, the inbox and the backlog each keep once
+// handled (48 bytes each): two of the JS side's fullest batches. Room beyond that, left
+// by a burst of a million queued tasks, would be held until the loop stops.
+constexpr size_t kMessagesKept = 8192;
 // How long one turn of the loop works on its backlog of messages.
 constexpr uint64_t kTurnBudgetNs = 1000 * 1000;
 // Sleeps by value take a few dozen nanoseconds each to start: the clock is
@@ -126,6 +130,7 @@ void LoopThread::Submit(const Submission* items, size_t count) {
     message.tag_state = state;
   }
   Post(outbox_.data(), outbox_.size());
+  if (outbox_.capacity() > kMessagesKept) std::vector<Message>().swap(outbox_);
 }
 
 void LoopThread::Cancel(Task* task) {
@@ -236,6 +241,7 @@ void LoopThread::ReadInbox() {
     backlog_at_ = 0;
   }
   bool stop;
+  std::vector<Message> released;  // freed after the lock is let go
   {
     std::unique_lock<std::mutex> lock = LockBriefly(inbox_mu_);
     if (backlog_.empty()) {
@@ -243,6 +249,7 @@ void LoopThread::ReadInbox() {
     } else {
       backlog_.insert(backlog_.end(), inbox_.begin(), inbox_.end());
       inbox_.clear();
+      if (inbox_.capacity() > kMessagesKept) inbox_.swap(released);
     }
     inbox_ready_.store(false, std::memory_order_relaxed);
     stop = state_ == State::kStopRequested;
@@ -290,6 +297,9 @@ void LoopThread::ProcessBacklog(bool budgeted) {
   }
   backlog_.clear();
   backlog_at_ = 0;
+  // The room goes back to the inbox at the next swap: kept, unless a burst
+  // made it large.
+  if (backlog_.capacity() > kMessagesKept) std::vector<Message>().swap(backlog_);
 }
 
 // The next poll for I/O returns at once (an active idle handle sees to it),
@@ -432,6 +442,11 @@ void LoopThread::StopAndJoinThread() {
   state_ = State::kJoined;
   for (const Message& message : inbox_) HandleAfterJoin(message);
   inbox_.clear();
+}
+
+size_t LoopThread::MessageRoomAfterJoin() {
+  std::lock_guard<std::mutex> lock(inbox_mu_);
+  return outbox_.capacity() + inbox_.capacity() + backlog_.capacity();
 }
 
 // A joined thread has finished running, but the kernel lists it (in

@@ -111,6 +111,10 @@ class LoopThread {
   // Tasks started and not yet finished.
   uint32_t running() const { return running_.load(std::memory_order_relaxed); }
 
+  // After StopAndJoin(), on the submitting thread: the room, in messages,
+  // the message queues still hold (a test checks that a burst's went back).
+  size_t MessageRoomAfterJoin();
+
  private:
   friend class Task;
   friend void StopAllLoopsAtExit();

@@ -243,6 +243,32 @@ void TagReuseRound(int round, std::mt19937& random, uint32_t spin_us) {
   loop.StopAndJoin();
 }
 
+// A burst of queued sleeps, far more than the JS side ever sends at once:
+// once they are handled, the room they took in the message queues is given
+// back, not held until the loop stops.
+void BurstRound(int round) {
+  Sink sink;
+  LoopThread loop(Options("core-burst"), &sink);
+  Expect(loop.Start() == 0, "start", round);
+  constexpr uint32_t kBurst = 100000;
+  std::vector<Submission> items;
+  for (uint32_t tag = 0; tag < kBurst; tag++) items.push_back({nullptr, tag, 0, -1});
+  loop.Submit(items.data(), items.size());
+  std::vector<Completion> batch(1024);
+  uint32_t taken = 0;
+  for (int idle_waits = 0; taken < kBurst && idle_waits < 2000;) {
+    size_t n = loop.TakeCompletions(batch.data(), batch.size());
+    if (n == 0) {
+      sink.Wait();
+      idle_waits++;
+    }
+    taken += static_cast<uint32_t>(n);
+  }
+  Expect(taken == kBurst, "every sleep of the burst came back", round);
+  loop.StopAndJoin();
+  Expect(loop.MessageRoomAfterJoin() < kBurst / 2, "the burst's room in the message queues was given back", round);
+}
+
 // Delays the TS layer never sends (NaN, infinities, past 2^64 ms, negative),
 // as sleeps and as timeouts: the core must neither convert them with
 // undefined behaviour (the sanitizer build checks float-to-integer casts) nor
@@ -349,6 +375,7 @@ int main(int argc, char** argv) {
   for (int round = 0; round < 4 && failures == 0; round++) SpinRound(round, round % 2 == 0 ? 1 : 5);
   for (int round = 0; round < 2 && failures == 0; round++) TagReuseRound(round, random, round == 0 ? 0 : 5);
   if (failures == 0) OddDelayRound(0);
+  if (failures == 0) BurstRound(0);
   if (failures == 0) ExitRound(0);  // last: it leaves its loop as an exit does
   if (failures == 0) std::printf("core stress: %d rounds passed\n", rounds);
   return failures == 0 ? 0 : 1;
