@@ -142,6 +142,17 @@ export class Future<T> implements PromiseLike<T> {
     (this.#callbacks ??= []).push(fn);
   }
 
+  /**
+   * @internal Takes back a done callback added by sideloop itself that is
+   * no longer wanted (a wait() that ended first), so that a Future pending
+   * for long does not keep every finished wait's state alive.
+   */
+  _removeDoneCallback(fn: DoneCallback<T>): void {
+    const callbacks = this.#callbacks;
+    const at = callbacks === undefined ? -1 : callbacks.lastIndexOf(fn);
+    if (at >= 0) callbacks!.splice(at, 1);
+  }
+
   then<R1 = T, R2 = never>(
     onfulfilled?: ((value: T) => R1 | PromiseLike<R1>) | null,
     onrejected?: ((reason: any) => R2 | PromiseLike<R2>) | null,

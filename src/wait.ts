@@ -38,6 +38,7 @@ export function wait<T>(futures: Iterable<Future<T>>, options?: WaitOptions): Pr
 
   return new Promise((resolve) => {
     let finished = false;
+    const callbacks = new Map<Future<T>, () => void>();
     const finish = () => {
       if (finished) return;
       finished = true;
@@ -50,18 +51,23 @@ export function wait<T>(futures: Iterable<Future<T>>, options?: WaitOptions): Pr
           done.add(future);
         }
       }
+      // What is still pending may stay so for long: it must not keep this
+      // wait's sets (and every result in them) alive.
+      for (const future of notDone) future._removeDoneCallback(callbacks.get(future)!);
       resolve({ done, notDone });
     };
     const cancelTimer = timeout === undefined || timeout === Infinity ? undefined : after(timeout, finish);
     for (const future of notDone) {
-      future.addDoneCallback(() => {
+      const callback = () => {
         if (finished) return;
         notDone.delete(future);
         done.add(future);
         if (notDone.size === 0 || returnWhen === 'FIRST_COMPLETED' || (returnWhen === 'FIRST_EXCEPTION' && failed(future))) {
           finish();
         }
-      });
+      };
+      callbacks.set(future, callback);
+      future.addDoneCallback(callback);
     }
   });
 }
@@ -99,14 +105,25 @@ function iterateAsCompleted<T>(all: Set<Future<T>>, timeout: number | undefined)
   for (const future of all) {
     if (future._settled()) ready.push(future);
   }
+  const callbacks = new Map<Future<T>, () => void>();
   for (const future of all) {
     if (!future._settled()) {
-      future.addDoneCallback(() => {
+      const callback = () => {
+        callbacks.delete(future);
         ready.push(future);
         wakeAll();
-      });
+      };
+      callbacks.set(future, callback);
+      future.addDoneCallback(callback);
     }
   }
+  // An iteration ended early (a timeout, return()) lets go of the Futures
+  // still pending, which may stay so for long.
+  const close = () => {
+    closed = true;
+    for (const [future, callback] of callbacks) future._removeDoneCallback(callback);
+    callbacks.clear();
+  };
 
   const finished = (): IteratorResult<Future<T>> => ({ value: undefined, done: true });
   async function next(): Promise<IteratorResult<Future<T>>> {
@@ -117,7 +134,7 @@ function iterateAsCompleted<T>(all: Set<Future<T>>, timeout: number | undefined)
       }
       const left = deadline - Date.now();
       if (left <= 0) {
-        closed = true;
+        close();
         throw new TimeoutError(`${remaining} of ${all.size} futures were not done within ${timeout} ms`);
       }
       let cancelTimer: (() => void) | undefined;
@@ -133,7 +150,7 @@ function iterateAsCompleted<T>(all: Set<Future<T>>, timeout: number | undefined)
   return {
     next,
     async return(): Promise<IteratorResult<Future<T>>> {
-      closed = true;
+      close();
       wakeAll();
       return finished();
     },

@@ -117,6 +117,55 @@ describe.each(BACKENDS)('wait, asCompleted and groups (%s backend)', (backend) =
     expect(results.map((r) => (r.done ? 'end' : (r.value as Future<string>).result())).sort()).toEqual(['a', 'b', 'end']);
   });
 
+  it('a wait that ended lets go of the Futures it waited on, even while one stays pending', async () => {
+    // wait() and asCompleted() hang a done callback on each Future; one
+    // left on a long-pending Future kept the whole wait alive (its sets,
+    // the other Futures, their results): 40,000 waits held 37 MB.
+    const { code, stdout, stderr } = await runScript(
+      `
+      const { EventLoop, wait, asCompleted } = require(SIDELOOP);
+      const loop = new EventLoop({ backend: '${backend}' });
+      const pending = loop.sleep(600000);
+      const gone = {};
+      // Each in a function of its own: a frame still running may hold on to
+      // the last value it iterated.
+      async function ended(name, run) {
+        const future = loop.sleep(0);
+        gone[name] = new WeakRef(future);
+        await run(future);
+      }
+      (async () => {
+        await ended('FIRST_COMPLETED', (future) => wait([pending, future], { returnWhen: 'FIRST_COMPLETED' }));
+        await ended('timeout', (future) => wait([pending, future], { timeout: 20 }));
+        await ended('return()', async (future) => {
+          for await (const first of asCompleted([pending, future])) break;
+        });
+        await ended('asCompleted timeout', async (future) => {
+          try {
+            for await (const one of asCompleted([pending, future], { timeout: 20 }));
+          } catch (error) {
+            if (error.code !== 'ERR_SIDELOOP_TIMEOUT') throw error;
+          }
+        });
+        await new Promise((resolve) => setImmediate(resolve));
+        globalThis.gc();
+        for (const [name, ref] of Object.entries(gone)) console.log(name, ref.deref() === undefined ? 'collected' : 'kept');
+        pending.cancel();
+        await loop.shutdown();
+      })();
+      `,
+      { nodeArgs: ['--expose-gc'] },
+    );
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+    expect(stdout.trim().split('\n')).toEqual([
+      'FIRST_COMPLETED collected',
+      'timeout collected',
+      'return() collected',
+      'asCompleted timeout collected',
+    ]);
+  });
+
   it('timeouts past what a Node timer takes (2^31 ms) wait that long, not 1 ms', async () => {
     // Timers are faked: Node (and the fake) fire a longer one after 1 ms.
     const loop = makeLoop();
