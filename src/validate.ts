@@ -40,7 +40,10 @@ export function validateAbortSignal(value: unknown, name: string): asserts value
     value === null ||
     typeof value !== 'object' ||
     !('aborted' in value) ||
-    typeof (value as AbortSignal).addEventListener !== 'function'
+    typeof (value as AbortSignal).addEventListener !== 'function' ||
+    // Called when the Future is done: a look-alike without it threw then,
+    // as an uncaught exception.
+    typeof (value as AbortSignal).removeEventListener !== 'function'
   ) {
     throw invalidArgType(name, 'an instance of AbortSignal', value);
   }

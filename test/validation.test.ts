@@ -51,6 +51,7 @@ describe.each(BACKENDS)('bad input to sleep (%s backend)', (backend) => {
     [[2 ** 31], RangeError, 'ERR_OUT_OF_RANGE'],
     [[1, 'v', 'opts'], TypeError, 'ERR_INVALID_ARG_TYPE'],
     [[1, 'v', { signal: 'no' }], TypeError, 'ERR_INVALID_ARG_TYPE'],
+    [[1, 'v', { signal: { aborted: false, addEventListener() {} } }], TypeError, 'ERR_INVALID_ARG_TYPE'],
     [[1, 'v', { timeout: -5 }], RangeError, 'ERR_OUT_OF_RANGE'],
     [[1, 'v', { timeout: '5' }], TypeError, 'ERR_INVALID_ARG_TYPE'],
   ])('sleep(%o) throws %s %s and submits nothing', (args, type, errorCode) => {
