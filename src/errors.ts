@@ -38,6 +38,11 @@ export function invalidArgType(name: string, expected: string, actual: unknown):
   return withCode(new TypeError(`The "${name}" argument must be ${expected}. Received ${describe(actual)}`), 'ERR_INVALID_ARG_TYPE');
 }
 
+/** As Node's `new AbortSignal()`: a class users may hold but not make. */
+export function illegalConstructor(): TypeError {
+  return withCode(new TypeError('Illegal constructor'), 'ERR_ILLEGAL_CONSTRUCTOR');
+}
+
 export function outOfRange(name: string, expected: string, actual: unknown): RangeError {
   return withCode(
     new RangeError(`The value of "${name}" is out of range. It must be ${expected}. Received ${describe(actual)}`),

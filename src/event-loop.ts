@@ -12,7 +12,7 @@ import { inspect } from 'node:util';
 import type { Backend, BackendName, LoopRun } from './backends/backend.js';
 import { selectBackend, type BackendOption } from './backends/select.js';
 import { EventLoopClosedError, InvalidStateError, QueueFullError, nativeOnly, outOfRange } from './errors.js';
-import { Future, type AnyFuture, type Outcome } from './future.js';
+import { Future, MADE_BY_SIDELOOP, type AnyFuture, type Outcome } from './future.js';
 import { NATIVE_API, SUBMIT_NATIVE } from './native-extension.js';
 import {
   TaskKind,
@@ -256,7 +256,7 @@ export class EventLoop {
       this.start();
     }
     const run = this.#run!;
-    const future = new Future<T>(run);
+    const future = new Future<T>(run, MADE_BY_SIDELOOP);
     this.#pending++;
     this.#submitted++;
     run.submit(request, future);

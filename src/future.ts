@@ -1,6 +1,6 @@
 import { inspect, type InspectOptionsStylized } from 'node:util';
 
-import { CancelledError, TimeoutError, invalidArgType } from './errors.js';
+import { CancelledError, TimeoutError, illegalConstructor, invalidArgType } from './errors.js';
 import type { TaskRequest } from './tasks.js';
 import { validateWaitTimeout } from './validate.js';
 
@@ -32,6 +32,12 @@ export interface FutureOwner {
 
 type DoneCallback<T> = (future: Future<T>) => void;
 
+/**
+ * @internal Passed by sideloop to the constructor, which refuses to make a Future
+ * without it: one made by hand would have no loop behind it.
+ */
+export const MADE_BY_SIDELOOP: unique symbol = Symbol('sideloop.Future');
+
 /** A Future whatever its value type (owners do not care). */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type AnyFuture = Future<any>;
@@ -61,13 +67,14 @@ export class Future<T> implements PromiseLike<T> {
   _request: TaskRequest | undefined = undefined;
 
   /** @internal Futures are made by loops, not by users. */
-  constructor(owner: FutureOwner | undefined) {
+  constructor(owner: FutureOwner | undefined, madeBy: typeof MADE_BY_SIDELOOP) {
+    if (madeBy !== MADE_BY_SIDELOOP) throw illegalConstructor();
     this.#owner = owner;
   }
 
   /** @internal A Future that failed before any work was submitted. */
   static _failed<T>(error: Error): Future<T> {
-    const future = new Future<T>(undefined);
+    const future = new Future<T>(undefined, MADE_BY_SIDELOOP);
     future._finish('failed', error);
     return future;
   }

@@ -291,6 +291,43 @@ describe.each(BACKENDS)('Future (%s backend)', (backend) => {
   it('is a Future, and Futures cannot be made by users', () => {
     const loop = makeLoop();
     expect(loop.sleep(0)).toBeInstanceOf(Future);
+    // One made by hand had no loop behind it: its result() threw a TimeoutError at once.
+    const make = Future as unknown as new (...args: unknown[]) => unknown;
+    expect(() => new make()).toThrow(expect.objectContaining({ name: 'TypeError', code: 'ERR_ILLEGAL_CONSTRUCTOR' }));
+    expect(() => new make(undefined, Symbol('sideloop.Future'))).toThrow(expect.objectContaining({ code: 'ERR_ILLEGAL_CONSTRUCTOR' }));
+  });
+
+  it('sleeps due together settle in the order they were submitted, as Node timers fire', async () => {
+    // Natively they came back newest first: each finished in its timer's
+    // close callback, and libuv runs those in reverse.
+    const loop = makeLoop();
+    const settled: number[] = [];
+    const futures = [0, 1, 2, 3, 4, 5].map((i) => loop.sleep(20, i));
+    for (const future of futures) future.addDoneCallback(() => settled.push(future.result()!));
+    await Promise.all(futures);
+    expect(settled).toEqual([0, 1, 2, 3, 4, 5]);
+    expect(await Promise.race([loop.sleep(5, 'first'), loop.sleep(5, 'second')])).toBe('first');
+  });
+
+  it.each([
+    [0.4, 0.9, 'ok'],
+    [1.5, 1.9, 'ok'],
+    [10, 10, 'ok'],
+    [3, 3.5, 'ok'],
+    [1, 0.5, 'timed out'],
+    [5, 2, 'timed out'],
+    [0, 0, 'timed out'],
+  ])('sleep(%d) with a timeout of %d ms: %s, whatever the rounding to whole ms', async (ms, timeout, expected) => {
+    // A limit no shorter than the sleep never applies (the work wins a tie);
+    // a shorter one always does. Natively both rounded up to 1 ms and the
+    // limit won; the worker's Node timers gave the sleep the tie instead.
+    // A limit of 0 has passed as the task starts.
+    const loop = makeLoop();
+    const outcome = await loop.sleep(ms, 'ok', { timeout }).then(
+      (value) => value,
+      (error: Error & { code?: string }) => (error.code === 'ERR_SIDELOOP_TIMEOUT' ? 'timed out' : error.message),
+    );
+    expect(outcome).toBe(expected);
   });
 });
 

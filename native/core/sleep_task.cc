@@ -8,19 +8,21 @@ void SleepTask::Start() {
     Finish(TaskStatus::kOk);
     return;
   }
-  uv_timer_init(loop(), &timer_);
-  timer_.data = this;
-  uv_timer_start(&timer_, OnFire, TimerMs(ms_), 0);
+  timer_ = StartTimer(loop(), this, OnFire, ms_);
 }
 
-void SleepTask::OnFire(uv_timer_t* timer) { static_cast<SleepTask*>(timer->data)->Close(); }
+void SleepTask::OnFire(uv_timer_t* timer) {
+  auto* self = static_cast<SleepTask*>(timer->data);
+  CloseTimer(self->timer_);
+  self->timer_ = nullptr;
+  self->Finish(TaskStatus::kOk);
+}
 
-void SleepTask::Abort() { Close(); }
-
-void SleepTask::Close() {
-  auto* handle = reinterpret_cast<uv_handle_t*>(&timer_);
-  if (uv_is_closing(handle)) return;  // fired and aborted in the same turn
-  uv_close(handle, [](uv_handle_t* h) { static_cast<SleepTask*>(h->data)->Finish(TaskStatus::kOk); });
+// Before the timer fired: once it has, the task is finished and not aborted.
+void SleepTask::Abort() {
+  if (timer_ != nullptr) CloseTimer(timer_);
+  timer_ = nullptr;
+  Finish(TaskStatus::kOk);
 }
 
 }  // namespace sideloop

@@ -20,13 +20,13 @@ class SleepTask final : public Task, public Recycled<SleepTask> {
  protected:
   void Start() override;
   void Abort() override;
+  double ends_after_ms() const override { return ms_; }
 
  private:
   static void OnFire(uv_timer_t* timer);
-  void Close();
 
   const double ms_;
-  uv_timer_t timer_;
+  uv_timer_t* timer_ = nullptr;  // while it runs (StartTimer)
 };
 
 }  // namespace sideloop

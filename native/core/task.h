@@ -40,6 +40,15 @@ inline uint64_t TimerMs(double ms) {
   return static_cast<uint64_t>(std::ceil(ms));
 }
 
+// Timers that live apart from their task: StartTimer makes and starts one
+// (`data` set to the task); CloseTimer stops it and frees it once libuv has
+// closed it, so the task need not wait for that close. A task finished from
+// a close callback came back after others finished later in the same turn
+// (libuv runs close callbacks newest first): sleeps due together returned
+// in reverse, where Node's timers keep the order they were started in.
+uv_timer_t* StartTimer(uv_loop_t* loop, void* data, uv_timer_cb callback, double ms);
+void CloseTimer(uv_timer_t* timer);
+
 // How a task ended. The values are part of the JS binding protocol.
 enum class TaskStatus : uint8_t {
   kOk = 0,
@@ -105,6 +114,11 @@ class Task {
  protected:
   // Loop thread: begin the work. The task must eventually call Finish().
   virtual void Start() = 0;
+  // Milliseconds after which the work ends by itself, where that is known
+  // in advance (a sleep); negative when not. A time limit no shorter then
+  // never applies: the work wins a tie, whatever the rounding to whole
+  // milliseconds would make of it.
+  virtual double ends_after_ms() const { return -1; }
   // Loop thread: stop the work early (cancel, timeout, loop stop). Called at
   // most once, only after Start() and before Finish(). The task must still
   // call Finish(), now or from a close callback; its status is then replaced
@@ -135,7 +149,6 @@ class Task {
   // Called by LoopThread on the loop thread.
   void Run(LoopThread* owner, uv_loop_t* loop);
   void RequestAbort(TaskStatus reason);
-  void Deliver();
   static void OnTimeout(uv_timer_t* timer);
 
   const int kind_;
@@ -149,7 +162,7 @@ class Task {
   static const TaskError kNoError;
 
   double timeout_ms_ = -1;
-  std::unique_ptr<uv_timer_t> timeout_timer_;  // only while a time limit runs
+  uv_timer_t* timeout_timer_ = nullptr;  // only while a time limit runs (StartTimer)
 
   LoopThread* owner_ = nullptr;
   uv_loop_t* loop_ = nullptr;

@@ -10,6 +10,7 @@ import { readlinkSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 
 import { TaskStatus } from '../native.js';
+import { TaskKind } from '../tasks.js';
 import {
   Control,
   SlotFlags,
@@ -132,6 +133,12 @@ function start(slot: number, kind: number, timeout: number, number: number, obje
     complete(slot, TaskStatus.timedOut, undefined);
     return;
   }
+  // A sleep's end is known in advance: a time limit no shorter never applies
+  // (the work wins a tie), and a shorter one always does, whatever Node's
+  // timers make of two delays within the same millisecond (as natively).
+  const endsAfter = kind === TaskKind.sleep ? number : -1;
+  const limitComesFirst = endsAfter >= 0 && timeout >= 0 && timeout < endsAfter;
+  if (endsAfter >= 0 && timeout >= endsAfter) timeout = -1;
   const task: ActiveTask = { slot, work: undefined, timer: undefined, done: false };
   flags.setPhase(slot, SlotPhase.running);
   Atomics.add(control, Control.running, 1);
@@ -164,7 +171,7 @@ function start(slot: number, kind: number, timeout: number, number: number, obje
     },
   };
   try {
-    task.work = runTask(kind, number, object, context);
+    if (!limitComesFirst) task.work = runTask(kind, number, object, context);
   } catch (error) {
     fail(task, error);
   }
