@@ -71,6 +71,11 @@ export class EventLoopGroup {
       for (const loop of this.#loops) void loop.shutdown(options);
       return this.#stopping;
     }
+    if (this.#loops.every((loop) => loop.state === 'idle' || loop.state === 'stopped')) {
+      // Nothing to stop: resolved at once, the group open to work, as a
+      // loop is (bad options still throw, from the first loop).
+      return Promise.all(this.#loops.map((loop) => loop.shutdown(options))).then(() => undefined);
+    }
     // 'stopping' and refusing work before any loop stops: with
     // cancelPending, the done callbacks run inside a loop's shutdown(), and
     // what they submit must not start a loop that is idle, or stopped.

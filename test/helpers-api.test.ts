@@ -191,6 +191,23 @@ describe.each(BACKENDS)('wait, asCompleted and groups (%s backend)', (backend) =
     }
   });
 
+  it('EventLoopGroup.shutdown() on an idle or stopped group resolves at once and leaves it open, as a loop does', async () => {
+    // It went 'stopping' for a turn, and refused the next submission.
+    const group = new EventLoopGroup({ backend, size: 2 });
+    track(group);
+    const idle = group.shutdown();
+    expect(group.state).toBe('idle');
+    expect(await group.sleep(0, 'after idle')).toBe('after idle');
+    await idle;
+    await group.shutdown();
+    expect(group.state).toBe('stopped');
+    const stopped = group.shutdown();
+    expect(group.state).toBe('stopped');
+    expect(await group.sleep(0, 'after stopped')).toBe('after stopped');
+    await stopped;
+    expect(() => group.shutdown({ cancelPending: 1 } as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+  });
+
   it('EventLoopGroup spreads work to the least busy loop and has the same lifecycle', async () => {
     const group = new EventLoopGroup({ backend, size: 3 });
     track(group);
