@@ -1,10 +1,10 @@
 /** The addon's protocol itself, below the TypeScript layer: odd input never crashes or loses a task. */
 import { describe, expect, it } from 'vitest';
 
-import { PACKAGE_DIR } from './helpers.js';
+import { PACKAGE_DIR, runScript } from './helpers.js';
 
 interface Handle {
-  submit(batch: Float64Array, count: number, objects: unknown[]): void;
+  submit(batch: Float64Array, count: number, objects: unknown[], busy?: boolean): void;
   wait(slot: number, ms: number): boolean;
   drain(): number;
   stop(): void;
@@ -45,6 +45,41 @@ describe('the native binding', () => {
     expect(loop.drain()).toBe(1);
     expect(ids[0]).toBe(3);
     loop.stop();
+  });
+
+  it('drain buffers detached after construction make drain() throw, not write to freed memory', () => {
+    // Their data pointers were kept from the constructor: a transferred
+    // ArrayBuffer, once collected, took a write after free (SIGSEGV).
+    const ids = new Uint32Array(16);
+    const statuses = new Uint8Array(16);
+    const loop = new binding.NativeLoop('binding-test', false, () => {}, ids, statuses, [], 0);
+    structuredClone(ids.buffer, { transfer: [ids.buffer] });
+    loop.submit(new Float64Array([0, 0, -1, 0, 1, 0, -1, 0]), 2, []);
+    for (const slot of [0, 1]) expect(loop.wait(slot, -1)).toBe(true);
+    expect(() => loop.drain()).toThrow(RangeError);
+    loop.stop();
+  });
+
+  it('stop() works after the wake callback, held weakly while idle, was collected', async () => {
+    // Holding it again for a busy loop did nothing then, and the release
+    // in stop() failed: stop() threw "Unknown failure".
+    const { code, stdout, stderr } = await runScript(
+      `
+      const binding = require('node-gyp-build')(${JSON.stringify(PACKAGE_DIR)});
+      const loop = new binding.NativeLoop('binding-test', false, () => {}, new Uint32Array(16), new Uint8Array(16), [], 0);
+      // Collected, and its reference cleared, from a later turn on.
+      setImmediate(() => {
+        globalThis.gc();
+        loop.submit(new Float64Array([0, 0, -1, 60000]), 1, [], true);
+        loop.stop();
+        console.log('stopped', loop.running());
+      });
+      `,
+      { nodeArgs: ['--expose-gc'], cwd: PACKAGE_DIR },
+    );
+    expect(stderr).toBe('');
+    expect(stdout.trim()).toBe('stopped 0');
+    expect(code).toBe(0);
   });
 
   it('rejects a malformed constructor call with a TypeError', () => {

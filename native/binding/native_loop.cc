@@ -63,8 +63,6 @@ NativeLoop::NativeLoop(const Napi::CallbackInfo& info) : ObjectWrap<NativeLoop>(
   ids_ref_ = Napi::Persistent(ids);
   statuses_ref_ = Napi::Persistent(statuses);
   payloads_ref_ = Napi::Persistent(info[5].As<Napi::Object>());
-  ids_ = ids.Data();
-  statuses_ = statuses.Data();
   taken_.resize(ids.ElementLength());
 
   // The thread-safe function may deliver a queued call after this object is
@@ -262,10 +260,8 @@ Napi::Value NativeLoop::Drain(const Napi::CallbackInfo& info) {
   size_t n = core_->TakeCompletions(taken_.data(), taken_.size());
   Napi::Object payloads = payloads_ref_.Value();
   for (size_t i = 0; i < n; i++) {
-    const Completion& completion = taken_[i];
+    Completion& completion = taken_[i];
     uint32_t task_slot = completion.tag;
-    ids_[i] = task_slot;
-    statuses_[i] = static_cast<uint8_t>(completion.status);
     Task* task = completion.task;
     if (task == nullptr) continue;  // a sleep: made and freed by the loop thread
     Napi::Value payload;
@@ -284,7 +280,7 @@ Napi::Value NativeLoop::Drain(const Napi::CallbackInfo& info) {
       // task fails with the reason instead of taking the drain down. Taken
       // raw, as the value it is: node-addon-api's Error wrapper would put a
       // reason that is not an object inside one.
-      statuses_[i] = static_cast<uint8_t>(TaskStatus::kError);
+      completion.status = TaskStatus::kError;
       napi_value reason;
       payload = napi_get_and_clear_last_exception(env, &reason) == napi_ok ? Napi::Value(env, reason) : Napi::Value();
     }
@@ -296,6 +292,22 @@ Napi::Value NativeLoop::Drain(const Napi::CallbackInfo& info) {
     borrowed_[task_slot].Reset();
   }
   draining_ = false;
+  // Slots and statuses go out last, through the arrays looked up again now:
+  // JS ran above (an extension's to_js or free), and the raw binding's
+  // caller may have detached them (transferred their ArrayBuffer) since the
+  // constructor, which would leave a pointer kept from then dangling.
+  Napi::Uint32Array ids = ids_ref_.Value();
+  Napi::Uint8Array statuses = statuses_ref_.Value();
+  if (ids.ElementLength() < n || statuses.ElementLength() < n) {
+    Napi::RangeError::New(env, "sideloop: the drain buffers were detached").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  uint32_t* id = ids.Data();
+  uint8_t* status = statuses.Data();
+  for (size_t i = 0; i < n; i++) {
+    id[i] = taken_[i].tag;
+    status[i] = static_cast<uint8_t>(taken_[i].status);
+  }
   return Napi::Number::New(env, static_cast<double>(n));
 }
 
@@ -361,11 +373,20 @@ void NativeLoop::BecomeBusy(bool busy) {
   busy_ = busy;
   if (busy) {
     if (keep_alive_) napi_ref_threadsafe_function(env_, tsfn_);
-    on_wake_.Ref();
   } else {
     if (keep_alive_) napi_unref_threadsafe_function(env_, tsfn_);
-    on_wake_.Unref();
   }
+  HoldWakeCallback(busy);
+}
+
+// Raw calls whose failure is ignored: once the callback was collected (the
+// raw binding's caller let go of it while the loop was idle) Node refuses
+// to count, and there is nothing left to hold. node-addon-api's wrappers
+// threw then, and stop() reported a failure.
+void NativeLoop::HoldWakeCallback(bool hold) {
+  uint32_t count;
+  if (hold) napi_reference_ref(env_, on_wake_, &count);
+  else napi_reference_unref(env_, on_wake_, &count);
 }
 
 Napi::Value NativeLoop::Running(const Napi::CallbackInfo& info) {
@@ -374,7 +395,7 @@ Napi::Value NativeLoop::Running(const Napi::CallbackInfo& info) {
 
 Napi::Value NativeLoop::Stop(const Napi::CallbackInfo& info) {
   if (busy_) {
-    on_wake_.Unref();
+    HoldWakeCallback(false);
     busy_ = false;
   }
   Shutdown();

@@ -45,6 +45,7 @@ class NativeLoop : public Napi::ObjectWrap<NativeLoop>, public CompletionSink {
   Napi::Value Wait(const Napi::CallbackInfo& info);
   Napi::Value SetBusy(const Napi::CallbackInfo& info);
   void BecomeBusy(bool busy);
+  void HoldWakeCallback(bool hold);
   Napi::Value Running(const Napi::CallbackInfo& info);
   Napi::Value Stop(const Napi::CallbackInfo& info);
 
@@ -81,12 +82,10 @@ class NativeLoop : public Napi::ObjectWrap<NativeLoop>, public CompletionSink {
   Napi::Reference<Napi::Uint32Array> ids_ref_;
   Napi::Reference<Napi::Uint8Array> statuses_ref_;
   Napi::ObjectReference payloads_ref_;
-  uint32_t* ids_ = nullptr;
-  uint8_t* statuses_ = nullptr;
   std::vector<Completion> taken_;  // drain()'s scratch space
   // An extension's to_js or free may call JS that waits on this loop; the
-  // drain that nests then takes nothing, or it would overwrite taken_, ids_
-  // and statuses_ under this one and free its tasks a second time.
+  // drain that nests then takes nothing, or it would overwrite taken_ (and
+  // the slots and statuses) under this one and free its tasks a second time.
   bool draining_ = false;
   std::vector<Task*> slots_;       // slot -> task made here, until drain() reports it
   // slot -> the JS object the task was described by, kept alive until the
