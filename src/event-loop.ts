@@ -170,7 +170,9 @@ export class EventLoop {
   }
 
   /** Resolves with `value` after `ms` milliseconds, timed on the loop's thread. */
-  sleep<T = undefined>(ms: number, value?: T, options?: SubmitOptions): Future<T> {
+  sleep(ms: number, value?: undefined, options?: SubmitOptions): Future<undefined>;
+  sleep<T>(ms: number, value: T, options?: SubmitOptions): Future<T>;
+  sleep<T>(ms: number, value?: T, options?: SubmitOptions): Future<T | undefined> {
     const normalized = normalizeSubmitOptions(options);
     return this.#submit(sleepRequest(ms, value, normalized), normalized.signal);
   }

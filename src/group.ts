@@ -122,7 +122,9 @@ export class EventLoopGroup {
     return total;
   }
 
-  sleep<T = undefined>(ms: number, value?: T, options?: SubmitOptions): Future<T> {
+  sleep(ms: number, value?: undefined, options?: SubmitOptions): Future<undefined>;
+  sleep<T>(ms: number, value: T, options?: SubmitOptions): Future<T>;
+  sleep<T>(ms: number, value?: T, options?: SubmitOptions): Future<T | undefined> {
     return this.#pick().sleep(ms, value, options);
   }
 
