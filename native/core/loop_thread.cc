@@ -25,8 +25,9 @@ constexpr uint64_t kPublishAfterNs = 250 * 1000;
 // Completions whose room is kept once the queue empties (16 bytes each).
 constexpr size_t kCompletionsKept = 4096;
 // Messages whose room the outbox, the inbox and the backlog each keep once
-// handled (48 bytes each): two of the JS side's fullest batches. Room beyond that, left
-// by a burst of a million queued tasks, would be held until the loop stops.
+// handled (48 bytes each): two of the JS side's fullest batches. Room beyond
+// that, left by a burst of a million queued tasks, would be held until the
+// loop stops.
 constexpr size_t kMessagesKept = 8192;
 // How long one turn of the loop works on its backlog of messages.
 constexpr uint64_t kTurnBudgetNs = 1000 * 1000;

@@ -136,9 +136,8 @@ function start(slot: number, kind: number, timeout: number, number: number, obje
   // A sleep's end is known in advance: a time limit no shorter never applies
   // (the work wins a tie), and a shorter one always does, whatever Node's
   // timers make of two delays within the same millisecond (as natively).
-  const endsAfter = kind === TaskKind.sleep ? number : -1;
-  const limitComesFirst = endsAfter >= 0 && timeout >= 0 && timeout < endsAfter;
-  if (endsAfter >= 0 && timeout >= endsAfter) timeout = -1;
+  if (kind === TaskKind.sleep && timeout >= number) timeout = -1;
+  const limitComesFirst = kind === TaskKind.sleep && timeout > 0;
   const task: ActiveTask = { slot, work: undefined, timer: undefined, done: false };
   flags.setPhase(slot, SlotPhase.running);
   Atomics.add(control, Control.running, 1);
