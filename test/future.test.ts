@@ -103,9 +103,10 @@ describe.each(BACKENDS)('Future (%s backend)', (backend) => {
   it('polling without yielding also moves on a task whose input is sent in chunks', async () => {
     // The worker backend sends inputs over 1 MiB a chunk per turn of the
     // main loop, and a result(0) sent none: polled, such a task never ended.
+    // Twice its window of chunks: the poll must also hear what the worker took.
     const loop = makeLoop();
     await loop.sleep(0);
-    const data = Buffer.alloc(4 * 1024 * 1024, 7);
+    const data = Buffer.alloc(16 * 1024 * 1024, 7);
     const expected = createHash('sha256').update(data).digest();
     const polled = loop.hash('sha256', data);
     for (let i = 0; i < 10_000_000 && !polled.done(); i++);

@@ -789,6 +789,51 @@ describe('worker backend: large inputs are streamed from the caller’s memory',
     expect(result.stdout).toBe('slept 0 16 true\n');
   });
 
+  it('sends at most INPUT_WINDOW (8) chunks ahead of what the worker has taken, then the rest as it takes them', async () => {
+    // The worker's thread is held at its first message (as a slow reader
+    // would be) while the main loop turns a hundred times: before, the pump
+    // sent a chunk per turn whatever the worker had used, and a slow reader
+    // held the input a second time. The Worker is made through a stand-in
+    // class that puts the hold in front of sideloop's own worker script.
+    const result = await runScript(`
+      const crypto = require('node:crypto');
+      const workerThreads = require('node:worker_threads');
+      const gate = new Int32Array(new SharedArrayBuffer(4));
+      const RealWorker = workerThreads.Worker;
+      let chunks = 0;
+      workerThreads.Worker = class extends RealWorker {
+        constructor(file, options) {
+          const held = \`
+            const { parentPort, workerData } = require('node:worker_threads');
+            // Added first, so called first: before sideloop's script sees the message.
+            parentPort.once('message', () => Atomics.wait(workerData.gate, 0, 0));
+            require(\${JSON.stringify(file)});
+          \`;
+          super(held, { ...options, eval: true, workerData: { ...options.workerData, gate } });
+        }
+        postMessage(message, ...rest) {
+          if (message && message.type === 'chunk') chunks++;
+          return super.postMessage(message, ...rest);
+        }
+      };
+      const { EventLoop } = require(SIDELOOP);
+      const loop = new EventLoop({ backend: 'worker' });
+      const input = crypto.randomBytes(32 * 1024 * 1024);
+      const hashed = loop.hash('sha256', input);
+      (async () => {
+        for (let turn = 0; turn < 100; turn++) await new Promise((resolve) => setImmediate(resolve));
+        const whileHeld = chunks;
+        Atomics.store(gate, 0, 1);
+        Atomics.notify(gate, 0);
+        const digest = (await hashed).equals(crypto.createHash('sha256').update(input).digest());
+        console.log(whileHeld, chunks, digest);
+        await loop.shutdown();
+      })();
+    `);
+    expect(result).toMatchObject({ code: 0, stderr: '' });
+    expect(result.stdout).toBe('8 32 true\n');
+  });
+
   it('an input detached or shrunk before its Future is done fails that Future, and throws nowhere', async () => {
     // The README says not to; before, the pump threw from a setImmediate
     // (an uncaught exception) or waited for ever for the missing bytes.

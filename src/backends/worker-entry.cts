@@ -24,6 +24,7 @@ import {
   type StoppedMessage,
   type StreamedInput,
   type SubmitMessage,
+  type TookMessage,
   type WorkerSetup,
 } from './worker-protocol.js';
 import { killAllChildren, sharePidsIn } from './worker-exec.js';
@@ -157,6 +158,11 @@ function start(slot: number, kind: number, timeout: number, number: number, obje
           fail(task, error);
         }
       });
+    },
+    tookChunk: () => {
+      const took: TookMessage = { type: 'took', slot };
+      completions.postMessage(took);
+      wakeMainThread(); // a result() blocked on this task may send the next chunk
     },
     later: (step) => {
       setImmediate(() => {

@@ -9,9 +9,11 @@
  *   (and end the thread, for a run that was garbage-collected).
  * worker -> main (a dedicated MessagePort, so result() can pull from it
  * synchronously with receiveMessageOnPort), at most one message per turn of
- * the worker's loop:
+ * the worker's loop (TookMessages aside):
  *   CompletionMessage: many finished tasks; then the worker bumps
  *   control[COMPLETIONS] and notifies, which is what a blocked result() waits on.
+ *   TookMessage: a task took a chunk of its input, so one more may come
+ *   (INPUT_WINDOW); bumped and notified the same way.
  *   StoppedMessage: the last message of a run.
  *   DiedMessage: an exception is ending the worker's thread; sent (and
  *   notified) from the thread itself, so that a blocked result() learns it.
@@ -25,11 +27,19 @@ export const TASK_FIELDS = 4;
 /**
  * Byte inputs of chunked tasks (hash, zlib) larger than this are not copied
  * whole at submission: the main thread copies and sends one chunk per turn
- * of its loop (ChunkMessage) while the worker already works on the first ones,
- * and stops as soon as the Future is done, so a cancel or a timeout saves the
- * copying too. The task object is then a StreamedInput.
+ * of its loop (ChunkMessage), up to INPUT_WINDOW ahead of the worker, which
+ * already works on the first ones; it stops as soon as the Future is done,
+ * so a cancel or a timeout saves the copying too. The task object is then a
+ * StreamedInput.
  */
 export const INPUT_CHUNK = 1024 * 1024;
+
+/**
+ * Chunks of a StreamedInput sent ahead of what the worker has taken
+ * (TookMessage): what a slow reader holds beyond its current chunk, and what
+ * it can work on while the main thread is busy.
+ */
+export const INPUT_WINDOW = 8;
 
 /**
  * The largest result a task gives (Node 20's buffer.constants.MAX_LENGTH,
@@ -98,6 +108,12 @@ export interface ChunkMessage {
   slot: number;
   /** The next INPUT_CHUNK bytes (fewer at the end) of the slot's StreamedInput, transferred. */
   bytes: Uint8Array;
+}
+
+/** The worker took the next chunk of the slot's StreamedInput (on the completions port). */
+export interface TookMessage {
+  type: 'took';
+  slot: number;
 }
 
 export interface StopMessage {

@@ -27,6 +27,8 @@ export interface TaskContext {
   checkpoint(): void;
   /** For a StreamedInput: `onChunk` gets each chunk as it arrives, in order, until the task ends. */
   receive(onChunk: (chunk: Uint8Array) => void): void;
+  /** For a StreamedInput: a chunk was taken from those that arrived, so the main thread may send one more. */
+  tookChunk(): void;
   /** Runs `step` on a later turn of this thread's loop, unless the task has ended by then; what it throws ends the task. */
   later(step: () => void): void;
 }
@@ -207,6 +209,7 @@ function consume(input: Uint8Array | StreamedInput, sink: ByteSink, context: Tas
       else {
         const chunk = nextChunk();
         if (chunk === undefined) return; // the next one has not arrived yet
+        if (whole === undefined) context.tookChunk();
         taken += chunk.byteLength;
         result = sink.write(chunk, taken === total);
       }

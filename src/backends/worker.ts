@@ -25,6 +25,7 @@ import {
   CHILD_SLOTS,
   Control,
   INPUT_CHUNK,
+  INPUT_WINDOW,
   SlotFlags,
   SlotPhase,
   TASK_FIELDS,
@@ -37,6 +38,7 @@ import {
   type StoppedMessage,
   type StreamedInput,
   type SubmitMessage,
+  type TookMessage,
   type WorkerSetup,
 } from './worker-protocol.js';
 
@@ -48,7 +50,16 @@ interface InputStream {
   /** bytes.byteLength at submission: a detached or resized buffer reads differently. */
   total: number;
   sent: number;
+  chunksSent: number;
+  /** Chunks the worker has taken (TookMessage): at most INPUT_WINDOW more are sent. */
+  chunksTaken: number;
 }
+
+function hasRoom(stream: InputStream): boolean {
+  return stream.chunksSent - stream.chunksTaken < INPUT_WINDOW;
+}
+
+type PortMessage = CompletionMessage | TookMessage | StoppedMessage | DiedMessage;
 
 /** Tasks per submit message at most; a fuller batch is sent at once. */
 const BATCH_CAPACITY = 4096;
@@ -212,7 +223,7 @@ class WorkerRun implements LoopRun {
     this.#appearedThread = appeared.length === 1 ? appeared[0] : undefined;
     this.#port = port2;
     const relay = this.#relay;
-    this.#port.on('message', (message: CompletionMessage | StoppedMessage | DiedMessage) => relay.run?.onMessage(message));
+    this.#port.on('message', (message: PortMessage) => relay.run?.onMessage(message));
     this.#worker.on('error', (error) => relay.run?.onWorkerGone(error));
     this.#worker.on('exit', (code) => relay.run?.onWorkerGone(new Error(`sideloop's worker thread exited with code ${code}`)));
     // An idle loop never keeps the process alive; pending tasks do (see #setBusy).
@@ -271,16 +282,18 @@ class WorkerRun implements LoopRun {
   waitFor(future: AnyFuture, ms: number): void {
     this.#flush();
     const deadline = performance.now() + ms;
-    // Blocked, we cannot send chunks turn by turn: send the rest of this
-    // Future's own large input now, within the deadline. Other inputs go on
-    // from the next turn (their tasks do not hold up this one's).
-    this.#sendOwnInput(future, deadline);
     for (;;) {
-      // Read the counter before looking at the port: a completion posted
-      // after we looked has bumped it, and Atomics.wait returns at once.
+      // Read the counter before looking at the port: a completion (or a
+      // chunk taken) posted after we looked has bumped it, and Atomics.wait
+      // returns at once.
       const seen = Atomics.load(this.#control, Control.completions);
       this.#settleArrived();
       if (future._settled() || this.#stopped) return;
+      // Blocked, we cannot send chunks turn by turn: send this Future's own
+      // large input from here, as the worker takes it, within the deadline.
+      // Other inputs go on from the next turn (their tasks do not hold up
+      // this one's).
+      this.#sendOwnInput(future, deadline);
       const left = deadline - performance.now();
       if (left <= 0) return;
       const slice = Math.min(left, QUIET_CHECK_MS);
@@ -318,7 +331,10 @@ class WorkerRun implements LoopRun {
     this.#queueFlush();
   }
 
-  settled(_future: AnyFuture, outcome: Outcome): void {
+  settled(future: AnyFuture, outcome: Outcome): void {
+    // Its input is no longer wanted; and a stream whose window is full would
+    // hear from the worker no more, so no pump would come to drop it.
+    if (this.#streams.length > 0) this.#dropStream(future);
     if (--this.#unsettled === 0 && !this.#stopped) this.#setBusy(false);
     this.#options.onSettled(outcome);
   }
@@ -371,7 +387,11 @@ class WorkerRun implements LoopRun {
   }
 
   /** @internal From the completions port, through the relay. */
-  onMessage(message: CompletionMessage | StoppedMessage | DiedMessage): void {
+  onMessage(message: PortMessage): void {
+    if (message.type === 'took') {
+      this.#onTook(message.slot);
+      return;
+    }
     if (message.type === 'stopped') {
       this.#onStopped?.();
       return;
@@ -403,7 +423,7 @@ class WorkerRun implements LoopRun {
   /** Pulls completions already posted, without waiting for the main loop, and settles them. */
   #settleArrived(): void {
     for (let received; (received = receiveMessageOnPort(this.#port)) !== undefined; ) {
-      this.onMessage(received.message as CompletionMessage | StoppedMessage | DiedMessage);
+      this.onMessage(received.message as PortMessage);
     }
     this.#drains.all();
   }
@@ -495,7 +515,7 @@ class WorkerRun implements LoopRun {
       case TaskKind.inflate: {
         const bytes = request.object as Uint8Array;
         if (bytes.byteLength <= INPUT_CHUNK || types.isSharedArrayBuffer(bytes.buffer)) return copy(bytes);
-        this.#streams.push({ future, slot, bytes, total: bytes.byteLength, sent: 0 });
+        this.#streams.push({ future, slot, bytes, total: bytes.byteLength, sent: 0, chunksSent: 0, chunksTaken: 0 });
         this.#schedulePump();
         const streamed: StreamedInput = { streamedBytes: bytes.byteLength };
         return streamed;
@@ -519,26 +539,46 @@ class WorkerRun implements LoopRun {
     setImmediate(() => {
       this.#pumpScheduled = false;
       this.#pump();
-      if (this.#streams.length > 0) this.#schedulePump();
+      // Inputs with a full window wait for the worker to take a chunk (#onTook).
+      if (this.#streams.some(hasRoom)) this.#schedulePump();
     });
   }
 
+  /** The worker took a chunk of the input of the task in `slot`: the next one may go. */
+  #onTook(slot: number): void {
+    // Not found: the input was all sent, or its Future is done. (Never
+    // another task's: a slot is reused only after its task's completion,
+    // which the worker posts after every TookMessage of that task.)
+    const stream = this.#streams.find((candidate) => candidate.slot === slot);
+    if (stream === undefined) return;
+    stream.chunksTaken++;
+    this.#schedulePump();
+  }
+
   /**
-   * Sends the next chunk of `future`'s own input, if it is still streaming,
-   * and more until `deadline`: at least one, so that a wait of 0 ms, or a
-   * poll of its state, still moves the task on.
+   * Sends the next chunk of `future`'s own input, if it is still streaming
+   * and the worker has room for it, and more until `deadline`: at least one,
+   * so that a wait of 0 ms, or a poll of its state, still moves the task on.
    */
   #sendOwnInput(future: AnyFuture, deadline: number): void {
     const stream = this.#streams.find((candidate) => candidate.future === future);
     if (stream === undefined) return;
     this.#flush(); // the tasks first, then their chunks
-    while (!this.#sendChunkOrDrop(stream) && performance.now() < deadline);
+    // A caller that polls or blocks never yields to the port's listener: it
+    // hears of the chunks the worker took here.
+    if (!hasRoom(stream)) this.#settleArrived();
+    while (hasRoom(stream) && !this.#sendChunkOrDrop(stream) && performance.now() < deadline);
   }
 
-  /** Sends the next chunk of every input still streaming; drops those that are over. */
+  /** Sends the next chunk of every input still streaming that has room; drops those that are over. */
   #pump(): void {
     this.#flush(); // the tasks first, then their chunks
-    for (const stream of [...this.#streams]) this.#sendChunkOrDrop(stream);
+    for (const stream of [...this.#streams]) if (hasRoom(stream)) this.#sendChunkOrDrop(stream);
+  }
+
+  #dropStream(future: AnyFuture): void {
+    const at = this.#streams.findIndex((stream) => stream.future === future);
+    if (at >= 0) this.#streams.splice(at, 1);
   }
 
   /** #sendChunk, then takes the stream out of the list when it is over; returns whether it is. */
@@ -565,6 +605,7 @@ class WorkerRun implements LoopRun {
     }
     const bytes = new Uint8Array(stream.bytes.subarray(stream.sent, stream.sent + INPUT_CHUNK)); // a copy (Buffer#slice would not be)
     stream.sent += bytes.byteLength;
+    stream.chunksSent++;
     const message: ChunkMessage = { type: 'chunk', slot: stream.slot, bytes };
     this.#worker.postMessage(message, [bytes.buffer as ArrayBuffer]);
     return stream.sent === stream.total;
