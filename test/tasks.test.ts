@@ -856,6 +856,32 @@ describe('worker backend: large inputs are streamed from the caller’s memory',
     }
   });
 
+  it('a result() that finds its own input detached returns at once, without waiting on the worker', async () => {
+    // The Future fails on this thread, which wakes no wait: result() slept
+    // through a whole quiet check (0.1 s) before it looked again.
+    const result = await runScript(`
+      const { EventLoop } = require(SIDELOOP);
+      const loop = new EventLoop({ backend: 'worker' });
+      (async () => {
+        await loop.sleep(0);
+        const buffer = new ArrayBuffer(32 * 1024 * 1024);
+        const hashed = loop.hash('sha256', new Uint8Array(buffer));
+        structuredClone(buffer, { transfer: [buffer] });
+        let waits = 0;
+        const wait = Atomics.wait;
+        Atomics.wait = (...args) => (waits++, wait(...args));
+        try {
+          hashed.result();
+        } catch (error) {
+          console.log(error.name, waits);
+        }
+        await loop.shutdown();
+      })();
+    `);
+    expect(result).toMatchObject({ code: 0, stderr: '' });
+    expect(result.stdout).toBe('InvalidStateError 0\n');
+  });
+
   it("a done callback of such a Future that waits on another input's Future leaves every other input streaming", async () => {
     // The callback ran in the middle of the pump's walk over the inputs; the
     // wait took its own input out of the list, and the pump then dropped

@@ -66,7 +66,7 @@ export interface StreamedInput {
 
 /** Indexes into the shared control Int32Array. */
 export const Control = {
-  /** Bumped after each CompletionMessage is posted (Atomics.wait target). */
+  /** Bumped after each CompletionMessage or TookMessage is posted (Atomics.wait target). */
   completions: 0,
   /** Tasks running on the worker right now. */
   running: 1,

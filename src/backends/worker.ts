@@ -294,6 +294,9 @@ class WorkerRun implements LoopRun {
       // Other inputs go on from the next turn (their tasks do not hold up
       // this one's).
       this.#sendOwnInput(future, deadline);
+      // Settled on this thread meanwhile (an input found detached, a
+      // callback's cancel): no counter was bumped for it, so do not wait.
+      if (future._settled()) return;
       const left = deadline - performance.now();
       if (left <= 0) return;
       const slice = Math.min(left, QUIET_CHECK_MS);
