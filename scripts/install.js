@@ -4,7 +4,8 @@
 // 2. otherwise compile from source with node-gyp (npm's own, or one on PATH);
 // 3. if that fails too (no compiler, no Python), say in one line that the
 //    worker backend will serve, and succeed: backend 'auto' falls back at run time.
-// (npm 11 skips dependencies' install scripts unless allowed; sideloop then
+// (npm may skip it: npm 11 with --ignore-scripts or a project that denies
+// it in allowScripts, npm 12 unless the project allows it. sideloop then
 // still loads its prebuilt binary at run time, with no install step at all.)
 'use strict';
 const { spawnSync } = require('node:child_process');
@@ -41,5 +42,15 @@ const compile = nodeGyp
 if (compile.status === 0 && loads()) {
   console.log(`sideloop: compiled the native addon for ${target}`);
 } else {
-  console.log(`sideloop: no prebuilt binary for ${target} and compiling failed; sideloop will use its worker backend`);
+  console.log(`sideloop: no prebuilt binary for ${target} and compiling failed (${failure(compile)}); sideloop will use its worker backend`);
+}
+
+/** Why node-gyp failed, in a few words: its own error line, or why it could not run. */
+function failure({ error, stderr }) {
+  if (error) return error.message;
+  const lines = String(stderr ?? '').split('\n');
+  const stack = lines.find((line) => /gyp ERR! stack \w*Error: /.test(line));
+  const last = lines.filter((line) => line.trim() !== '').pop();
+  const reason = (stack ?? last ?? 'no output').replace(/^gyp ERR! (stack )?/, '').trim();
+  return reason.length > 200 ? `${reason.slice(0, 200)}...` : reason;
 }

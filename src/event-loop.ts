@@ -12,7 +12,7 @@ import { inspect } from 'node:util';
 import type { Backend, BackendName, LoopRun } from './backends/backend.js';
 import { selectBackend, type BackendOption } from './backends/select.js';
 import { EventLoopClosedError, InvalidStateError, QueueFullError, nativeOnly, outOfRange } from './errors.js';
-import { Future, MADE_BY_SIDELOOP, type AnyFuture, type Outcome } from './future.js';
+import { Future, type AnyFuture, type Outcome } from './future.js';
 import { NATIVE_API, SUBMIT_NATIVE } from './native-extension.js';
 import {
   TaskKind,
@@ -258,7 +258,7 @@ export class EventLoop {
       this.start();
     }
     const run = this.#run!;
-    const future = new Future<T>(run, MADE_BY_SIDELOOP);
+    const future = Future._owned<T>(run);
     this.#pending++;
     this.#submitted++;
     run.submit(request, future);

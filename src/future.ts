@@ -33,10 +33,11 @@ export interface FutureOwner {
 type DoneCallback<T> = (future: Future<T>) => void;
 
 /**
- * @internal Passed by sideloop to the constructor, which refuses to make a Future
- * without it: one made by hand would have no loop behind it.
+ * Passed by the factories below to the constructor, which refuses to make a
+ * Future without it: one made by hand (from JavaScript, where `private` does
+ * not hold) would have no loop behind it.
  */
-export const MADE_BY_SIDELOOP: unique symbol = Symbol('sideloop.Future');
+const MADE_BY_SIDELOOP: unique symbol = Symbol('sideloop.Future');
 
 /** A Future whatever its value type (owners do not care). */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -66,10 +67,15 @@ export class Future<T> implements PromiseLike<T> {
    */
   _request: TaskRequest | undefined = undefined;
 
-  /** @internal Futures are made by loops, not by users. */
-  constructor(owner: FutureOwner | undefined, madeBy: typeof MADE_BY_SIDELOOP) {
+  /** Futures are made by loops, not by users: `new Future()` throws `ERR_ILLEGAL_CONSTRUCTOR`. */
+  private constructor(owner: FutureOwner | undefined, madeBy: typeof MADE_BY_SIDELOOP) {
     if (madeBy !== MADE_BY_SIDELOOP) throw illegalConstructor();
     this.#owner = owner;
+  }
+
+  /** @internal A Future for work that `owner` runs. */
+  static _owned<T>(owner: FutureOwner): Future<T> {
+    return new Future<T>(owner, MADE_BY_SIDELOOP);
   }
 
   /** @internal A Future that failed before any work was submitted. */

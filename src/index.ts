@@ -1,3 +1,7 @@
+// The typings use Node's (Buffer, node:util, Symbol.asyncDispose): said here,
+// so that a project whose tsconfig lists no "types" (TypeScript 7's default)
+// still loads them, from its @types/node.
+/// <reference types="node" preserve="true" />
 export { EventLoop } from './event-loop.js';
 export type { EventLoopOptions, LoopState, LoopStats, ShutdownOptions } from './event-loop.js';
 export { EventLoopGroup } from './group.js';

@@ -39,6 +39,17 @@ describe('backend selection without the addon', () => {
     expect(result.stdout).toBe(expected);
   });
 
+  it('SIDELOOP_NO_NATIVE=0 or empty leaves the addon on', async () => {
+    for (const value of ['0', '']) {
+      const result = await runScript(
+        `const { EventLoop } = require(SIDELOOP); const loop = new EventLoop(); console.log(loop.backend); loop.shutdown();`,
+        { env: { SIDELOOP_NO_NATIVE: value } },
+      );
+      expect(result.stderr).toBe('');
+      expect(result.stdout, `SIDELOOP_NO_NATIVE=${value}`).toBe('native\n');
+    }
+  });
+
   it("in a copy of the package without build/ and prebuilds/, 'auto' falls back to the worker backend", async () => {
     // What a user gets on a platform without a prebuilt binary and no compile.
     fs.cpSync(path.join(PACKAGE_DIR, 'dist'), path.join(copy, 'dist'), { recursive: true });
