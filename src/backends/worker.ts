@@ -50,13 +50,12 @@ interface InputStream {
   /** bytes.byteLength at submission: a detached or resized buffer reads differently. */
   total: number;
   sent: number;
-  chunksSent: number;
   /** Chunks the worker has taken (TookMessage): at most INPUT_WINDOW more are sent. */
   chunksTaken: number;
 }
 
 function hasRoom(stream: InputStream): boolean {
-  return stream.chunksSent - stream.chunksTaken < INPUT_WINDOW;
+  return Math.ceil(stream.sent / INPUT_CHUNK) - stream.chunksTaken < INPUT_WINDOW;
 }
 
 type PortMessage = CompletionMessage | TookMessage | StoppedMessage | DiedMessage;
@@ -518,7 +517,7 @@ class WorkerRun implements LoopRun {
       case TaskKind.inflate: {
         const bytes = request.object as Uint8Array;
         if (bytes.byteLength <= INPUT_CHUNK || types.isSharedArrayBuffer(bytes.buffer)) return copy(bytes);
-        this.#streams.push({ future, slot, bytes, total: bytes.byteLength, sent: 0, chunksSent: 0, chunksTaken: 0 });
+        this.#streams.push({ future, slot, bytes, total: bytes.byteLength, sent: 0, chunksTaken: 0 });
         this.#schedulePump();
         const streamed: StreamedInput = { streamedBytes: bytes.byteLength };
         return streamed;
@@ -590,8 +589,7 @@ class WorkerRun implements LoopRun {
     // Found again, not by a remembered index: a Future failed by #sendChunk
     // runs its callbacks, which may change the list (a result() there drops
     // the stream it waited for).
-    const at = over ? this.#streams.indexOf(stream) : -1;
-    if (at >= 0) this.#streams.splice(at, 1);
+    if (over) this.#dropStream(stream.future);
     return over;
   }
 
@@ -608,7 +606,6 @@ class WorkerRun implements LoopRun {
     }
     const bytes = new Uint8Array(stream.bytes.subarray(stream.sent, stream.sent + INPUT_CHUNK)); // a copy (Buffer#slice would not be)
     stream.sent += bytes.byteLength;
-    stream.chunksSent++;
     const message: ChunkMessage = { type: 'chunk', slot: stream.slot, bytes };
     this.#worker.postMessage(message, [bytes.buffer as ArrayBuffer]);
     return stream.sent === stream.total;
