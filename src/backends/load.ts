@@ -29,7 +29,8 @@ function load(): LoadResult {
     // The addon would load, then crash the process at its first libuv call.
     return { error: new Error(`sideloop's native backend needs Node.js's libuv, which ${runtime} does not provide`) };
   }
-  if (process.env.SIDELOOP_NO_NATIVE && process.env.SIDELOOP_NO_NATIVE !== '0') {
+  const disabled = process.env.SIDELOOP_NO_NATIVE;
+  if (disabled && disabled !== '0') {
     return { error: new Error('sideloop\'s native backend is disabled by the SIDELOOP_NO_NATIVE environment variable') };
   }
   try {
