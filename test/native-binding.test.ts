@@ -47,6 +47,26 @@ describe('the native binding', () => {
     loop.stop();
   });
 
+  it('a batch reusing a slot still in flight, or one slot twice, throws a RangeError and submits nothing', () => {
+    // The second task's input replaced the first's in the addon's keeping:
+    // the loop thread then read the first's freed memory (SIGSEGV).
+    const ids = new Uint32Array(16);
+    const loop = new binding.NativeLoop('binding-test', false, () => {}, ids, new Uint8Array(16), [], 0);
+    const bytes = new Uint8Array(4);
+    // [slot, kind, timeout, number]: hashes (kind 1, sha256)
+    loop.submit(new Float64Array([0, 1, -1, 2]), 1, [bytes]);
+    expect(loop.wait(0, -1)).toBe(true); // done, not yet drained: still its slot
+    expect(() => loop.submit(new Float64Array([1, 1, -1, 2, 0, 1, -1, 2]), 2, [bytes, bytes])).toThrow(RangeError);
+    expect(() => loop.submit(new Float64Array([1, 1, -1, 2, 1, 1, -1, 2]), 2, [bytes, bytes])).toThrow(RangeError);
+    expect(loop.drain()).toBe(1);
+    expect(ids[0]).toBe(0);
+    // Drained, the slot is free again; nothing of the refused batches ran.
+    loop.submit(new Float64Array([0, 1, -1, 2, 1, 1, -1, 2]), 2, [bytes, bytes]);
+    for (const slot of [0, 1]) expect(loop.wait(slot, -1)).toBe(true);
+    expect(loop.drain()).toBe(2);
+    loop.stop();
+  });
+
   it('drain buffers detached after construction make drain() throw, not write to freed memory', () => {
     // Their data pointers were kept from the constructor: a transferred
     // ArrayBuffer, once collected, took a write after free (SIGSEGV).

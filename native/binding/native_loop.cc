@@ -232,25 +232,37 @@ Napi::Value NativeLoop::Submit(const Napi::CallbackInfo& info) {
 }
 
 // Before anything of a batch is made, so that a bad one submits nothing:
-// every slot and kind must be in range (the TS layer only sends such; this
-// guards the raw binding), and slots_ grows once to hold them.
+// every slot and kind must be in range, and every task made here must have
+// a slot of its own (the TS layer only sends such; this guards the raw
+// binding), and slots_ grows once to hold them.
 bool NativeLoop::MakeRoomForSlots(const double* fields, uint32_t count) {
   size_t needed = slots_.size();
+  made_here_slots_.clear();
   for (uint32_t i = 0; i < count; i++, fields += 4) {
     if (!(fields[0] >= 0 && fields[0] < kSlotLimit && fields[1] >= 0 && fields[1] < 256)) return false;
-    if (static_cast<int>(fields[1]) != kTaskSleep) needed = std::max(needed, static_cast<size_t>(fields[0]) + 1);
+    if (static_cast<int>(fields[1]) == kTaskSleep) continue;  // made by the loop thread, not kept in slots_
+    auto slot = static_cast<uint32_t>(fields[0]);
+    needed = std::max(needed, static_cast<size_t>(slot) + 1);
+    made_here_slots_.push_back(slot);
   }
-  if (needed == slots_.size()) return true;
-  try {
-    // borrowed_ first: were only it to grow, the next batch grows both again;
-    // were only slots_ to grow, a slot past borrowed_ would pass as checked.
-    size_t size = std::max(needed, slots_.size() * 2);
-    borrowed_.resize(size);
-    slots_.resize(size, nullptr);
-  } catch (const std::bad_alloc&) {
-    return false;  // a slot no real batch reaches
+  if (needed > slots_.size()) {
+    try {
+      // borrowed_ first: were only it to grow, the next batch grows both again;
+      // were only slots_ to grow, a slot past borrowed_ would pass as checked.
+      size_t size = std::max(needed, slots_.size() * 2);
+      borrowed_.resize(size);
+      slots_.resize(size, nullptr);
+    } catch (const std::bad_alloc&) {
+      return false;  // a slot no real batch reaches
+    }
   }
-  return true;
+  // A slot still in flight, or twice in the batch, would have the first
+  // task's input let go of (borrowed_) while the loop thread reads it.
+  for (uint32_t slot : made_here_slots_) {
+    if (slots_[slot] != nullptr) return false;
+  }
+  std::sort(made_here_slots_.begin(), made_here_slots_.end());
+  return std::adjacent_find(made_here_slots_.begin(), made_here_slots_.end()) == made_here_slots_.end();
 }
 
 Napi::Value NativeLoop::Drain(const Napi::CallbackInfo& info) {

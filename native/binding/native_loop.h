@@ -93,6 +93,7 @@ class NativeLoop : public Napi::ObjectWrap<NativeLoop>, public CompletionSink {
   // References are made and deleted on this (the JS) thread only.
   std::vector<Napi::ObjectReference> borrowed_;
   std::vector<Submission> batch_;  // submit()'s scratch space
+  std::vector<uint32_t> made_here_slots_;  // MakeRoomForSlots()'s scratch space
 };
 
 }  // namespace sideloop
