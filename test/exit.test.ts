@@ -61,14 +61,18 @@ describe.each(BACKENDS)('process and thread exit (%s backend)', (backend) => {
   it.each(['process.exit()', 'a natural exit', 'an uncaught exception'])("an 'exit' listener can still use the loop, at %s", async (how) => {
     // The listener is added after the loop started and blocks on results, as
     // an 'exit' listener must. After an uncaught exception the native loops
-    // used to be stopped at the 'exit' event, before this listener ran.
+    // used to be stopped at the 'exit' event, before this listener ran. The
+    // first exec has the worker backend add its own 'exit' listener (which
+    // kills the children left), before this one: it used to refuse this
+    // listener's exec as cancelled.
     const result = await runScript(`${prelude}
       const loop = new sideloop.EventLoop({ backend: BACKEND });
       const file = require('node:path').join(require('node:os').tmpdir(), 'sideloop-exit-listener-' + process.pid);
-      loop.sleep(0).then(() => {
+      loop.exec('true').then(() => {
         process.on('exit', (code) => {
           loop.writeFile(file, 'written at exit').result();
-          console.log(loop.sleep(1, 'slept at exit').result(), require('node:fs').readFileSync(file, 'utf8'), code);
+          const echoed = loop.exec('echo', ['echoed at exit']).result().stdout.toString().trim();
+          console.log(loop.sleep(1, 'slept at exit').result(), require('node:fs').readFileSync(file, 'utf8'), echoed, code);
           require('node:fs').unlinkSync(file);
         });
         if (${JSON.stringify(how)} === 'process.exit()') {
@@ -83,7 +87,7 @@ describe.each(BACKENDS)('process and thread exit (%s backend)', (backend) => {
     `);
     const code = { 'process.exit()': 4, 'a natural exit': 0, 'an uncaught exception': 1 }[how]!;
     clean(result, code);
-    expect(result.stdout).toBe(`slept at exit written at exit ${code}\n`);
+    expect(result.stdout).toBe(`slept at exit written at exit echoed at exit ${code}\n`);
   });
 
   it('process.exit() straight after submitting, before the batch reaches the thread', async () => {

@@ -579,9 +579,10 @@ describe.each(BACKENDS)('built-in tasks (%s backend)', (backend) => {
       expect(result.stdout).toBe('TimeoutError cancelled 0\nleft 0\n');
     });
 
-    it('process.exit() with children running kills them: none outlives the process', async () => {
+    it('process.exit() with 300 children running kills them: none outlives the process', async () => {
       // The worker backend's Worker ends without a goodbye at process.exit(),
-      // and used to leave its children running.
+      // and used to leave its children running; later, those beyond the 256
+      // its table of pids for the main thread had room for.
       const marker = `.${process.pid}${Date.now() % 100000}`;
       // The marker reaches the child by environment: in its script, it would
       // be in the child's own command line and count it.
@@ -591,11 +592,10 @@ describe.each(BACKENDS)('built-in tasks (%s backend)', (backend) => {
         const marker = process.env.SIDELOOP_TEST_MARKER;
         const living = () => (${countProcessesSource})(marker);
         const loop = new EventLoop({ backend: ${JSON.stringify(backend)} });
-        loop.exec('sleep', ['32' + marker]);
-        loop.exec('sleep', ['33' + marker]);
-        // Tasks start in order: once this sleep is done, both children were
-        // spawned (and, on the worker backend, their pids recorded, which
-        // seeing them in /proc would not say).
+        for (let i = 0; i < 300; i++) loop.exec('sleep', ['32' + marker]);
+        // Tasks start in order: once this sleep is done, every child was
+        // spawned (and, on the worker backend, its pid recorded, which
+        // seeing it in /proc would not say).
         loop.sleep(0).then(() => {
           console.log('spawned', living());
           process.exit(0);
@@ -603,7 +603,7 @@ describe.each(BACKENDS)('built-in tasks (%s backend)', (backend) => {
       `,
         { env: { SIDELOOP_TEST_MARKER: marker } },
       );
-      expect(result).toMatchObject({ code: 0, stdout: 'spawned 2\n', hung: false });
+      expect(result).toMatchObject({ code: 0, stdout: 'spawned 300\n', hung: false });
       // Killed, not merely orphaned (those would sleep on for 30 s): none is
       // left once the kills have landed, whoever reaps them.
       for (let polls = 0; countProcesses(marker) > 0 && polls < 2000; polls++) await new Promise((resolve) => setTimeout(resolve, 5));

@@ -7,13 +7,12 @@ import { spawn, type ChildProcess, type ChildProcessWithoutNullStreams } from 'n
 import type { Readable } from 'node:stream';
 
 import { TaskStatus } from '../native.js';
-import type { ExecRequest } from '../tasks.js';
-import { Control, MAX_RESULT_BYTES, resultTooLarge, serializeError } from './worker-protocol.js';
+import { Control, MAX_CHILD_SLOTS, MAX_RESULT_BYTES, resultTooLarge, serializeError, type ExecAtExit } from './worker-protocol.js';
 import type { Abortable, Finish } from './worker-tasks.js';
 
 /** Children that have not exited yet, including killed ones whose task is over: they must still be reaped before the run stops. */
 const living = new Set<ChildProcess>();
-/** Their pids, shared with the main thread (see CHILD_SLOTS); set by the worker's entry. */
+/** Their pids, shared with the main thread (see newPidTable); set by the worker's entry. */
 let pidTable: Int32Array | undefined;
 /** The run's control array, whose `exiting` the main thread sets at process exit. */
 let control: Int32Array | undefined;
@@ -23,26 +22,36 @@ export function sharePidsIn(table: Int32Array, runControl: Int32Array): void {
   control = runControl;
 }
 
-/** The process is exiting: its 'exit' hook has killed the recorded children, and no later one may outlive it. */
-function exiting(): boolean {
-  return control !== undefined && Atomics.load(control, Control.exiting) !== 0;
+/**
+ * The process is exiting: its 'exit' hook has killed the recorded children,
+ * and no child of a task submitted before it may outlive it (ExecAtExit).
+ */
+function exiting(request: ExecAtExit): boolean {
+  return !request.submittedAtExit && control !== undefined && Atomics.load(control, Control.exiting) !== 0;
 }
 
 /** Records a living child's pid where the main thread sees it; returns what forgets it. */
 function share(pid: number): () => void {
-  const slot = pidTable === undefined ? -1 : pidTable.indexOf(0);
+  if (pidTable === undefined) return () => {};
+  const table = pidTable;
+  let slot = table.indexOf(0);
+  if (slot < 0 && table.length < MAX_CHILD_SLOTS) {
+    slot = table.length;
+    const buffer = table.buffer as SharedArrayBuffer & { grow(byteLength: number): void };
+    buffer.grow(Math.min(table.length * 2, MAX_CHILD_SLOTS) * Int32Array.BYTES_PER_ELEMENT);
+  }
   if (slot < 0) return () => {}; // full: not seen at a process exit
-  Atomics.store(pidTable!, slot, pid);
-  return () => Atomics.store(pidTable!, slot, 0);
+  Atomics.store(table, slot, pid);
+  return () => Atomics.store(table, slot, 0);
 }
 
-export function runExec(request: ExecRequest, finish: Finish): Abortable {
+export function runExec(request: ExecAtExit, finish: Finish): Abortable {
   const env: Record<string, string> = {};
   for (const entry of request.env) {
     const at = entry.indexOf('=');
     env[entry.slice(0, at)] = entry.slice(at + 1);
   }
-  if (exiting()) {
+  if (exiting(request)) {
     finish(TaskStatus.cancelled);
     return { abort: () => {} };
   }
@@ -68,7 +77,7 @@ export function runExec(request: ExecRequest, finish: Finish): Abortable {
       living.delete(child);
       forget();
     });
-    if (exiting()) child.kill('SIGKILL'); // the hook ran before the pid was recorded
+    if (exiting(request)) child.kill('SIGKILL'); // the hook ran before the pid was recorded
   }
   const fail = (error: Error) => {
     terminate(child);

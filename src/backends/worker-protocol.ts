@@ -20,6 +20,7 @@
  */
 import type { MessagePort } from 'node:worker_threads';
 import { setOwnField } from '../errors.js';
+import type { ExecRequest } from '../tasks.js';
 
 /** Per task in SubmitMessage.tasks: slot, kind, timeout (-1 none), number. */
 export const TASK_FIELDS = 4;
@@ -80,17 +81,40 @@ export const Control = {
 export interface WorkerSetup {
   control: Int32Array;
   completions: MessagePort;
-  /** CHILD_SLOTS pids of the run's living children (0: free), for the main thread to kill at process exit. */
+  /** The pids of the run's living children (0: free), for the main thread to kill at process exit (newPidTable). */
   children: Int32Array;
 }
 
 /**
- * Children whose pids the main thread can see at once. process.exit() ends
- * the Worker without a goodbye, and only the main thread, in its 'exit'
- * event, can still kill what the Worker spawned. Beyond this many at once,
- * the rest are not recorded (and would outlive such an exit).
+ * Room for the pids of a run's living children, which the main thread sees:
+ * process.exit() ends the Worker without a goodbye, and only the main
+ * thread, in its 'exit' event, can still kill what the Worker spawned. The
+ * table starts with CHILD_SLOTS and the Worker grows it (a growable
+ * SharedArrayBuffer, seen at its new length by both threads) up to
+ * MAX_CHILD_SLOTS; beyond that many children at once, the rest are not
+ * recorded (and would outlive such an exit).
  */
-export const CHILD_SLOTS = 256;
+const CHILD_SLOTS = 256;
+export const MAX_CHILD_SLOTS = 65_536;
+
+/** A pid table of CHILD_SLOTS zeros, growable to MAX_CHILD_SLOTS. */
+export function newPidTable(): Int32Array {
+  const bytes = Int32Array.BYTES_PER_ELEMENT;
+  // Growable shared memory is ES2024 (Node 20 has it); the ES2022 typings do not know the option.
+  const Growable = SharedArrayBuffer as unknown as new (length: number, options: { maxByteLength: number }) => SharedArrayBuffer;
+  return new Int32Array(new Growable(CHILD_SLOTS * bytes, { maxByteLength: MAX_CHILD_SLOTS * bytes }));
+}
+
+/**
+ * An exec as the Worker receives it. `submittedAtExit`: submitted by an
+ * 'exit' listener that ran after the main thread's kill hook (killAtExit),
+ * as in `loop.exec(...).result()` there. Once the hook has run the Worker
+ * spawns nothing submitted before it (that child would outlive the
+ * process); such a one it spawns, and the listener reaps it by waiting.
+ */
+export interface ExecAtExit extends ExecRequest {
+  submittedAtExit: boolean;
+}
 
 export interface SubmitMessage {
   type: 'submit';

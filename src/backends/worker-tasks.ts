@@ -8,9 +8,9 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 
 import { TaskStatus } from '../native.js';
-import { HASH_ALGORITHMS, TaskKind, type ExecRequest, type WriteFileRequest } from '../tasks.js';
+import { HASH_ALGORITHMS, TaskKind, type WriteFileRequest } from '../tasks.js';
 import { runExec } from './worker-exec.js';
-import { INPUT_CHUNK, MAX_FILE_BYTES, fileTooLarge, type StreamedInput } from './worker-protocol.js';
+import { INPUT_CHUNK, MAX_FILE_BYTES, fileTooLarge, type ExecAtExit, type StreamedInput } from './worker-protocol.js';
 import { zlibSink } from './worker-zlib.js';
 
 /** Reports how a task ended; only its first call counts. */
@@ -83,7 +83,7 @@ export function runTask(kind: number, number: number, object: unknown, context: 
       return undefined;
     }
     case TaskKind.exec:
-      return runExec(object as ExecRequest, finish);
+      return runExec(object as ExecAtExit, finish);
     default:
       throw new Error(`unknown task kind ${kind}`);
   }

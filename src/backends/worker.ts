@@ -22,7 +22,6 @@ import type { Backend, LoopRun, RunOptions } from './backend.js';
 import { BudgetedDrain, DRAIN_BUDGET, outcomeValue, settleBatch } from './drain.js';
 import { SlotTable } from './slots.js';
 import {
-  CHILD_SLOTS,
   Control,
   INPUT_CHUNK,
   INPUT_WINDOW,
@@ -30,9 +29,11 @@ import {
   SlotPhase,
   TASK_FIELDS,
   deserializeError,
+  newPidTable,
   type ChunkMessage,
   type CompletionMessage,
   type DiedMessage,
+  type ExecAtExit,
   type SerializedError,
   type StopMessage,
   type StoppedMessage,
@@ -101,12 +102,18 @@ class RunRelay {
  */
 const pidTables = new Map<Int32Array, Int32Array>();
 let exitHookAdded = false;
+/**
+ * The hook has run: an exec submitted now comes from an 'exit' listener
+ * that runs after it, and is spawned all the same (see ExecAtExit).
+ */
+let exitHookRan = false;
 
 function killAtExit(table: Int32Array, control: Int32Array): void {
   pidTables.set(table, control);
   if (exitHookAdded) return;
   exitHookAdded = true;
   process.on('exit', () => {
+    exitHookRan = true;
     for (const [pids, control] of pidTables) {
       // Flag first, pids second; the Worker records a pid first and reads
       // the flag second (worker-exec.ts): one of them sees the other.
@@ -169,7 +176,7 @@ class WorkerRun implements LoopRun {
   readonly #worker: Worker;
   readonly #port: MessagePort; // completions from the worker
   readonly #control = new Int32Array(new SharedArrayBuffer(Control.length * Int32Array.BYTES_PER_ELEMENT));
-  readonly #children = new Int32Array(new SharedArrayBuffer(CHILD_SLOTS * Int32Array.BYTES_PER_ELEMENT));
+  readonly #children = newPidTable();
   readonly #flags = new SlotFlags();
   readonly #slots = new SlotTable();
   readonly #drains = new BudgetedDrain(() => this.#drainBatch());
@@ -528,7 +535,8 @@ class WorkerRun implements LoopRun {
       }
       case TaskKind.exec: {
         const object = request.object as ExecRequest;
-        return { ...object, input: copy(object.input) };
+        const portable: ExecAtExit = { ...object, input: copy(object.input), submittedAtExit: exitHookRan };
+        return portable;
       }
       default:
         return request.object;
