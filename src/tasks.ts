@@ -213,10 +213,12 @@ export function execRequest(file: unknown, args: unknown, options: ExecOptions |
   if (file === '' || file.includes('\0')) throw invalidArgValue('file', 'must be a non-empty string without null bytes', file);
   const argv = args ?? [];
   if (!Array.isArray(argv)) throw invalidArgType('args', 'an instance of Array', args);
-  argv.forEach((arg, i) => {
+  // Indexed, not forEach: a hole in a sparse array is checked too (as undefined).
+  for (let i = 0; i < argv.length; i++) {
+    const arg: unknown = argv[i];
     validateString(arg, `args[${i}]`);
     if (arg.includes('\0')) throw invalidArgValue(`args[${i}]`, 'must not contain null bytes', arg);
-  });
+  }
   // null means the default, as in execFile.
   const { cwd, input } = options ?? {};
   const env = options?.env ?? process.env;
@@ -250,11 +252,18 @@ export function extensionRequest(handle: unknown, options: NormalizedOptions): T
   return request(TaskKind.extension, options, 0, handle);
 }
 
-/** A view of the caller's bytes: no copy, except that strings are encoded as UTF-8. */
+/**
+ * A view of the caller's bytes: no copy, except that strings are encoded as
+ * UTF-8. A detached buffer (transferred away) holds no bytes, as node:crypto
+ * and node:zlib see it; a view of it cannot even be made.
+ */
 export function toBytes(data: unknown, name: string): Uint8Array {
   if (typeof data === 'string') return Buffer.from(data, 'utf8');
-  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-  if (types.isAnyArrayBuffer(data)) return new Uint8Array(data);
+  if (ArrayBuffer.isView(data)) {
+    // The buffer's length, not the view's: a DataView's throws once detached.
+    return data.buffer.byteLength === 0 ? new Uint8Array(0) : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  }
+  if (types.isAnyArrayBuffer(data)) return data.byteLength === 0 ? new Uint8Array(0) : new Uint8Array(data);
   throw invalidArgType(name, 'of type string or an instance of Buffer, TypedArray, DataView or ArrayBuffer', data);
 }
 
