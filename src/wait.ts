@@ -17,6 +17,9 @@ export interface WaitResult<T> {
 }
 
 /** Resolves when the futures meet `returnWhen` (default all done) or `timeout` ms pass; never rejects. */
+export function wait<T>(futures: Iterable<Future<T>>, options?: WaitOptions): Promise<WaitResult<T>>;
+/** Futures of different value types (TypeScript infers no one T for them). */
+export function wait(futures: Iterable<AnyFuture>, options?: WaitOptions): Promise<WaitResult<unknown>>;
 export function wait<T>(futures: Iterable<Future<T>>, options?: WaitOptions): Promise<WaitResult<T>> {
   const all = toFutureSet(futures);
   validateObject(options, 'options');
@@ -78,6 +81,9 @@ export interface AsCompletedOptions {
 }
 
 /** Yields each Future as it becomes done, those already done first. */
+export function asCompleted<T>(futures: Iterable<Future<T>>, options?: AsCompletedOptions): AsyncIterableIterator<Future<T>>;
+/** Futures of different value types (TypeScript infers no one T for them). */
+export function asCompleted(futures: Iterable<AnyFuture>, options?: AsCompletedOptions): AsyncIterableIterator<Future<unknown>>;
 export function asCompleted<T>(futures: Iterable<Future<T>>, options?: AsCompletedOptions): AsyncIterableIterator<Future<T>> {
   const all = toFutureSet(futures);
   validateObject(options, 'options');
