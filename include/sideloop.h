@@ -68,7 +68,10 @@ typedef struct sideloop_task_vtable {
    * (completed, failed, cancelled, never started, loop gone): release
    * `user_data`. It runs while JS can still run, or during the teardown of
    * the environment (then with an env that may refuse JS calls). As for
-   * to_js, JS it calls must not wait on a Future of this loop. Optional. */
+   * to_js, JS it calls must not wait on a Future of this loop. Not at
+   * process.exit() or after an uncaught exception, where Node runs no
+   * cleanup. Optional.
+   * to_js and free get the env the task was submitted with: yours. */
   void (*free)(napi_env env, void* user_data);
 } sideloop_task_vtable;
 

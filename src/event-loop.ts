@@ -11,7 +11,7 @@ import { inspect } from 'node:util';
 
 import type { Backend, BackendName, LoopRun } from './backends/backend.js';
 import { selectBackend, type BackendOption } from './backends/select.js';
-import { EventLoopClosedError, InvalidStateError, QueueFullError, nativeOnly, outOfRange } from './errors.js';
+import { EventLoopClosedError, InvalidStateError, QueueFullError, invalidArgType, nativeOnly, outOfRange } from './errors.js';
 import { Future, type AnyFuture, type Outcome } from './future.js';
 import { NATIVE_API, SUBMIT_NATIVE } from './native-extension.js';
 import {
@@ -233,12 +233,15 @@ export class EventLoop {
 
   /** @internal The addon's table for native extensions (docs/native-api.md); throws for a loop that runs no native code. */
   get [NATIVE_API](): unknown {
+    // A Proxy of a loop, or an object made from one, reaches here too.
+    if (!(#backend in this)) throw invalidArgType('loop', 'an EventLoop itself, not a Proxy of one or an object made from one', this);
     if (this.#backend.nativeApi === undefined) throw nativeOnly(this.backend);
     return this.#backend.nativeApi;
   }
 
   /** @internal sideloop_api.submit: a native extension's task, on the path every built-in task takes. */
   [SUBMIT_NATIVE](handle: unknown, options?: SubmitOptions): Future<unknown> {
+    if (!(#backend in this)) throw invalidArgType('loop', 'an EventLoop itself, not a Proxy of one or an object made from one', this);
     if (this.#backend.nativeApi === undefined) throw nativeOnly(this.backend);
     const normalized = normalizeSubmitOptions(options);
     return this.#submit(extensionRequest(handle, normalized), normalized.signal);

@@ -67,6 +67,31 @@ describe('the native binding', () => {
     loop.stop();
   });
 
+  it('a submit() called again from a getter of its own batch throws, and the batch goes once', () => {
+    // The inner call found the outer batch's slots free (not yet taken) and
+    // cleared the scratch batch under it: a task went twice (SIGSEGV).
+    const ids = new Uint32Array(16);
+    const loop = new binding.NativeLoop('binding-test', false, () => {}, ids, new Uint8Array(16), [], 0);
+    const bytes = new Uint8Array(4);
+    let inner: unknown;
+    const objects: unknown[] = [];
+    Object.defineProperty(objects, 0, {
+      get() {
+        try {
+          loop.submit(new Float64Array([0, 1, -1, 2]), 1, [bytes]);
+        } catch (error) {
+          inner = error;
+        }
+        return bytes;
+      },
+    });
+    loop.submit(new Float64Array([0, 1, -1, 2]), 1, objects);
+    expect(inner).toBeInstanceOf(Error);
+    expect(loop.wait(0, -1)).toBe(true);
+    expect(loop.drain()).toBe(1);
+    loop.stop();
+  });
+
   it('drain buffers detached after construction make drain() throw, not write to freed memory', () => {
     // Their data pointers were kept from the constructor: a transferred
     // ArrayBuffer, once collected, took a write after free (SIGSEGV).

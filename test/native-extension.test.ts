@@ -146,6 +146,10 @@ describe('a native extension (examples/native-extension)', () => {
     await using loop = new EventLoop({ backend: 'native' });
     const data = Buffer.from('x');
     expect(() => ext.crc32({}, data)).toThrow(expect.objectContaining({ name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' }));
+    // A Proxy of a loop, or an object made from one (V8's error for the private field had no code).
+    for (const impostor of [new Proxy(loop, {}), Object.create(loop)]) {
+      expect(() => ext.crc32(impostor, data)).toThrow(expect.objectContaining({ name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' }));
+    }
     expect(() => ext.crc32(loop, 'not bytes')).toThrow(expect.objectContaining({ name: 'TypeError' }));
     // Checked by sideloop, after the extension handed its task over.
     expect(() => ext.crc32(loop, data, { timeout: -1 })).toThrow(expect.objectContaining({ name: 'RangeError', code: 'ERR_OUT_OF_RANGE' }));
@@ -191,7 +195,12 @@ describe('a native extension (examples/native-extension)', () => {
 
 describe('JS that an extension\'s to_js calls (test/native/reentrant-extension)', () => {
   const FIXTURE = path.join(PACKAGE_DIR, 'test', 'native', 'reentrant-extension');
-  let reentrant: { callBack<T>(loop: unknown, fn: () => T): Future<T>; freeCallsBack(loop: unknown, fn: () => unknown): Future<undefined> };
+  let reentrant: {
+    callBack<T>(loop: unknown, fn: () => T): Future<T>;
+    freeCallsBack(loop: unknown, fn: () => unknown): Future<undefined>;
+    foreignEnvCalls(): number;
+    submitWithoutFuture(loop: unknown): [status: number, freedJobs: number];
+  };
 
   beforeAll(() => {
     const nodeGyp = path.join(PACKAGE_DIR, 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
@@ -206,6 +215,59 @@ describe('JS that an extension\'s to_js calls (test/native/reentrant-extension)'
     await expect(reentrant.callBack(loop, () => { throw boom; })).rejects.toBe(boom);
     expect(loop.stats()).toMatchObject({ completed: 1, failed: 1, pending: 0 });
   });
+
+  it("to_js and free get the extension's own env, with its instance data", async () => {
+    // They got sideloop's: an extension reading its state from its instance
+    // data read sideloop's instead.
+    await using loop = new EventLoop({ backend: 'native' });
+    const before = reentrant.foreignEnvCalls();
+    expect(await reentrant.callBack(loop, () => 1)).toBe(1);
+    await expect(reentrant.callBack(loop, () => { throw new Error('thrown in to_js'); })).rejects.toThrow('thrown in to_js');
+    expect(await reentrant.freeCallsBack(loop, () => 2)).toBeUndefined();
+    expect(reentrant.foreignEnvCalls() - before).toBe(0);
+  });
+
+  it('a submit without a place for the Future returns napi_invalid_arg and frees the task data at once', async () => {
+    // It returned without taking the data, which the docs promise only for an unusable vtable.
+    await using loop = new EventLoop({ backend: 'native' });
+    const [status, freedBy] = reentrant.submitWithoutFuture(loop);
+    const [, freedAfter] = reentrant.submitWithoutFuture(loop);
+    expect(status).toBe(1); // napi_invalid_arg
+    expect(freedAfter - freedBy).toBe(1);
+    expect(loop.stats().submitted).toBe(0);
+  });
+
+  it.each(['a natural exit', 'a worker terminated'])(
+    "a task in flight at %s is freed in the extension's env, while that env lives",
+    async (how) => {
+      // Freed when sideloop's environment went away, after the extension's:
+      // free got sideloop's env, and given the extension's, it would have
+      // had one already deleted. The loop is made before the extension is
+      // loaded, so its cleanup comes after the extension's env is gone
+      // unless sideloop moves it.
+      const addon = path.join(FIXTURE, 'build', 'Release', 'reentrant.node');
+      const body = `
+        const { EventLoop } = require(SIDELOOP);
+        const loop = new EventLoop({ backend: 'native', keepAlive: false });
+        loop.sleep(0).result();
+        const reentrant = require(${JSON.stringify(addon)});
+        reentrant.hold(loop);
+        loop.sleep(0).result(); // the held task has started
+      `;
+      const script =
+        how === 'a natural exit'
+          ? body
+          : `
+        const { Worker } = require('node:worker_threads');
+        const worker = new Worker(${JSON.stringify(body.replace('require(SIDELOOP)', `require(${JSON.stringify(DIST)})`) + "require('node:worker_threads').parentPort.postMessage('held');")}, { eval: true });
+        worker.once('message', () => worker.terminate().then(() => console.log('terminated')));
+      `;
+      const result = await runScript(script);
+      expect(result.stderr).toBe('');
+      expect(result.code).toBe(0);
+      expect(result.stdout).toBe(how === 'a natural exit' ? 'held task freed in its own env\n' : 'held task freed in its own env\nterminated\n');
+    },
+  );
 
   it('a wait on the same loop from inside to_js ends with TimeoutError, and both Futures settle once', async () => {
     // to_js runs inside the loop's drain; the wait needs a drain to settle

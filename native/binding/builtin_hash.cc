@@ -109,14 +109,14 @@ const sideloop_task_vtable kHashVtable = {sizeof(sideloop_task_vtable), Start, C
 
 }  // namespace
 
-Task* NewHashTask(int index, const uint8_t* data, size_t size) {
+Task* NewHashTask(napi_env env, int index, const uint8_t* data, size_t size) {
   const EVP_MD* md = Algorithm(index);
   if (md == nullptr) return nullptr;
   auto* job = new HashJob();
   job->md = md;
   job->data = data;
   job->size = size;
-  return new ExtensionTask(kHashVtable, job);
+  return new ExtensionTask(kHashVtable, job, env);
 }
 
 }  // namespace sideloop

@@ -8,14 +8,17 @@
 #include <cstddef>
 #include <cstdint>
 
+#include <node_api.h>
+
 #include "../core/task.h"
 
 namespace sideloop {
 
 // The task hashing `size` bytes at `data` (borrowed: the caller keeps them
 // alive until the task is taken back) with algorithm `index` of
-// src/tasks.ts HASH_ALGORITHMS; nullptr for an unknown index.
-Task* NewHashTask(int index, const uint8_t* data, size_t size);
+// src/tasks.ts HASH_ALGORITHMS; nullptr for an unknown index. `env` is
+// sideloop's: the task is an extension task of sideloop's own.
+Task* NewHashTask(napi_env env, int index, const uint8_t* data, size_t size);
 
 }  // namespace sideloop
 

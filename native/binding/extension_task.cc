@@ -11,7 +11,8 @@ namespace sideloop {
 struct ExtensionRequest {
   sideloop_task_vtable vtable;
   void* user_data;
-  bool owned;  // the user data is still ours to free
+  napi_env env;  // the extension's, which submitted it
+  bool owned;    // the user data is still ours to free
 };
 
 namespace {
@@ -52,16 +53,33 @@ bool QueueRethrow(napi_env env, napi_value queue_microtask, napi_value error) {
   return false;
 }
 
+// The queueMicrotask RaiseLater queues with. In sideloop's own environment,
+// the one the addon found at load (see Addon): user code that replaces it
+// cannot lose the exception. An extension's environment holds no Addon (its
+// instance data is the extension's): there, the global one.
+napi_value QueueMicrotaskOf(napi_env env, bool sideloops_env) {
+  napi_value queue = nullptr;
+  if (sideloops_env) {
+    auto* addon = static_cast<Addon*>(nullptr);
+    napi_get_instance_data(env, reinterpret_cast<void**>(&addon));
+    if (addon != nullptr && !addon->queue_microtask.IsEmpty()) queue = addon->queue_microtask.Value();
+    return queue;
+  }
+  napi_value global;
+  if (napi_get_global(env, &global) != napi_ok || napi_get_named_property(env, global, "queueMicrotask", &queue) != napi_ok) {
+    return nullptr;
+  }
+  return queue;
+}
+
 // Throws `error` from a microtask, where it is an uncaught exception, as a
 // throwing done callback's is: not here, in the middle of a drain, where
-// 'uncaughtException' handlers would find the batch half settled. Queued
-// with the queueMicrotask the addon found at load (see Addon). If that
+// 'uncaughtException' handlers would find the batch half settled. If that
 // fails, it is raised at once rather than lost.
-void RaiseLater(napi_env env, napi_value error) {
-  auto* addon = static_cast<Addon*>(nullptr);
-  napi_get_instance_data(env, reinterpret_cast<void**>(&addon));
-  if (addon != nullptr && !addon->queue_microtask.IsEmpty()) {
-    if (QueueRethrow(env, addon->queue_microtask.Value(), error)) return;
+void RaiseLater(napi_env env, bool sideloops_env, napi_value error) {
+  napi_value queue = QueueMicrotaskOf(env, sideloops_env);
+  if (queue != nullptr) {
+    if (QueueRethrow(env, queue, error)) return;
     bool pending = false;
     napi_value ignored;
     if (napi_is_exception_pending(env, &pending) == napi_ok && pending) napi_get_and_clear_last_exception(env, &ignored);
@@ -69,30 +87,49 @@ void RaiseLater(napi_env env, napi_value error) {
   napi_fatal_exception(env, error);
 }
 
+// Moves an exception left pending in the extension's environment to
+// sideloop's: Node-API keeps one per environment, and one left in the
+// extension's would fail its next call and surface in whatever JS its
+// addon runs next.
+void TakeOverException(napi_env extension_env, napi_env env) {
+  bool pending = false;
+  napi_value error;
+  if (extension_env == env || napi_is_exception_pending(extension_env, &pending) != napi_ok || !pending ||
+      napi_get_and_clear_last_exception(extension_env, &error) != napi_ok) {
+    return;
+  }
+  napi_throw(env, error);
+}
+
 // free() may call JS, and that may throw. The exception belongs to no
 // Future (the task is over), and left pending it would trip the next
 // Node-API call: the drain would fail the next task of its batch with it,
 // or lose the whole batch. It is raised again from a microtask instead. An
 // exception pending before the call is not free's: whoever called us
-// reports it.
-void CallFree(napi_env env, const sideloop_task_vtable& vtable, void* user_data) {
+// reports it. free() gets the extension's environment; `env` is where the
+// caller runs: sideloop's (a drain, a loop going away) or the extension's
+// own (a request no task took).
+void CallFree(napi_env extension_env, napi_env env, bool sideloops_env, const sideloop_task_vtable& vtable,
+              void* user_data) {
   if (vtable.free == nullptr) return;
   bool pending = false;
   if (napi_is_exception_pending(env, &pending) != napi_ok || pending) {
-    vtable.free(env, user_data);
+    vtable.free(extension_env, user_data);
     return;
   }
-  vtable.free(env, user_data);
+  vtable.free(extension_env, user_data);
+  TakeOverException(extension_env, env);
   napi_value error;
   if (napi_is_exception_pending(env, &pending) == napi_ok && pending &&
       napi_get_and_clear_last_exception(env, &error) == napi_ok) {
-    RaiseLater(env, error);
+    RaiseLater(env, sideloops_env, error);
   }
 }
 
+// Runs in the extension's environment, which made the external.
 void FreeRequest(napi_env env, void* data, void*) {
   auto* request = static_cast<ExtensionRequest*>(data);
-  if (request->owned) CallFree(env, request->vtable, request->user_data);
+  if (request->owned) CallFree(request->env, env, false, request->vtable, request->user_data);
   delete request;
 }
 
@@ -110,8 +147,8 @@ ExtensionRequest* GetRequest(napi_env env, napi_value value) {
 
 }  // namespace
 
-ExtensionTask::ExtensionTask(const sideloop_task_vtable& vtable, void* user_data)
-    : Task(kTaskExtension), vtable_(vtable), user_data_(user_data) {}
+ExtensionTask::ExtensionTask(const sideloop_task_vtable& vtable, void* user_data, napi_env extension_env)
+    : Task(kTaskExtension), vtable_(vtable), user_data_(user_data), extension_env_(extension_env) {}
 
 void ExtensionTask::Start() { vtable_.start(handle(), user_data_, loop()); }
 
@@ -134,19 +171,20 @@ void ExtensionTask::FailWith(const char* code, const char* message) {
 
 Napi::Value ExtensionTask::ToJs(Napi::Env env) {
   if (vtable_.to_js == nullptr) return Napi::Value();
-  napi_value value = vtable_.to_js(env, user_data_);
+  napi_value value = vtable_.to_js(extension_env_, user_data_);
+  TakeOverException(extension_env_, env);  // the drain fails the task with it
   return value != nullptr ? Napi::Value(env, value) : Napi::Value();
 }
 
 void ExtensionTask::ReleaseUserData(napi_env env) {
   if (released_) return;
   released_ = true;
-  CallFree(env, vtable_, user_data_);
+  CallFree(extension_env_, env, true, vtable_, user_data_);
 }
 
 napi_status MakeExtensionRequest(napi_env env, const sideloop_task_vtable& vtable, void* user_data,
                                  napi_value* result, ExtensionRequest** request) {
-  *request = new ExtensionRequest{vtable, user_data, true};
+  *request = new ExtensionRequest{vtable, user_data, env, true};
   napi_status status = napi_create_external(env, *request, FreeRequest, nullptr, result);
   if (status != napi_ok) {
     FreeRequest(env, *request, nullptr);
@@ -162,13 +200,13 @@ Task* TakeExtensionRequest(napi_env env, napi_value value) {
   ExtensionRequest* request = GetRequest(env, value);
   if (request == nullptr || !request->owned) return nullptr;
   request->owned = false;
-  return new ExtensionTask(request->vtable, request->user_data);
+  return new ExtensionTask(request->vtable, request->user_data, request->env);
 }
 
 void ReleaseUntaken(napi_env env, ExtensionRequest* request) {
   if (!request->owned) return;
   request->owned = false;
-  CallFree(env, request->vtable, request->user_data);
+  CallFree(request->env, env, false, request->vtable, request->user_data);
 }
 
 }  // namespace sideloop

@@ -19,7 +19,10 @@ namespace sideloop {
 
 class ExtensionTask final : public Task {
  public:
-  ExtensionTask(const sideloop_task_vtable& vtable, void* user_data);
+  // `extension_env`: the environment of the extension that submitted it,
+  // which its to_js and free get, as every Node-API callback gets its own
+  // addon's (its instance data, its pending exception).
+  ExtensionTask(const sideloop_task_vtable& vtable, void* user_data, napi_env extension_env);
   // The user data is released by ReleaseUserData(), on the JS thread; the
   // destructor may run on the loop thread, so it does not.
   ~ExtensionTask() override = default;
@@ -33,10 +36,13 @@ class ExtensionTask final : public Task {
   void FailWith(const char* code, const char* message);
   bool IsAborting() const { return aborting(); }
 
+  napi_env extension_env() const { return extension_env_; }
+
   // JS thread, after the task completed: the extension's value (empty for
-  // undefined).
+  // undefined; an exception to_js left is pending in `env` then).
   Napi::Value ToJs(Napi::Env env);
-  // JS thread, once, before the task is disposed: vtable.free.
+  // JS thread, once, before the task is disposed: vtable.free. `env` is
+  // sideloop's, where an exception free leaves is raised.
   void ReleaseUserData(napi_env env);
 
  protected:
@@ -48,6 +54,7 @@ class ExtensionTask final : public Task {
 
   const sideloop_task_vtable vtable_;
   void* const user_data_;
+  const napi_env extension_env_;
   bool ended_ = false;
   bool released_ = false;
 };

@@ -38,7 +38,13 @@ bool CopyVtable(const sideloop_task_vtable* from, sideloop_task_vtable* to) {
 napi_status Submit(napi_env env, napi_value loop, const sideloop_task_vtable* vtable, void* user_data,
                    napi_value options, napi_value* future_out) {
   sideloop_task_vtable copy;
-  if (future_out == nullptr || !CopyVtable(vtable, &copy)) return napi_invalid_arg;
+  if (!CopyVtable(vtable, &copy)) return napi_invalid_arg;
+  if (future_out == nullptr) {
+    // A usable vtable: the user data is ours, as on every other failure
+    // (an exception free leaves is the caller's to see).
+    if (copy.free != nullptr) copy.free(env, user_data);
+    return napi_invalid_arg;
+  }
   napi_value request;
   ExtensionRequest* owner;
   // From here on the request owns the user data, whatever happens.

@@ -5,6 +5,7 @@
 #include <new>
 
 #include "addon.h"
+#include "extension_task.h"
 #include "task_factory.h"
 #include "../core/task_kinds.h"
 
@@ -105,10 +106,15 @@ NativeLoop::NativeLoop(const Napi::CallbackInfo& info) : ObjectWrap<NativeLoop>(
 
 NativeLoop::~NativeLoop() {
   // Reached when an unreferenced loop is collected, or when the environment
-  // is torn down (after OnEnvCleanup).
+  // is torn down (after OnEnvCleanup, which freed the tasks already).
   Shutdown();
+  ReleaseUndrainedTasks();
+}
+
+// Tasks never drained, once the thread is joined: free them (their JS side
+// is gone with us).
+void NativeLoop::ReleaseUndrainedTasks() {
   if (core_ == nullptr) return;
-  // Tasks never drained: free them (their JS side is gone with us).
   while (size_t n = core_->TakeCompletions(taken_.data(), taken_.size())) {
     for (size_t i = 0; i < n; i++) {
       Task* task = taken_[i].task;
@@ -117,6 +123,19 @@ NativeLoop::~NativeLoop() {
       core_->Dispose(task);
     }
   }
+}
+
+// An extension's free gets its own environment, which Node deletes in a
+// cleanup hook of its own, added when the extension loaded. Ours must run
+// before that one (hooks run in reverse order) to free that extension's
+// tasks while its environment lives: it is added again, after, the first
+// time one of its tasks comes. Still after the thread-safe function's.
+void NativeLoop::CleanUpBefore(napi_env extension_env) {
+  if (extension_env == env_ || !cleanup_hook_added_) return;
+  if (std::find(extension_envs_.begin(), extension_envs_.end(), extension_env) != extension_envs_.end()) return;
+  extension_envs_.push_back(extension_env);
+  napi_remove_env_cleanup_hook(env_, OnEnvCleanup, this);
+  napi_add_env_cleanup_hook(env_, OnEnvCleanup, this);
 }
 
 void NativeLoop::Shutdown() {
@@ -142,6 +161,9 @@ void NativeLoop::OnEnvCleanup(void* arg) {
   // No thread of ours may run after the last cleanup hook returns: Node may
   // unload the addon right after.
   if (self->core_ != nullptr) self->core_->StopAndJoin();
+  // Now, not when our object is finalized: that comes after extensions'
+  // environments are gone (CleanUpBefore), and free gets one.
+  self->ReleaseUndrainedTasks();
   // The thread-safe function is torn down by its own hook, which runs next.
   if (self->relay_ != nullptr) self->relay_->loop = nullptr;
   self->relay_ = nullptr;
@@ -195,6 +217,18 @@ Napi::Value NativeLoop::Submit(const Napi::CallbackInfo& info) {
     Napi::RangeError::New(env, "sideloop: bad submit count").ThrowAsJavaScriptException();
     return env.Undefined();
   }
+  // Reading the batch's objects may run JS (getters), and that JS may call
+  // submit() again: it would find this batch's slots free and reuse them,
+  // and clear batch_ under us.
+  if (submitting_) {
+    Napi::Error::New(env, "sideloop: submit() called again while it reads its batch").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  submitting_ = true;
+  struct Done {
+    bool& flag;
+    ~Done() { flag = false; }
+  } done{submitting_};
   const double* fields = batch.Data();
   if (!MakeRoomForSlots(fields, count)) {
     Napi::RangeError::New(env, "sideloop: bad slot or kind in a submitted batch").ThrowAsJavaScriptException();
@@ -217,6 +251,7 @@ Napi::Value NativeLoop::Submit(const Napi::CallbackInfo& info) {
     }
     Napi::Value object = i < object_count ? objects.Get(i) : env.Undefined();
     Task* task = CreateTask(kind, fields[3], object);
+    if (task->kind() == kTaskExtension) CleanUpBefore(static_cast<ExtensionTask*>(task)->extension_env());
     // A description the addon could not use fails as it starts: no time
     // limit (a timeout of 0 would report it as timed out instead).
     if (task->kind() != kTaskRejected) task->set_timeout(fields[2]);

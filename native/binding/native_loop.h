@@ -55,6 +55,8 @@ class NativeLoop : public Napi::ObjectWrap<NativeLoop>, public CompletionSink {
 
   bool SlotAt(const Napi::CallbackInfo& info, uint32_t* slot, Task** task);
   bool MakeRoomForSlots(const double* fields, uint32_t count);
+  void CleanUpBefore(napi_env extension_env);
+  void ReleaseUndrainedTasks();
   // Joins the thread and lets go of the thread-safe function.
   void Shutdown();
   void ReleaseThreadSafeFunction();
@@ -87,6 +89,7 @@ class NativeLoop : public Napi::ObjectWrap<NativeLoop>, public CompletionSink {
   // drain that nests then takes nothing, or it would overwrite taken_ (and
   // the slots and statuses) under this one and free its tasks a second time.
   bool draining_ = false;
+  bool submitting_ = false;  // inside submit(), which may run JS (see Submit)
   std::vector<Task*> slots_;       // slot -> task made here, until drain() reports it
   // slot -> the JS object the task was described by, kept alive until the
   // task is freed: tasks read byte inputs in place, from the loop thread.
@@ -94,6 +97,7 @@ class NativeLoop : public Napi::ObjectWrap<NativeLoop>, public CompletionSink {
   std::vector<Napi::ObjectReference> borrowed_;
   std::vector<Submission> batch_;  // submit()'s scratch space
   std::vector<uint32_t> made_here_slots_;  // MakeRoomForSlots()'s scratch space
+  std::vector<napi_env> extension_envs_;   // whose tasks came here (CleanUpBefore)
 };
 
 }  // namespace sideloop

@@ -99,7 +99,7 @@ Task* CreateTaskOfKind(int kind, double number, Napi::Value object) {
   switch (kind) {
     case kTaskHash: {
       if (!GetBytes(object, &bytes)) return nullptr;
-      return NewHashTask(SmallIndex(number), bytes.data, bytes.size);
+      return NewHashTask(object.Env(), SmallIndex(number), bytes.data, bytes.size);
     }
     case kTaskGzip:
     case kTaskGunzip:

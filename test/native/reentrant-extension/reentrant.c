@@ -5,14 +5,34 @@
  * freeCallsBack(loop, fn) runs the same task, resolving with undefined, and
  * calls fn() from its free. They let the tests reach what the example
  * extension cannot: JS that runs mid-drain, waits on the same loop, or throws.
+ * hold(loop) runs a task that ends only when cancelled (a shutdown, the
+ * loop stopping at exit), and prints which env its free got.
+ * foreignEnvCalls(): how many times to_js or free got an env that is not
+ * this addon's own (whose instance data is `own_instance`).
+ * submitWithoutFuture(loop): api->submit with no future_out; returns
+ * [status, jobs freed by then] (freedJobs counts every free).
  */
 #include <sideloop.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 typedef struct call_job {
   const sideloop_api* api;
   napi_ref fn_ref; /* main thread only; deleted in job_free */
 } call_job;
+
+static int own_instance;
+static int foreign_env_calls;
+static int freed_jobs;
+
+static int is_own_env(napi_env env) {
+  void* data = NULL;
+  return napi_get_instance_data(env, &data) == napi_ok && data == &own_instance;
+}
+
+static void check_env(napi_env env) {
+  if (!is_own_env(env)) foreign_env_calls++;
+}
 
 static void job_start(sideloop_task* task, void* user_data, uv_loop_t* loop) {
   ((call_job*)user_data)->api->complete(task);
@@ -31,12 +51,28 @@ static napi_value call_fn(napi_env env, call_job* job) {
 }
 
 /* fn()'s value, or its exception left pending: the Future then fails with it. */
-static napi_value job_to_js(napi_env env, void* user_data) { return call_fn(env, user_data); }
+static napi_value job_to_js(napi_env env, void* user_data) {
+  check_env(env);
+  return call_fn(env, user_data);
+}
 
 static void job_free(napi_env env, void* user_data) {
   call_job* job = user_data;
+  check_env(env);
   if (job->fn_ref != NULL) napi_delete_reference(env, job->fn_ref);
   free(job);
+  freed_jobs++;
+}
+
+static void hold_start(sideloop_task* task, void* user_data, uv_loop_t* loop) {}
+
+static void hold_cancel(sideloop_task* task, void* user_data) { ((call_job*)user_data)->api->complete(task); }
+
+/* C, not JS: it may run while the environment is torn down. */
+static void hold_free(napi_env env, void* user_data) {
+  printf("held task freed in %s env\n", is_own_env(env) ? "its own" : "another");
+  fflush(stdout);
+  job_free(env, user_data);
 }
 
 /* fn() first; its exception is left pending for sideloop to deal with. */
@@ -51,6 +87,10 @@ static const sideloop_task_vtable call_vtable = {
 
 static const sideloop_task_vtable free_call_vtable = {
     sizeof(sideloop_task_vtable), job_start, job_cancel, NULL, job_free_calling,
+};
+
+static const sideloop_task_vtable hold_vtable = {
+    sizeof(sideloop_task_vtable), hold_start, hold_cancel, NULL, hold_free,
 };
 
 /* (loop, fn): submits a job with `vtable` that calls fn. */
@@ -88,11 +128,62 @@ static napi_value free_calls_back(napi_env env, napi_callback_info info) {
   return submit_job(env, info, &free_call_vtable);
 }
 
+/* hold(loop): Future<undefined>, settled (cancelled) only when the task is. */
+static napi_value hold(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value loop;
+  napi_get_cb_info(env, info, &argc, &loop, NULL, NULL);
+  if (argc < 1) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "the argument is a loop");
+    return NULL;
+  }
+  const sideloop_api* api = sideloop_get_api(env, loop);
+  if (api == NULL) return NULL;
+  call_job* job = calloc(1, sizeof *job);
+  if (job == NULL) {
+    napi_throw_error(env, "ERR_OUT_OF_MEMORY", "out of memory");
+    return NULL;
+  }
+  job->api = api;
+  napi_value future;
+  if (api->submit(env, loop, &hold_vtable, job, NULL, &future) != napi_ok) return NULL;
+  return future;
+}
+
+/* submitWithoutFuture(loop): [status, freedJobs] */
+static napi_value submit_without_future(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value loop, pair, status, freed;
+  napi_get_cb_info(env, info, &argc, &loop, NULL, NULL);
+  const sideloop_api* api = argc < 1 ? NULL : sideloop_get_api(env, loop);
+  if (api == NULL) return NULL;
+  call_job* job = calloc(1, sizeof *job);
+  if (job == NULL) return NULL;
+  job->api = api;
+  napi_create_int32(env, api->submit(env, loop, &call_vtable, job, NULL, NULL), &status);
+  napi_create_int32(env, freed_jobs, &freed);
+  napi_create_array_with_length(env, 2, &pair);
+  napi_set_element(env, pair, 0, status);
+  napi_set_element(env, pair, 1, freed);
+  return pair;
+}
+
+/* foreignEnvCalls(): number */
+static napi_value foreign_env_calls_js(napi_env env, napi_callback_info info) {
+  napi_value count;
+  napi_create_int32(env, foreign_env_calls, &count);
+  return count;
+}
+
 NAPI_MODULE_INIT() {
+  napi_set_instance_data(env, &own_instance, NULL, NULL);
   napi_property_descriptor properties[] = {
       {"callBack", NULL, call_back, NULL, NULL, NULL, napi_enumerable, NULL},
       {"freeCallsBack", NULL, free_calls_back, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"hold", NULL, hold, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"foreignEnvCalls", NULL, foreign_env_calls_js, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"submitWithoutFuture", NULL, submit_without_future, NULL, NULL, NULL, napi_enumerable, NULL},
   };
-  napi_define_properties(env, exports, 2, properties);
+  napi_define_properties(env, exports, 5, properties);
   return exports;
 }
