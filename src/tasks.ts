@@ -211,13 +211,17 @@ export function writeFileRequest(path: unknown, data: unknown, options: Normaliz
 export function execRequest(file: unknown, args: unknown, options: ExecOptions | undefined, normalized: NormalizedOptions): TaskRequest {
   validateString(file, 'file');
   if (file === '' || file.includes('\0')) throw invalidArgValue('file', 'must be a non-empty string without null bytes', file);
-  const argv = args ?? [];
-  if (!Array.isArray(argv)) throw invalidArgType('args', 'an instance of Array', args);
-  // Indexed, not forEach: a hole in a sparse array is checked too (as undefined).
-  for (let i = 0; i < argv.length; i++) {
-    const arg: unknown = argv[i];
+  const given: unknown = args ?? [];
+  if (!Array.isArray(given)) throw invalidArgType('args', 'an instance of Array', args);
+  // Copied by index, once, and the copy checked and used: a hole in a sparse
+  // array is checked too (as undefined), and getters or an own iterator
+  // cannot hand the backend other values than those checked.
+  const argv: string[] = [];
+  for (let i = 0; i < given.length; i++) {
+    const arg: unknown = given[i];
     validateString(arg, `args[${i}]`);
     if (arg.includes('\0')) throw invalidArgValue(`args[${i}]`, 'must not contain null bytes', arg);
+    argv.push(arg);
   }
   // null means the default, as in execFile.
   const { cwd, input } = options ?? {};
@@ -238,7 +242,7 @@ export function execRequest(file: unknown, args: unknown, options: ExecOptions |
   if (!(maxBuffer >= 0)) throw outOfRange('options.maxBuffer', 'a number >= 0', maxBuffer);
   const object: ExecRequest = {
     file,
-    args: [...argv],
+    args: argv,
     cwd: cwdPath,
     env: envList,
     input: input == null ? undefined : toBytes(input, 'options.input'),
@@ -260,8 +264,15 @@ export function extensionRequest(handle: unknown, options: NormalizedOptions): T
 export function toBytes(data: unknown, name: string): Uint8Array {
   if (typeof data === 'string') return Buffer.from(data, 'utf8');
   if (ArrayBuffer.isView(data)) {
-    // The buffer's length, not the view's: a DataView's throws once detached.
-    return data.buffer.byteLength === 0 ? new Uint8Array(0) : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    let offset: number;
+    let length: number;
+    try {
+      offset = data.byteOffset;
+      length = data.byteLength;
+    } catch {
+      return new Uint8Array(0); // a DataView whose buffer was detached, or resized to end before it
+    }
+    return length === 0 ? new Uint8Array(0) : new Uint8Array(data.buffer, offset, length);
   }
   if (types.isAnyArrayBuffer(data)) return data.byteLength === 0 ? new Uint8Array(0) : new Uint8Array(data);
   throw invalidArgType(name, 'of type string or an instance of Buffer, TypedArray, DataView or ArrayBuffer', data);

@@ -100,6 +100,11 @@ describe.each(BACKENDS)('built-in tasks (%s backend)', (backend) => {
       expect((await loop.hash('sha256', detached(new Uint8Array(new ArrayBuffer(100), 10, 50)))).equals(empty)).toBe(true);
       expect((await loop.hash('sha256', detached(new Uint8Array(100)).buffer)).equals(empty)).toBe(true);
       expect((await loop.gunzip(await loop.gzip(detached(new DataView(new ArrayBuffer(100), 10, 50))))).length).toBe(0);
+      // A DataView past the end of a buffer resized under it reads as detached.
+      const resizable = new (ArrayBuffer as unknown as new (n: number, o: object) => ArrayBuffer & { resize(n: number): void })(100, { maxByteLength: 200 });
+      const view = new DataView(resizable, 50, 20);
+      resizable.resize(10);
+      expect((await loop.hash('sha256', view)).equals(empty)).toBe(true);
     });
 
     it('rejects bad arguments synchronously', () => {
@@ -389,6 +394,15 @@ describe.each(BACKENDS)('built-in tasks (%s backend)', (backend) => {
   });
 
   describe('exec', () => {
+    it('runs the arguments it checked, read by index, whatever the array claims to iterate', async () => {
+      // Checked by index and copied through the iterator, an array with an
+      // iterator of its own ran other arguments on one backend and failed on the other.
+      const loop = makeLoop();
+      const args = ['checked'];
+      Object.defineProperty(args, Symbol.iterator, { value: function* () { yield 42; } });
+      expect((await loop.exec('echo', args)).stdout.toString()).toBe('checked\n');
+    });
+
     it('returns exit code, stdout and stderr of a real program', async () => {
       const loop = makeLoop();
       const result = await loop.exec('sh', ['-c', 'echo out; echo err >&2; exit 3']);
@@ -648,6 +662,34 @@ describe.each(BACKENDS)('built-in tasks (%s backend)', (backend) => {
       expect(countProcesses(marker)).toBe(0);
     });
 
+    it("an exec a done callback submits inside an 'exit' listener's wait does not outlive the process", async () => {
+      // The worker backend spawns what is submitted after its 'exit' hook
+      // (which kills the children left) only for a wait: the listener's own
+      // result(). This one nobody waits for, and nothing after the last
+      // listener could kill it; the native backend's atexit handler does.
+      const marker = `.${process.pid}${Date.now() % 100000}`;
+      const result = await runScript(
+        `
+        const { EventLoop } = require(SIDELOOP);
+        const marker = process.env.SIDELOOP_TEST_MARKER;
+        const loop = new EventLoop({ backend: ${JSON.stringify(backend)} });
+        const first = loop.exec('sleep', ['0.3']);
+        first.addDoneCallback(() => loop.exec('sleep', ['35' + marker]));
+        loop.sleep(0).then(() => {
+          // The first child ends (the worker backend's hook kills it) during
+          // the first wait, which runs the callback; the second sends what
+          // was submitted meanwhile.
+          process.on('exit', () => { first.exception(); loop.sleep(0).result(); console.log('first done', first.done()); });
+          process.exit(0);
+        });
+      `,
+        { env: { SIDELOOP_TEST_MARKER: marker } },
+      );
+      expect(result).toMatchObject({ code: 0, stdout: 'first done true\n', hung: false });
+      for (let polls = 0; countProcesses(marker) > 0 && polls < 2000; polls++) await new Promise((resolve) => setTimeout(resolve, 5));
+      expect(countProcesses(marker)).toBe(0);
+    });
+
     it('process.exit() with a child that exited while its own child holds the output open', async () => {
       // The task still waits for the output to end. The native backend's
       // exit handler closed the child's process handle, which then stopped
@@ -779,7 +821,7 @@ describe.each(BACKENDS)('built-in tasks (%s backend)', (backend) => {
 });
 
 describe('worker backend: large inputs are streamed from the caller’s memory', () => {
-  it('a blocking result() sends its own Future’s input, not every other one first', async () => {
+  it('a blocking result() sends its own Future\'s input, not every other one first', async () => {
     // result(1) on a sleep used to copy and post every large input in flight
     // before it began to wait: hundreds of ms for a 1 GiB hash.
     const result = await runScript(`

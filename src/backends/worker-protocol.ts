@@ -106,11 +106,12 @@ export function newPidTable(): Int32Array {
 }
 
 /**
- * An exec as the Worker receives it. `submittedAtExit`: submitted by an
- * 'exit' listener that ran after the main thread's kill hook (killAtExit),
- * as in `loop.exec(...).result()` there. Once the hook has run the Worker
- * spawns nothing submitted before it (that child would outlive the
- * process); such a one it spawns, and the listener reaps it by waiting.
+ * An exec as the Worker receives it. `submittedAtExit`: submitted after the
+ * main thread's kill hook (killAtExit) and sent because the main thread
+ * waits for it, as an 'exit' listener's `loop.exec(...).result()` does.
+ * Once the hook has run the Worker spawns nothing submitted before it (that
+ * child would outlive the process); such a one it spawns, and the wait
+ * reaps it.
  */
 export interface ExecAtExit extends ExecRequest {
   submittedAtExit: boolean;

@@ -104,7 +104,8 @@ const pidTables = new Map<Int32Array, Int32Array>();
 let exitHookAdded = false;
 /**
  * The hook has run: an exec submitted now comes from an 'exit' listener
- * that runs after it, and is spawned all the same (see ExecAtExit).
+ * that runs after it (or from what that listener runs), and is spawned only
+ * if waited for (WorkerRun.submit, ExecAtExit).
  */
 let exitHookRan = false;
 
@@ -190,6 +191,8 @@ class WorkerRun implements LoopRun {
   #stagedTransfers: ArrayBuffer[] = [];
   #stagedPages: Int32Array[] = [];
   #stagedCancels: number[] = [];
+  /** Execs submitted after the process's 'exit' kill hook, sent only once waited for (submit). */
+  readonly #heldAtExit = new Map<AnyFuture, TaskRequest>();
   #flushQueued = false;
   readonly #pendingReads = new Set<number>(); // slots of pending tasks whose state was read since the last flush
 
@@ -249,7 +252,20 @@ class WorkerRun implements LoopRun {
       this.#remains.spawnedChildren = true;
       killAtExit(this.#children, this.#control);
     }
+    if (request.kind === TaskKind.exec && exitHookRan) {
+      // After the kill hook nothing could kill its child: it goes only when
+      // someone waits for it (#releaseHeld), as an 'exit' listener's
+      // result() does. Submitted by anything else (a done callback run by
+      // that wait), it is never spawned, as before the hook it would be
+      // killed.
+      this.#heldAtExit.set(future, request);
+      return;
+    }
+    this.#stage(request, future, slot);
+  }
 
+  /** Puts a task in the batch for the next submit message. */
+  #stage(request: TaskRequest, future: AnyFuture, slot: number): void {
     const at = this.#stagedCount * TASK_FIELDS;
     this.#staged[at] = slot;
     this.#staged[at + 1] = request.kind;
@@ -270,8 +286,12 @@ class WorkerRun implements LoopRun {
     const phase = this.#flags.phase(future._ticket);
     if (phase === SlotPhase.pending) {
       // Read again without a yield (maybe among others, in turn): polled.
-      if (this.#pendingReads.has(future._ticket)) this.#flush();
-      else this.#pendingReads.add(future._ticket);
+      if (this.#pendingReads.has(future._ticket)) {
+        this.#releaseHeld(future);
+        this.#flush();
+      } else {
+        this.#pendingReads.add(future._ticket);
+      }
     }
     if (phase === SlotPhase.done) this.#settleArrived(); // its completion may be waiting on the port
     // Someone may be polling, and the turns that send its input never come.
@@ -286,6 +306,7 @@ class WorkerRun implements LoopRun {
   }
 
   waitFor(future: AnyFuture, ms: number): void {
+    this.#releaseHeld(future);
     this.#flush();
     const deadline = performance.now() + ms;
     for (;;) {
@@ -331,7 +352,18 @@ class WorkerRun implements LoopRun {
     return reported !== 0 ? String(reported) : this.#appearedThread;
   }
 
+  /** An exec held at exit (see submit) goes now: someone waits for it. */
+  #releaseHeld(future: AnyFuture): void {
+    const request = this.#heldAtExit.get(future);
+    if (request === undefined) return;
+    this.#heldAtExit.delete(future);
+    this.#stage(request, future, future._ticket);
+  }
+
   abort(future: AnyFuture): void {
+    // Never sent (held at exit): there is nothing to stop. Its slot stays
+    // taken; the process is exiting.
+    if (this.#heldAtExit.delete(future)) return;
     // The flag stops the task between chunks, or before it starts; the
     // message clears its timers or kills its child. Its slot stays taken
     // until the worker reports the task over.
