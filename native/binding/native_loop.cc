@@ -162,8 +162,13 @@ void NativeLoop::OnEnvCleanup(void* arg) {
   // unload the addon right after.
   if (self->core_ != nullptr) self->core_->StopAndJoin();
   // Now, not when our object is finalized: that comes after extensions'
-  // environments are gone (CleanUpBefore), and free gets one.
+  // environments are gone (CleanUpBefore), and free gets one. Node runs
+  // cleanup hooks with no handle scope open, and a free that makes a
+  // handle (reads a reference, makes a value) would be fatal without one.
+  napi_handle_scope scope = nullptr;
+  bool scoped = napi_open_handle_scope(self->env_, &scope) == napi_ok;
   self->ReleaseUndrainedTasks();
+  if (scoped) napi_close_handle_scope(self->env_, scope);
   // The thread-safe function is torn down by its own hook, which runs next.
   if (self->relay_ != nullptr) self->relay_->loop = nullptr;
   self->relay_ = nullptr;

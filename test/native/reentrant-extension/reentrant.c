@@ -6,7 +6,9 @@
  * calls fn() from its free. They let the tests reach what the example
  * extension cannot: JS that runs mid-drain, waits on the same loop, or throws.
  * hold(loop) runs a task that ends only when cancelled (a shutdown, the
- * loop stopping at exit), and prints which env its free got.
+ * loop stopping at exit); its free prints which env it got (told by a flag
+ * the env's instance data sets as it is deleted, not by reading a deleted
+ * env) and whether it could make a JS value there.
  * foreignEnvCalls(): how many times to_js or free got an env that is not
  * this addon's own (whose instance data is `own_instance`).
  * submitWithoutFuture(loop): api->submit with no future_out; returns
@@ -24,6 +26,9 @@ typedef struct call_job {
 static int own_instance;
 static int foreign_env_calls;
 static int freed_jobs;
+static int own_env_deleted;
+
+static void on_own_env_deleted(napi_env env, void* data, void* hint) { own_env_deleted = 1; }
 
 static int is_own_env(napi_env env) {
   void* data = NULL;
@@ -70,9 +75,15 @@ static void hold_cancel(sideloop_task* task, void* user_data) { ((call_job*)user
 
 /* C, not JS: it may run while the environment is torn down. */
 static void hold_free(napi_env env, void* user_data) {
-  printf("held task freed in %s env\n", is_own_env(env) ? "its own" : "another");
+  if (own_env_deleted) {
+    printf("held task freed in a deleted env\n");
+  } else {
+    napi_value value;
+    int made = napi_create_int32(env, 1, &value) == napi_ok; /* a handle: needs a handle scope */
+    printf("held task freed in %s env%s\n", is_own_env(env) ? "its own" : "another", made ? ", a value made" : "");
+  }
   fflush(stdout);
-  job_free(env, user_data);
+  if (!own_env_deleted) job_free(env, user_data);
 }
 
 /* fn() first; its exception is left pending for sideloop to deal with. */
@@ -176,7 +187,7 @@ static napi_value foreign_env_calls_js(napi_env env, napi_callback_info info) {
 }
 
 NAPI_MODULE_INIT() {
-  napi_set_instance_data(env, &own_instance, NULL, NULL);
+  napi_set_instance_data(env, &own_instance, on_own_env_deleted, NULL);
   napi_property_descriptor properties[] = {
       {"callBack", NULL, call_back, NULL, NULL, NULL, napi_enumerable, NULL},
       {"freeCallsBack", NULL, free_calls_back, NULL, NULL, NULL, napi_enumerable, NULL},
