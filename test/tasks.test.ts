@@ -662,32 +662,72 @@ describe.each(BACKENDS)('built-in tasks (%s backend)', (backend) => {
       expect(countProcesses(marker)).toBe(0);
     });
 
-    it("an exec a done callback submits inside an 'exit' listener's wait does not outlive the process", async () => {
-      // The worker backend spawns what is submitted after its 'exit' hook
-      // (which kills the children left) only for a wait: the listener's own
-      // result(). This one nobody waits for, and nothing after the last
-      // listener could kill it; the native backend's atexit handler does.
-      const marker = `.${process.pid}${Date.now() % 100000}`;
-      const result = await runScript(
-        `
+    it.each(['submitted before the exit', 'submitted in the listener'])(
+      "an exec a done callback submits inside an 'exit' listener's wait does not outlive the process (first exec %s)",
+      async (when) => {
+        // The worker backend spawns an exec submitted during the exit only
+        // for a wait on it: its 'exit' hook, which kills the children left,
+        // has run or never will (added during the exit), and nothing after
+        // the last listener could kill one. This one nobody waits for; the
+        // native backend's atexit handler kills it.
+        const marker = `.${process.pid}${Date.now() % 100000}`;
+        const result = await runScript(
+          `
+          const { EventLoop } = require(SIDELOOP);
+          const marker = process.env.SIDELOOP_TEST_MARKER;
+          const loop = new EventLoop({ backend: ${JSON.stringify(backend)} });
+          const inListener = ${JSON.stringify(when)} === 'submitted in the listener';
+          let first;
+          const submitFirst = () => {
+            first = loop.exec('sleep', ['0.3']);
+            first.addDoneCallback(() => loop.exec('sleep', ['35' + marker]));
+          };
+          if (!inListener) submitFirst();
+          loop.sleep(0).then(() => {
+            // The first child ends (before the exit, the worker backend's
+            // hook kills it) during the first wait, which runs the
+            // callback; the second wait sends what was submitted meanwhile.
+            process.on('exit', () => {
+              if (inListener) submitFirst();
+              first.exception();
+              loop.sleep(0).result();
+              console.log('first done', first.done());
+            });
+            process.exit(0);
+          });
+        `,
+          { env: { SIDELOOP_TEST_MARKER: marker } },
+        );
+        expect(result).toMatchObject({ code: 0, stdout: 'first done true\n', hung: false });
+        for (let polls = 0; countProcesses(marker) > 0 && polls < 2000; polls++) await new Promise((resolve) => setTimeout(resolve, 5));
+        expect(countProcesses(marker)).toBe(0);
+      },
+    );
+
+    it("execs an 'exit' listener submits start in order: the one it waits for, and those before it", async () => {
+      // The worker backend holds them until a wait; it sent only the one
+      // waited for, and a reader waiting for its writer (submitted first)
+      // hung the exit. And a held input detached meanwhile was copied only
+      // when sent: a TypeError, then a Future pending for good.
+      const fifo = path.join(tmp, `fifo-${backend}`);
+      execFileSync('mkfifo', [fifo]);
+      const result = await runScript(`
         const { EventLoop } = require(SIDELOOP);
-        const marker = process.env.SIDELOOP_TEST_MARKER;
         const loop = new EventLoop({ backend: ${JSON.stringify(backend)} });
-        const first = loop.exec('sleep', ['0.3']);
-        first.addDoneCallback(() => loop.exec('sleep', ['35' + marker]));
-        loop.sleep(0).then(() => {
-          // The first child ends (the worker backend's hook kills it) during
-          // the first wait, which runs the callback; the second sends what
-          // was submitted meanwhile.
-          process.on('exit', () => { first.exception(); loop.sleep(0).result(); console.log('first done', first.done()); });
+        loop.exec('true').then(() => {
+          process.on('exit', () => {
+            loop.exec('sh', ['-c', 'echo written > "$0"', ${JSON.stringify(fifo)}]);
+            const reader = loop.exec('cat', [${JSON.stringify(fifo)}]);
+            const input = new Uint8Array([105, 110]);
+            const cat = loop.exec('cat', { input });
+            structuredClone(input.buffer, { transfer: [input.buffer] });
+            console.log(reader.result(10000).stdout.toString().trim(), cat.result(10000).exitCode, cat.state);
+          });
           process.exit(0);
         });
-      `,
-        { env: { SIDELOOP_TEST_MARKER: marker } },
-      );
-      expect(result).toMatchObject({ code: 0, stdout: 'first done true\n', hung: false });
-      for (let polls = 0; countProcesses(marker) > 0 && polls < 2000; polls++) await new Promise((resolve) => setTimeout(resolve, 5));
-      expect(countProcesses(marker)).toBe(0);
+      `);
+      fs.rmSync(fifo);
+      expect(result).toMatchObject({ code: 0, stdout: 'written 0 finished\n', hung: false });
     });
 
     it('process.exit() with a child that exited while its own child holds the output open', async () => {

@@ -106,12 +106,12 @@ export function newPidTable(): Int32Array {
 }
 
 /**
- * An exec as the Worker receives it. `submittedAtExit`: submitted after the
- * main thread's kill hook (killAtExit) and sent because the main thread
- * waits for it, as an 'exit' listener's `loop.exec(...).result()` does.
- * Once the hook has run the Worker spawns nothing submitted before it (that
- * child would outlive the process); such a one it spawns, and the wait
- * reaps it.
+ * An exec as the Worker receives it. `submittedAtExit`: submitted during the
+ * process's exit and sent because the main thread waits, as an 'exit'
+ * listener's `loop.exec(...).result()` does. Once the main thread's kill
+ * hook (killAtExit) has run, the Worker spawns nothing submitted before the
+ * exit (that child would outlive the process); such a one it spawns, and
+ * the wait reaps it (or the hook, still to come, kills it).
  */
 export interface ExecAtExit extends ExecRequest {
   submittedAtExit: boolean;

@@ -102,12 +102,24 @@ class RunRelay {
  */
 const pidTables = new Map<Int32Array, Int32Array>();
 let exitHookAdded = false;
-/**
- * The hook has run: an exec submitted now comes from an 'exit' listener
- * that runs after it (or from what that listener runs), and is spawned only
- * if waited for (WorkerRun.submit, ExecAtExit).
- */
+/** The hook has run: the children left are killed, and the Worker spawns nothing more submitted before. */
 let exitHookRan = false;
+
+/**
+ * The process is exiting: its 'exit' event has been emitted. Node sets
+ * `process._exiting` just before, for process.exit() and a natural exit
+ * alike (and in a worker thread); were it ever gone, the hook's own flag
+ * still tells it once the hook has run.
+ */
+function processExiting(): boolean {
+  return exitHookRan || (process as { _exiting?: boolean })._exiting === true;
+}
+
+/** An exec request with its own copy of its input: held (see WorkerRun.submit), it is sent later, when the caller's bytes may be gone. */
+function withOwnInput(request: TaskRequest): TaskRequest {
+  const object = request.object as ExecRequest;
+  return object.input === undefined ? request : { ...request, object: { ...object, input: new Uint8Array(object.input) } };
+}
 
 function killAtExit(table: Int32Array, control: Int32Array): void {
   pidTables.set(table, control);
@@ -191,7 +203,7 @@ class WorkerRun implements LoopRun {
   #stagedTransfers: ArrayBuffer[] = [];
   #stagedPages: Int32Array[] = [];
   #stagedCancels: number[] = [];
-  /** Execs submitted after the process's 'exit' kill hook, sent only once waited for (submit). */
+  /** Execs submitted during the process's exit, sent only once something waits (submit). */
   readonly #heldAtExit = new Map<AnyFuture, TaskRequest>();
   #flushQueued = false;
   readonly #pendingReads = new Set<number>(); // slots of pending tasks whose state was read since the last flush
@@ -252,26 +264,26 @@ class WorkerRun implements LoopRun {
       this.#remains.spawnedChildren = true;
       killAtExit(this.#children, this.#control);
     }
-    if (request.kind === TaskKind.exec && exitHookRan) {
-      // After the kill hook nothing could kill its child: it goes only when
-      // someone waits for it (#releaseHeld), as an 'exit' listener's
-      // result() does. Submitted by anything else (a done callback run by
-      // that wait), it is never spawned, as before the hook it would be
-      // killed.
-      this.#heldAtExit.set(future, request);
+    if (request.kind === TaskKind.exec && processExiting()) {
+      // Once the hook has killed what is left, nothing could kill its
+      // child: execs submitted during the exit go only when something
+      // waits for one (#releaseHeld), as an 'exit' listener's result()
+      // does. One nobody waits for (a done callback's retry, run by that
+      // wait) is never spawned.
+      this.#heldAtExit.set(future, withOwnInput(request));
       return;
     }
-    this.#stage(request, future, slot);
+    this.#stage(request, future, slot, false);
   }
 
-  /** Puts a task in the batch for the next submit message. */
-  #stage(request: TaskRequest, future: AnyFuture, slot: number): void {
+  /** Puts a task in the batch for the next submit message; `atExit`: an exec held during the exit (ExecAtExit). */
+  #stage(request: TaskRequest, future: AnyFuture, slot: number, atExit: boolean): void {
     const at = this.#stagedCount * TASK_FIELDS;
     this.#staged[at] = slot;
     this.#staged[at + 1] = request.kind;
     this.#staged[at + 2] = request.timeout;
     this.#staged[at + 3] = request.number;
-    const object = this.#portableObject(request, future, slot);
+    const object = this.#portableObject(request, future, slot, atExit);
     this.#stagedObjects.push(object);
     if (object !== undefined) this.#stagedAnyObject = true;
     if (++this.#stagedCount === BATCH_CAPACITY) this.#flush();
@@ -352,12 +364,19 @@ class WorkerRun implements LoopRun {
     return reported !== 0 ? String(reported) : this.#appearedThread;
   }
 
-  /** An exec held at exit (see submit) goes now: someone waits for it. */
+  /**
+   * Someone waits for `future`: if it is an exec held during the exit (see
+   * submit), it goes now, with every one held before it, in order. Tasks
+   * start in the order they were submitted, and one may need an earlier
+   * one to run (a reader, the writer submitted before it).
+   */
   #releaseHeld(future: AnyFuture): void {
-    const request = this.#heldAtExit.get(future);
-    if (request === undefined) return;
-    this.#heldAtExit.delete(future);
-    this.#stage(request, future, future._ticket);
+    if (!this.#heldAtExit.has(future)) return;
+    for (const [held, request] of this.#heldAtExit) {
+      this.#heldAtExit.delete(held);
+      this.#stage(request, held, held._ticket, true);
+      if (held === future) return;
+    }
   }
 
   abort(future: AnyFuture): void {
@@ -541,7 +560,7 @@ class WorkerRun implements LoopRun {
    * the caller's whole, maybe pooled, ArrayBuffer); views of shared memory are
    * shared as they are; large inputs of chunked tasks are streamed (INPUT_CHUNK).
    */
-  #portableObject(request: TaskRequest, future: AnyFuture, slot: number): unknown {
+  #portableObject(request: TaskRequest, future: AnyFuture, slot: number, atExit: boolean): unknown {
     const copy = (view: Uint8Array | undefined): Uint8Array | undefined => {
       if (view === undefined || types.isSharedArrayBuffer(view.buffer)) return view;
       const own = new Uint8Array(view);
@@ -567,7 +586,7 @@ class WorkerRun implements LoopRun {
       }
       case TaskKind.exec: {
         const object = request.object as ExecRequest;
-        const portable: ExecAtExit = { ...object, input: copy(object.input), submittedAtExit: exitHookRan };
+        const portable: ExecAtExit = { ...object, input: copy(object.input), submittedAtExit: atExit };
         return portable;
       }
       default:
