@@ -90,6 +90,25 @@ describe.each(BACKENDS)('process and thread exit (%s backend)', (backend) => {
     expect(result.stdout).toBe(`slept at exit written at exit echoed at exit ${code}\n`);
   });
 
+  it("a process.exit() an 'exit' listener's exception undoes leaves exec working", async () => {
+    // The 'exit' event set process._exiting, and the process went on (the
+    // exception handled): the worker backend, which holds the execs
+    // submitted during an exit until a wait, held every later one for good.
+    const result = await runScript(`${prelude}
+      const loop = new sideloop.EventLoop({ backend: BACKEND });
+      process.on('uncaughtException', (error) => console.log('handled:', error.message));
+      process.on('exit', () => { throw new Error('exit listener threw'); });
+      setTimeout(() => process.exit(0), 10);
+      setTimeout(async () => {
+        console.log((await loop.exec('echo', ['hello'])).stdout.toString().trim());
+        await loop.shutdown();
+        console.log('shut down');
+      }, 100);
+    `);
+    clean(result);
+    expect(result.stdout).toBe('handled: exit listener threw\nhello\nshut down\nhandled: exit listener threw\n');
+  });
+
   it('process.exit() straight after submitting, before the batch reaches the thread', async () => {
     const result = await runScript(`${prelude}
       const loop = new sideloop.EventLoop({ backend: BACKEND });

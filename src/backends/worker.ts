@@ -106,13 +106,20 @@ let exitHookAdded = false;
 let exitHookRan = false;
 
 /**
+ * An immediate ran after `process._exiting` was set: the process went on (an
+ * 'exit' listener threw, and an 'uncaughtException' handler took it), which
+ * no exit does: none runs an immediate after its 'exit' event.
+ */
+let exitDisproved = false;
+
+/**
  * The process is exiting: its 'exit' event has been emitted. Node sets
  * `process._exiting` just before, for process.exit() and a natural exit
  * alike (and in a worker thread); were it ever gone, the hook's own flag
  * still tells it once the hook has run.
  */
 function processExiting(): boolean {
-  return exitHookRan || (process as { _exiting?: boolean })._exiting === true;
+  return exitHookRan || (!exitDisproved && (process as { _exiting?: boolean })._exiting === true);
 }
 
 /** An exec request with its own copy of its input: held (see WorkerRun.submit), it is sent later, when the caller's bytes may be gone. */
@@ -270,6 +277,13 @@ class WorkerRun implements LoopRun {
       // waits for one (#releaseHeld), as an 'exit' listener's result()
       // does. One nobody waits for (a done callback's retry, run by that
       // wait) is never spawned.
+      if (this.#heldAtExit.size === 0) {
+        // Should the process go on after all, the next turn sends them.
+        setImmediate(() => {
+          exitDisproved = true;
+          this.#releaseAllHeld();
+        }).unref();
+      }
       this.#heldAtExit.set(future, withOwnInput(request));
       return;
     }
@@ -377,6 +391,11 @@ class WorkerRun implements LoopRun {
       this.#stage(request, held, held._ticket, true);
       if (held === future) return;
     }
+  }
+
+  #releaseAllHeld(): void {
+    for (const [held, request] of this.#heldAtExit) this.#stage(request, held, held._ticket, true);
+    this.#heldAtExit.clear();
   }
 
   abort(future: AnyFuture): void {
