@@ -104,6 +104,19 @@ static const sideloop_task_vtable hold_vtable = {
     sizeof(sideloop_task_vtable), hold_start, hold_cancel, NULL, hold_free,
 };
 
+/* A job for `loop`, or NULL with an exception pending. */
+static call_job* new_job(napi_env env, napi_value loop) {
+  const sideloop_api* api = sideloop_get_api(env, loop);
+  if (api == NULL) return NULL;
+  call_job* job = calloc(1, sizeof *job);
+  if (job == NULL) {
+    napi_throw_error(env, "ERR_OUT_OF_MEMORY", "out of memory");
+    return NULL;
+  }
+  job->api = api;
+  return job;
+}
+
 /* (loop, fn): submits a job with `vtable` that calls fn. */
 static napi_value submit_job(napi_env env, napi_callback_info info, const sideloop_task_vtable* vtable) {
   size_t argc = 2;
@@ -114,20 +127,14 @@ static napi_value submit_job(napi_env env, napi_callback_info info, const sidelo
     napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "the arguments are a loop and a function");
     return NULL;
   }
-  const sideloop_api* api = sideloop_get_api(env, argv[0]);
-  if (api == NULL) return NULL;
-  call_job* job = calloc(1, sizeof *job);
-  if (job == NULL) {
-    napi_throw_error(env, "ERR_OUT_OF_MEMORY", "out of memory");
-    return NULL;
-  }
-  job->api = api;
+  call_job* job = new_job(env, argv[0]);
+  if (job == NULL) return NULL;
   if (napi_create_reference(env, argv[1], 1, &job->fn_ref) != napi_ok) {
     job_free(env, job);
     return NULL;
   }
   napi_value future;
-  if (api->submit(env, argv[0], vtable, job, NULL, &future) != napi_ok) return NULL;
+  if (job->api->submit(env, argv[0], vtable, job, NULL, &future) != napi_ok) return NULL;
   return future;
 }
 
@@ -148,16 +155,10 @@ static napi_value hold(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "the argument is a loop");
     return NULL;
   }
-  const sideloop_api* api = sideloop_get_api(env, loop);
-  if (api == NULL) return NULL;
-  call_job* job = calloc(1, sizeof *job);
-  if (job == NULL) {
-    napi_throw_error(env, "ERR_OUT_OF_MEMORY", "out of memory");
-    return NULL;
-  }
-  job->api = api;
+  call_job* job = new_job(env, loop);
+  if (job == NULL) return NULL;
   napi_value future;
-  if (api->submit(env, loop, &hold_vtable, job, NULL, &future) != napi_ok) return NULL;
+  if (job->api->submit(env, loop, &hold_vtable, job, NULL, &future) != napi_ok) return NULL;
   return future;
 }
 
@@ -166,12 +167,9 @@ static napi_value submit_without_future(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value loop, pair, status, freed;
   napi_get_cb_info(env, info, &argc, &loop, NULL, NULL);
-  const sideloop_api* api = argc < 1 ? NULL : sideloop_get_api(env, loop);
-  if (api == NULL) return NULL;
-  call_job* job = calloc(1, sizeof *job);
+  call_job* job = argc < 1 ? NULL : new_job(env, loop);
   if (job == NULL) return NULL;
-  job->api = api;
-  napi_create_int32(env, api->submit(env, loop, &call_vtable, job, NULL, NULL), &status);
+  napi_create_int32(env, job->api->submit(env, loop, &call_vtable, job, NULL, NULL), &status);
   napi_create_int32(env, freed_jobs, &freed);
   napi_create_array_with_length(env, 2, &pair);
   napi_set_element(env, pair, 0, status);
