@@ -322,5 +322,5 @@ function followSignal(signal: AbortSignal, future: AnyFuture): void {
   }
   const onAbort = () => future.cancel();
   signal.addEventListener('abort', onAbort, { once: true });
-  future.addDoneCallback(() => signal.removeEventListener('abort', onAbort));
+  future._onDone(() => signal.removeEventListener('abort', onAbort));
 }

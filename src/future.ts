@@ -1,3 +1,4 @@
+import { AsyncResource } from 'node:async_hooks';
 import { inspect, type InspectOptionsStylized } from 'node:util';
 
 import { CancelledError, TimeoutError, illegalConstructor, invalidArgType } from './errors.js';
@@ -145,18 +146,37 @@ export class Future<T> implements PromiseLike<T> {
     return this.#failed ? (this.#error as Error) : undefined;
   }
 
-  /** Runs `fn(future)` once the Future is done (on a later microtask if it already is). */
+  /**
+   * Runs `fn(future)` once the Future is done (on a later microtask if it
+   * already is), in the async context it was added in.
+   */
   addDoneCallback(fn: DoneCallback<T>): void {
     if (typeof fn !== 'function') throw invalidArgType('fn', 'of type function', fn);
     if (this.#state !== 'pending') {
-      queueMicrotask(() => fn(this));
+      this._onDone(fn); // a microtask, which keeps the caller's async context itself
       return;
     }
-    (this.#callbacks ??= []).push(fn);
+    // Settling runs in the context of whatever started the loop (its
+    // wake-up callbacks were made there): in a server, that is the first
+    // request's. Like a promise reaction or a Node callback, the callback
+    // gets the context it was added in instead (AsyncLocalStorage).
+    const scope = new AsyncResource('sideloop.DoneCallback');
+    this._onDone((future) => scope.runInAsyncScope(fn, undefined, future));
   }
 
   /**
-   * @internal Takes back a done callback added by sideloop itself that is
+   * @internal A done callback of sideloop's own, run in whatever context
+   * settles the Future, without the cost of keeping the caller's: for
+   * callbacks that only settle a promise (whose reactions keep theirs) or
+   * tidy up.
+   */
+  _onDone(fn: DoneCallback<T>): void {
+    if (this.#state !== 'pending') queueMicrotask(() => fn(this));
+    else (this.#callbacks ??= []).push(fn);
+  }
+
+  /**
+   * @internal Takes back a done callback added by sideloop itself (_onDone) that is
    * no longer wanted (a wait() that ended first), so that a Future pending
    * for long does not keep every finished wait's state alive.
    */

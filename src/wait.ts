@@ -70,7 +70,7 @@ export function wait<T>(futures: Iterable<Future<T>>, options?: WaitOptions): Pr
         }
       };
       callbacks.set(future, callback);
-      future.addDoneCallback(callback);
+      future._onDone(callback);
     }
   });
 }
@@ -120,7 +120,7 @@ function iterateAsCompleted<T>(all: Set<Future<T>>, timeout: number | undefined)
         wakeAll();
       };
       callbacks.set(future, callback);
-      future.addDoneCallback(callback);
+      future._onDone(callback);
     }
   }
   // An iteration ended early (a timeout, return()) lets go of the Futures

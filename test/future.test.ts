@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -265,6 +266,50 @@ describe.each(BACKENDS)('Future (%s backend)', (backend) => {
     calls.push('sync');
     await Promise.resolve();
     expect(calls).toEqual(['sync', 'late']);
+  });
+
+  it('runs each done callback in the async context it was added in, not the one that started the loop', async () => {
+    const loop = makeLoop();
+    const als = new AsyncLocalStorage<string>();
+    // The loop starts here: its wake-ups were made in this context.
+    await als.run('starter', () => loop.sleep(0));
+    const seen: Record<string, string | undefined> = {};
+    const note = (name: string) => () => {
+      seen[name] = als.getStore();
+    };
+    const drained = als.run('request 1', () => {
+      const future = loop.sleep(1);
+      future.addDoneCallback(note('settled by the loop'));
+      return future;
+    });
+    const outside = loop.sleep(1);
+    outside.addDoneCallback(note('added outside any context'));
+    await Promise.all([drained, outside]);
+    const cancelled = als.run('request 2', () => {
+      const future = loop.sleep(60_000);
+      future.addDoneCallback(note('settled by cancel()'));
+      return future;
+    });
+    const blocked = als.run('request 3', () => {
+      const future = loop.sleep(1);
+      future.addDoneCallback(note('settled by result()'));
+      return future;
+    });
+    als.run('elsewhere', () => {
+      cancelled.cancel();
+      blocked.result(10_000);
+    });
+    await als.run('request 4', async () => {
+      drained.addDoneCallback(note('added when done'));
+      await Promise.resolve();
+    });
+    expect(seen).toEqual({
+      'settled by the loop': 'request 1',
+      'settled by cancel()': 'request 2',
+      'settled by result()': 'request 3',
+      'added outside any context': undefined,
+      'added when done': 'request 4',
+    });
   });
 
   it('rejects a callback that is not a function', () => {

@@ -11,6 +11,7 @@
 // idle is one of the checks.
 'use strict';
 const assert = require('node:assert/strict');
+const { AsyncLocalStorage } = require('node:async_hooks');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
 const os = require('node:os');
@@ -208,6 +209,14 @@ async function main() {
     assert.equal(long.done(), false);
     long.cancel();
     await assert.rejects(long, CancelledError);
+  });
+
+  await check('a done callback sees the AsyncLocalStorage store it was added under', async () => {
+    const als = new AsyncLocalStorage();
+    const seen = await als.run('request', () => new Promise((resolve) => {
+      loop.sleep(1).addDoneCallback(() => resolve(als.getStore()));
+    }));
+    assert.equal(seen, 'request');
   });
 
   await check('EventLoopGroup', async () => {
