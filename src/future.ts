@@ -161,7 +161,15 @@ export class Future<T> implements PromiseLike<T> {
     // request's. Like a promise reaction or a Node callback, the callback
     // gets the context it was added in instead (AsyncLocalStorage).
     const scope = new AsyncResource('sideloop.DoneCallback');
-    this._onDone((future) => scope.runInAsyncScope(fn, undefined, future));
+    this._onDone((future) => {
+      try {
+        // Its error is raised from inside the scope too, so an
+        // 'uncaughtException' handler sees the callback's context.
+        scope.runInAsyncScope(runDoneCallback, undefined, fn, future);
+      } finally {
+        scope.emitDestroy(); // it runs once: async_hooks users need not wait for GC to hear it is over
+      }
+    });
   }
 
   /**
@@ -268,17 +276,7 @@ export class Future<T> implements PromiseLike<T> {
     const callbacks = this.#callbacks;
     this.#callbacks = undefined;
     if (callbacks === undefined) return;
-    for (const fn of callbacks) {
-      try {
-        fn(this);
-      } catch (error) {
-        // As any Node callback's would: an uncaught exception, after the
-        // remaining callbacks have run.
-        queueMicrotask(() => {
-          throw error;
-        });
-      }
-    }
+    for (const fn of callbacks) runDoneCallback(fn, this);
   }
 
   #getPromise(): Promise<T> {
@@ -296,5 +294,20 @@ export class Future<T> implements PromiseLike<T> {
     if (this.#state === 'cancelled') this.#reject!(new CancelledError('The future was cancelled'));
     else if (this.#failed) this.#reject!(this.#error);
     else this.#resolve!(this.#value as T);
+  }
+}
+
+/**
+ * Runs one done callback. An error it throws surfaces as any Node
+ * callback's would, as an uncaught exception, after the remaining
+ * callbacks have run.
+ */
+function runDoneCallback<T>(fn: DoneCallback<T>, future: Future<T>): void {
+  try {
+    fn(future);
+  } catch (error) {
+    queueMicrotask(() => {
+      throw error;
+    });
   }
 }

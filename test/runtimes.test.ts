@@ -40,10 +40,10 @@ function conformanceLines(result: ChildResult): string[] {
 
 describe.each([
   // [runtime, backend option, backend expected, checks expected]
-  ['Node', 'auto', 'native', 20],
-  ['Node', 'worker', 'worker', 19],
-  ['Bun', 'auto', 'worker', 21],
-  ['Deno', 'auto', 'worker', 21],
+  ['Node', 'auto', 'native', 21],
+  ['Node', 'worker', 'worker', 20],
+  ['Bun', 'auto', 'worker', 22],
+  ['Deno', 'auto', 'worker', 22],
 ] as const)('the conformance script under %s, backend %s', (runtime, option, expected, count) => {
   it(`passes on the ${expected} backend and the process exits by itself`, async () => {
     const result = await RUNTIMES[runtime](script('conformance.cjs'), option);

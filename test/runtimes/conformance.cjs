@@ -219,6 +219,26 @@ async function main() {
     assert.equal(seen, 'request');
   });
 
+  await check('a throwing done callback\'s error is raised in its own context, never the loop starter\'s', async () => {
+    const als = new AsyncLocalStorage();
+    const fresh = new EventLoop({ backend });
+    await als.run('starter', () => fresh.sleep(0));
+    const seen = await new Promise((resolve) => {
+      const onError = (error) => {
+        process.off('uncaughtException', onError);
+        resolve({ message: error.message, store: als.getStore() });
+      };
+      process.on('uncaughtException', onError);
+      als.run('request', () => fresh.sleep(1).addDoneCallback(() => {
+        throw new Error('from the callback');
+      }));
+    });
+    await fresh.shutdown();
+    assert.equal(seen.message, 'from the callback');
+    // Node 20 gives such a handler no store at all; Deno gives it the callback's.
+    assert.notEqual(seen.store, 'starter');
+  });
+
   await check('EventLoopGroup', async () => {
     const group = new EventLoopGroup({ backend, size: 3 });
     assert.equal(group.backend, loop.backend);
