@@ -399,6 +399,29 @@ describe('Future, in a child process', () => {
     expect(result.signal).toBeNull();
   });
 
+  it.each(BACKENDS)("a blocking result() gives way to a vm script's timeout, as to the REPL's Ctrl+C; the task goes on (%s backend)", async (backend) => {
+    const result = await runScript(
+      `
+      const vm = require('node:vm');
+      const { EventLoop } = require(SIDELOOP);
+      const loop = new EventLoop({ backend: '${backend}' });
+      const future = loop.sleep(3600000);
+      try {
+        vm.runInNewContext('future.result()', { future }, { timeout: 50 });
+        console.log('returned');
+      } catch (error) {
+        console.log(error.code);
+      }
+      console.log('done:', future.done());
+      loop.shutdown({ cancelPending: true }).then(() => console.log(future.state));
+    `,
+      { hangAfterMs: 30_000 },
+    );
+    expect(result.hung, result.stderr).toBe(false);
+    expect(result.stdout).toBe('ERR_SCRIPT_EXECUTION_TIMEOUT\ndone: false\ncancelled\n');
+    expect(result.code).toBe(0);
+  });
+
   it('a throwing done callback does not stop the others, and surfaces as an uncaught exception', async () => {
     const result = await runScript(`
       const { EventLoop } = require(SIDELOOP);

@@ -15,9 +15,9 @@ class Addon {
 
   // The JS class of NativeLoop in this environment.
   Napi::FunctionReference native_loop_class;
-  // An empty function: calling it tells whether this environment can still
-  // run JS (it cannot once a worker is being terminated).
-  Napi::FunctionReference noop;
+  // An empty JS function: calling it tells whether this environment can
+  // still run JS (see MakeJsProbe in addon.cc).
+  Napi::FunctionReference js_probe;
   // queueMicrotask as it was when the addon loaded, for exceptions raised
   // later (extension_task.cc): user code that replaces it cannot lose them.
   Napi::FunctionReference queue_microtask;

@@ -14,7 +14,8 @@ namespace sideloop {
 namespace {
 
 // How long one blocking wait sleeps before it checks that its environment
-// may still run JS: worker.terminate() must not hang behind result().
+// may still run JS: worker.terminate(), a vm script's timeout and the REPL's
+// Ctrl+C must not hang behind result().
 constexpr uint64_t kWaitSliceMs = 50;
 
 // Slots are handed out densely by the TS layer, one per task in flight: 2^26
@@ -24,7 +25,7 @@ constexpr double kSlotLimit = 1 << 26;
 bool CanRunJs(Napi::Env env) {
   auto* addon = env.GetInstanceData<Addon>();
   napi_value result;
-  napi_status status = napi_call_function(env, env.Undefined(), addon->noop.Value(), 0, nullptr, &result);
+  napi_status status = napi_call_function(env, env.Undefined(), addon->js_probe.Value(), 0, nullptr, &result);
   return status == napi_ok;
 }
 
