@@ -4,6 +4,7 @@ import { inspect, type InspectOptionsStylized } from 'node:util';
 import { CancelledError, TimeoutError, illegalConstructor, invalidArgType } from './errors.js';
 import type { TaskRequest } from './tasks.js';
 import { validateWaitTimeout } from './validate.js';
+import { queueMicrotask } from './scheduling.js';
 
 export type FutureState = 'pending' | 'running' | 'cancelled' | 'finished';
 

@@ -422,6 +422,37 @@ describe('Future, in a child process', () => {
     expect(result.code).toBe(0);
   });
 
+  it.each(BACKENDS)('keeps working while fake timers hold the globals still, as test frameworks do (%s backend)', async (backend) => {
+    const result = await runScript(
+      `
+      const { EventLoop, TimeoutError } = require(SIDELOOP);
+      const loop = new EventLoop({ backend: '${backend}' });
+      const real = { setImmediate, queueMicrotask, performance };
+      // Fake timers that are never advanced: nothing scheduled runs, the clock stands still.
+      globalThis.setImmediate = () => ({ ref() { return this; }, unref() { return this; }, hasRef: () => false });
+      globalThis.queueMicrotask = () => {};
+      globalThis.performance = { now: () => 0 };
+      const flood = Array.from({ length: 3000 }, (_, i) => loop.sleep(0, i)); // more than one turn's batch
+      const large = loop.gzip(Buffer.alloc(3 * 1024 * 1024, 1)); // the worker backend streams it in turns
+      let timedOut = false;
+      try {
+        loop.sleep(3600000).result(100);
+      } catch (error) {
+        timedOut = error instanceof TimeoutError;
+      }
+      Promise.all([...flood, large]).then((values) => {
+        Object.assign(globalThis, real);
+        console.log(values.length, values[2999], timedOut);
+        return loop.shutdown({ cancelPending: true });
+      }).then(() => console.log('stopped'));
+    `,
+      { hangAfterMs: 30_000 },
+    );
+    expect(result.hung, result.stderr).toBe(false);
+    expect(result.stdout).toBe('3001 2999 true\nstopped\n');
+    expect(result.code).toBe(0);
+  });
+
   it('a throwing done callback does not stop the others, and surfaces as an uncaught exception', async () => {
     const result = await runScript(`
       const { EventLoop } = require(SIDELOOP);

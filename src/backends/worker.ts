@@ -42,6 +42,7 @@ import {
   type TookMessage,
   type WorkerSetup,
 } from './worker-protocol.js';
+import { now, queueMicrotask, setImmediate } from '../scheduling.js';
 
 /** A large byte input on its way to the worker, chunk by chunk (INPUT_CHUNK). */
 interface InputStream {
@@ -334,7 +335,7 @@ class WorkerRun implements LoopRun {
   waitFor(future: AnyFuture, ms: number): void {
     this.#releaseHeld(future);
     this.#flush();
-    const deadline = performance.now() + ms;
+    const deadline = now() + ms;
     for (;;) {
       // Read the counter before looking at the port: a completion (or a
       // chunk taken) posted after we looked has bumped it, and Atomics.wait
@@ -350,7 +351,7 @@ class WorkerRun implements LoopRun {
       // Settled on this thread meanwhile (an input found detached, a
       // callback's cancel): no counter was bumped for it, so do not wait.
       if (future._settled()) return;
-      const left = deadline - performance.now();
+      const left = deadline - now();
       if (left <= 0) return;
       const slice = Math.min(left, QUIET_CHECK_MS);
       if (Atomics.wait(this.#control, Control.completions, seen, slice) === 'timed-out' && this.#threadEnded()) {
@@ -647,7 +648,7 @@ class WorkerRun implements LoopRun {
     // A caller that polls or blocks never yields to the port's listener: it
     // hears of the chunks the worker took here.
     if (!hasRoom(stream)) this.#settleArrived();
-    while (hasRoom(stream) && !this.#sendChunkOrDrop(stream) && performance.now() < deadline);
+    while (hasRoom(stream) && !this.#sendChunkOrDrop(stream) && now() < deadline);
   }
 
   /** Sends the next chunk of every input still streaming that has room; drops those that are over. */
