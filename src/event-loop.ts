@@ -258,7 +258,14 @@ export class EventLoop {
     }
     if (this.#state !== 'running') {
       if (this._groupStopping) return this.#refuse(request);
-      this.start();
+      try {
+        this.start();
+      } catch (error) {
+        // Out of threads or file descriptors, or Worker creation denied by
+        // the permission model: operational, so a failed Future, as for
+        // any task that cannot run (start() itself throws it).
+        return Future._failed(error as Error);
+      }
     }
     const run = this.#run!;
     const future = Future._owned<T>(run);

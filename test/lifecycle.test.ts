@@ -5,7 +5,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 import { EventLoop, EventLoopClosedError, InvalidStateError, QueueFullError, CancelledError } from '../dist/index.js';
-import { BACKENDS, countThreads, uniqueName, testLoops } from './helpers.js';
+import { BACKENDS, DIST, countThreads, runProgram, runScript, uniqueName, testLoops } from './helpers.js';
 
 describe.each(BACKENDS)('EventLoop lifecycle (%s backend)', (backend) => {
   const { makeLoop } = testLoops(backend);
@@ -276,6 +276,59 @@ describe.each(BACKENDS)('EventLoop lifecycle (%s backend)', (backend) => {
     await loop.sleep(0);
     if (backend === 'native') expect(countThreads(long.slice(0, 15))).toBe(1);
     expect(loop.name).toBe(long);
+  });
+});
+
+describe('a loop that cannot start', () => {
+  it.each(BACKENDS)('out of file descriptors: the task fails with the reason, and the next one starts the loop (%s backend)', async (backend) => {
+    const script = `
+      const fs = require('node:fs');
+      const { EventLoop } = require(${JSON.stringify(DIST)});
+      const loop = new EventLoop({ backend: '${backend}' }); // the addon is loaded by now
+      const held = [];
+      try {
+        for (;;) held.push(fs.openSync('/dev/null', 'r'));
+      } catch (error) {
+        console.log('descriptors:', error.code);
+      }
+      const refused = loop.sleep(1, 'first'); // a failed Future, never a throw
+      for (const fd of held) fs.closeSync(fd);
+      refused.then(
+        (value) => console.log('value:', value),
+        (error) => console.log('failed:', error instanceof Error && typeof error.code === 'string'),
+      ).then(async () => {
+        console.log('next:', await loop.sleep(1, 'second'));
+        await loop.shutdown();
+      });
+    `;
+    const result = await runProgram('sh', ['-c', 'ulimit -n 64 && exec "$0" -e "$1"', process.execPath, script]);
+    expect(result.stderr).toBe('');
+    expect(result.stdout).toBe('descriptors: EMFILE\nfailed: true\nnext: second\n');
+    expect(result.code).toBe(0);
+  });
+
+  it('Workers denied by the permission model: worker-backend tasks fail with ERR_ACCESS_DENIED, start() throws it', async () => {
+    const result = await runScript(
+      `
+      const { EventLoop } = require(SIDELOOP);
+      const loop = new EventLoop({ backend: 'worker' });
+      loop.sleep(1).then(
+        () => console.log('ran'),
+        (error) => {
+          console.log('failed:', error.code, loop.state);
+          try {
+            loop.start();
+          } catch (error) {
+            console.log('start() threw:', error.code);
+          }
+        },
+      );
+    `,
+      { nodeArgs: ['--experimental-permission', '--allow-fs-read=*', '--no-warnings'] },
+    );
+    expect(result.stderr).toBe('');
+    expect(result.stdout).toBe('failed: ERR_ACCESS_DENIED idle\nstart() threw: ERR_ACCESS_DENIED\n');
+    expect(result.code).toBe(0);
   });
 });
 
