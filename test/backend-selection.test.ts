@@ -9,7 +9,7 @@ import path from 'node:path';
 
 import { afterAll, describe, expect, it } from 'vitest';
 
-import { DIST, PACKAGE_DIR, runNode, runScript } from './helpers.js';
+import { DIST, PACKAGE_DIR, runNode, runProgram, runScript } from './helpers.js';
 
 /** Prints what 'auto' and 'native' give in the package at `main`. */
 const probe = (main: string) => `
@@ -60,5 +60,31 @@ describe('backend selection without the addon', () => {
     const result = await runNode([script], { env: { SIDELOOP_NO_NATIVE: undefined } });
     expect(result.stderr).toBe('');
     expect(result.stdout).toBe(expected);
+  });
+
+  it('an addon that could not load for want of file descriptors is tried again once they are back', async () => {
+    const script = `
+      const fs = require('node:fs');
+      const { EventLoop } = require(${JSON.stringify(DIST)}); // nothing of the addon is loaded yet
+      const held = [];
+      try {
+        for (;;) held.push(fs.openSync('/dev/null', 'r'));
+      } catch (error) {
+        console.log('descriptors:', error.code);
+      }
+      try {
+        new EventLoop({ backend: 'native' });
+        console.log('loaded while out of descriptors');
+      } catch (error) {
+        console.log('refused:', error.code);
+      }
+      for (const fd of held) fs.closeSync(fd);
+      const loop = new EventLoop();
+      console.log('then:', loop.backend);
+    `;
+    const result = await runProgram('sh', ['-c', 'ulimit -n 64 && exec "$0" -e "$1"', process.execPath, script]);
+    expect(result.stderr).toBe('');
+    expect(result.stdout).toBe('descriptors: EMFILE\nrefused: ERR_SIDELOOP_NATIVE_UNAVAILABLE\nthen: native\n');
+    expect(result.code).toBe(0);
   });
 });

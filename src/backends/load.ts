@@ -19,8 +19,21 @@ export function foreignRuntime(): string | undefined {
 }
 
 export function loadNativeBinding(): LoadResult {
-  cached ??= load();
-  return cached;
+  if (cached !== undefined) return cached;
+  const result = load();
+  // A failure for want of a resource the process may get back (file
+  // descriptors, memory) is tried again next time; any other is for good.
+  if (result.binding !== undefined || !lackedResource(result.error.cause)) cached = result;
+  return result;
+}
+
+const RESOURCE_CODES = new Set(['EMFILE', 'ENFILE', 'ENOMEM', 'EAGAIN']);
+// dlopen's failures come as ERR_DLOPEN_FAILED with the system's message only.
+const RESOURCE_MESSAGES = /too many open files|cannot allocate memory|resource temporarily unavailable/i;
+
+function lackedResource(cause: unknown): boolean {
+  const { code, message } = (cause ?? {}) as { code?: unknown; message?: unknown };
+  return RESOURCE_CODES.has(code as string) || (typeof message === 'string' && RESOURCE_MESSAGES.test(message));
 }
 
 function load(): LoadResult {
