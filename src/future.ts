@@ -41,6 +41,15 @@ type DoneCallback<T> = (future: Future<T>) => void;
  */
 const MADE_BY_SIDELOOP: unique symbol = Symbol('sideloop.Future');
 
+/**
+ * @internal Keys of an owner's bookkeeping on its Futures. Symbols, as fast
+ * as plain names: JSON.stringify(future) and Object.keys() then show none
+ * of it, where a request holds the task's input (an exec's environment).
+ */
+export const TICKET: unique symbol = Symbol('sideloop.ticket');
+/** @internal See TICKET. */
+export const REQUEST: unique symbol = Symbol('sideloop.request');
+
 /** A Future whatever its value type (owners do not care). */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type AnyFuture = Future<any>;
@@ -61,13 +70,13 @@ export class Future<T> implements PromiseLike<T> {
   #reject: ((error: unknown) => void) | undefined;
 
   /** @internal The owner's bookkeeping: the task's slot in its table. */
-  _ticket = -1;
+  [TICKET] = -1;
   /**
    * @internal The owner's bookkeeping: what the task was asked to do, kept
    * here rather than in a second table, since every store of a new object
    * into a long-lived table costs a write barrier.
    */
-  _request: TaskRequest | undefined = undefined;
+  [REQUEST]: TaskRequest | undefined = undefined;
 
   /** Futures are made by loops, not by users: `new Future()` throws `ERR_ILLEGAL_CONSTRUCTOR`. */
   private constructor(owner: FutureOwner | undefined, madeBy: typeof MADE_BY_SIDELOOP) {

@@ -317,6 +317,20 @@ describe.each(BACKENDS)('Future (%s backend)', (backend) => {
     expect(() => loop.sleep(0).addDoneCallback('x' as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
   });
 
+  it("serialises as a Promise does, without the task's input or any bookkeeping", async () => {
+    const loop = makeLoop();
+    const secret = { SIDELOOP_TEST_SECRET: 'do not log me' };
+    const pending = loop.exec(process.execPath, ['-e', 'setTimeout(() => {}, 60000)'], { env: secret });
+    const hashing = loop.hash('sha256', 'do not log me either');
+    for (const future of [pending, hashing]) {
+      expect(JSON.stringify(future)).toBe('{}');
+      expect(Object.keys(future)).toEqual([]);
+    }
+    pending.cancel();
+    await hashing;
+    expect(JSON.stringify(hashing)).toBe('{}');
+  });
+
   it('shows its state with util.inspect', async () => {
     const loop = makeLoop();
     const running = loop.sleep(60_000);

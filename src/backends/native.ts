@@ -6,7 +6,7 @@
  * batch we yield to the main loop (setImmediate) so timers and I/O on the
  * main thread keep running under a flood.
  */
-import type { AnyFuture, Outcome } from '../future.js';
+import { type AnyFuture, type Outcome, TICKET } from '../future.js';
 import { TaskStatus, type NativeBinding, type NativeLoopHandle } from '../native.js';
 import type { TaskRequest } from '../tasks.js';
 import type { Backend, LoopRun, RunOptions } from './backend.js';
@@ -93,16 +93,16 @@ class NativeRun implements LoopRun {
 
   phaseOf(future: AnyFuture): 'pending' | 'running' {
     // Not handed to the thread yet: pending, whatever the thread does next.
-    if (this.#stagedAt(future._ticket) >= 0) {
+    if (this.#stagedAt(future[TICKET]) >= 0) {
       // Read again without a yield in between: someone polls it (maybe
       // among others, in turn), and the flush a microtask away would never
       // come. Handed over now, after the answer (before it, the answer
       // would race the start); not at the first reading, which would cost a
       // flush (and with spin, a wait) each.
-      this.#pollRead(future._ticket);
+      this.#pollRead(future[TICKET]);
       return 'pending';
     }
-    const phase = this.#handle.phase(future._ticket);
+    const phase = this.#handle.phase(future[TICKET]);
     if (phase === 2) this.#drains.all(); // done on the thread: settle it now
     return phase === 0 ? 'pending' : 'running';
   }
@@ -113,22 +113,22 @@ class NativeRun implements LoopRun {
     // its last occupant's, which at worst costs a drain that finds nothing
     // of its own. Asked again without a yield: someone polls, and the
     // flush a microtask away would never come.
-    if (polled) this.#pollRead(future._ticket);
-    if (this.#handle.phase(future._ticket) === 2) this.#drains.all();
+    if (polled) this.#pollRead(future[TICKET]);
+    if (this.#handle.phase(future[TICKET]) === 2) this.#drains.all();
   }
 
   waitFor(future: AnyFuture, ms: number): void {
     this.#flush();
-    if (this.#handle.wait(future._ticket, ms === Infinity ? -1 : ms)) this.#drains.all();
+    if (this.#handle.wait(future[TICKET], ms === Infinity ? -1 : ms)) this.#drains.all();
   }
 
   abort(future: AnyFuture): void {
     // Still in the batch: it goes with a time limit of 0, which the thread
     // discards before any of its work runs. (Handed over first and then
     // cancelled, a polling thread could start it in between.)
-    const at = this.#stagedAt(future._ticket);
+    const at = this.#stagedAt(future[TICKET]);
     if (at >= 0) this.#batch[at + 2] = 0;
-    else this.#handle.cancel(future._ticket);
+    else this.#handle.cancel(future[TICKET]);
   }
 
   settled(_future: AnyFuture, outcome: Outcome): void {
@@ -157,7 +157,7 @@ class NativeRun implements LoopRun {
     }
     const cancelled = [...this.#slots.futures()];
     for (const future of cancelled) {
-      if (!staged.has(future._ticket)) this.#handle.cancel(future._ticket);
+      if (!staged.has(future[TICKET])) this.#handle.cancel(future[TICKET]);
     }
     for (const future of cancelled) future._cancelled();
     this.#flush();

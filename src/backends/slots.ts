@@ -4,11 +4,11 @@
  * task over (even when the Future was cancelled earlier), so a late report
  * can never reach the wrong task.
  */
-import type { AnyFuture } from '../future.js';
+import { type AnyFuture, REQUEST, TICKET } from '../future.js';
 import type { TaskRequest } from '../tasks.js';
 
 export class SlotTable {
-  // The request rides on its Future (future._request): one table, one
+  // The request rides on its Future (future[REQUEST]): one table, one
   // write barrier per task.
   readonly #futures: (AnyFuture | undefined)[] = [];
   readonly #free: number[] = [];
@@ -16,8 +16,8 @@ export class SlotTable {
   /** Gives the task a slot (also stored as the Future's ticket) and returns it. */
   add(request: TaskRequest, future: AnyFuture): number {
     const slot = this.#free.pop() ?? this.#futures.length;
-    future._ticket = slot;
-    future._request = request;
+    future[TICKET] = slot;
+    future[REQUEST] = request;
     this.#futures[slot] = future;
     return slot;
   }
@@ -31,11 +31,11 @@ export class SlotTable {
   }
 
   request(slot: number): TaskRequest {
-    return this.#futures[slot]!._request!;
+    return this.#futures[slot]![REQUEST]!;
   }
 
   release(slot: number): void {
-    this.#futures[slot]!._request = undefined; // its input may be large: not kept as long as the Future
+    this.#futures[slot]![REQUEST] = undefined; // its input may be large: not kept as long as the Future
     this.#futures[slot] = undefined;
     this.#free.push(slot);
   }
@@ -47,7 +47,7 @@ export class SlotTable {
    */
   takeAll(): AnyFuture[] {
     const taken = [...this.futures()];
-    for (const future of taken) this.release(future._ticket);
+    for (const future of taken) this.release(future[TICKET]);
     return taken;
   }
 

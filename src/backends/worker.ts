@@ -14,7 +14,7 @@ import path from 'node:path';
 import { types } from 'node:util';
 import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 
-import type { AnyFuture, Outcome } from '../future.js';
+import { type AnyFuture, type Outcome, REQUEST, TICKET } from '../future.js';
 import { TaskStatus } from '../native.js';
 import { InvalidStateError } from '../errors.js';
 import { TaskKind, describeTask, type ExecRequest, type TaskRequest, type WriteFileRequest } from '../tasks.js';
@@ -310,14 +310,14 @@ class WorkerRun implements LoopRun {
     // reset. A pending task read twice without a yield in between is being
     // polled, and the flush a microtask away would never come: the batch
     // goes now, after the reading (before it, the answer would race the start).
-    const phase = this.#flags.phase(future._ticket);
+    const phase = this.#flags.phase(future[TICKET]);
     if (phase === SlotPhase.pending) {
       // Read again without a yield (maybe among others, in turn): polled.
-      if (this.#pendingReads.has(future._ticket)) {
+      if (this.#pendingReads.has(future[TICKET])) {
         this.#releaseHeld(future);
         this.#flush();
       } else {
-        this.#pendingReads.add(future._ticket);
+        this.#pendingReads.add(future[TICKET]);
       }
     }
     if (phase === SlotPhase.done) this.#settleArrived(); // its completion may be waiting on the port
@@ -329,7 +329,7 @@ class WorkerRun implements LoopRun {
   settleIfDone(future: AnyFuture, polled: boolean): void {
     if (polled) this.phaseOf(future); // as cheap here: no look through a batch
     // cancel(): no flush, which would race the cancel flag set right after.
-    else if (this.#flags.phase(future._ticket) === SlotPhase.done) this.#settleArrived();
+    else if (this.#flags.phase(future[TICKET]) === SlotPhase.done) this.#settleArrived();
   }
 
   waitFor(future: AnyFuture, ms: number): void {
@@ -389,13 +389,13 @@ class WorkerRun implements LoopRun {
     if (!this.#heldAtExit.has(future)) return;
     for (const [held, request] of this.#heldAtExit) {
       this.#heldAtExit.delete(held);
-      this.#stage(request, held, held._ticket, true);
+      this.#stage(request, held, held[TICKET], true);
       if (held === future) return;
     }
   }
 
   #releaseAllHeld(): void {
-    for (const [held, request] of this.#heldAtExit) this.#stage(request, held, held._ticket, true);
+    for (const [held, request] of this.#heldAtExit) this.#stage(request, held, held[TICKET], true);
     this.#heldAtExit.clear();
   }
 
@@ -406,8 +406,8 @@ class WorkerRun implements LoopRun {
     // The flag stops the task between chunks, or before it starts; the
     // message clears its timers or kills its child. Its slot stays taken
     // until the worker reports the task over.
-    this.#flags.cancel(future._ticket);
-    this.#stagedCancels.push(future._ticket);
+    this.#flags.cancel(future[TICKET]);
+    this.#stagedCancels.push(future[TICKET]);
     this.#queueFlush();
   }
 
@@ -424,7 +424,7 @@ class WorkerRun implements LoopRun {
     // The flags too: a task running synchronous work sees its flag at its
     // next checkpoint, while the stop message would wait for it to finish.
     for (const future of this.#slots.futures()) {
-      this.#flags.cancel(future._ticket);
+      this.#flags.cancel(future[TICKET]);
       future._cancelled();
     }
   }
@@ -679,7 +679,7 @@ class WorkerRun implements LoopRun {
       // Detached (transferred) or resized while still being read, against
       // the README's advice: fail the task rather than throw from here.
       this.abort(stream.future);
-      const task = describeTask(stream.future._request!);
+      const task = describeTask(stream.future[REQUEST]!);
       stream.future._finish('failed', new InvalidStateError(`The input of ${task} was detached or resized before its Future was done`));
       return true;
     }
