@@ -14,6 +14,7 @@ import { selectBackend, type BackendOption } from './backends/select.js';
 import { EventLoopClosedError, InvalidStateError, QueueFullError, invalidArgType, nativeOnly, outOfRange } from './errors.js';
 import { Future, type AnyFuture, type Outcome } from './future.js';
 import { NATIVE_API, SUBMIT_NATIVE } from './native-extension.js';
+import { accessDenied } from './permission.js';
 import {
   TaskKind,
   compressRequest,
@@ -33,6 +34,7 @@ import {
   type HashAlgorithm,
   type SubmitOptions,
   type TaskRequest,
+  type WriteFileRequest,
 } from './tasks.js';
 import { validateBoolean, validateNumber, validateObject, validateString } from './validate.js';
 
@@ -210,13 +212,15 @@ export class EventLoop {
   /** A file's contents, read on the loop's thread (never behind Node's threadpool). */
   readFile(path: string | URL, options?: SubmitOptions): Future<Buffer> {
     const normalized = normalizeSubmitOptions(options);
-    return this.#submit(readFileRequest(path, normalized), normalized.signal);
+    const request = readFileRequest(path, normalized);
+    return this.#submit(request, normalized.signal, accessDenied('fs.read', request.object as string));
   }
 
   /** Writes (creates or truncates) a file on the loop's thread. */
   writeFile(path: string | URL, data: BinaryLike, options?: SubmitOptions): Future<void> {
     const normalized = normalizeSubmitOptions(options);
-    return this.#submit(writeFileRequest(path, data, normalized), normalized.signal);
+    const request = writeFileRequest(path, data, normalized);
+    return this.#submit(request, normalized.signal, accessDenied('fs.write', (request.object as WriteFileRequest).path));
   }
 
   /** Runs a program (no shell), spawned from the loop's thread, and collects its output. */
@@ -228,7 +232,8 @@ export class EventLoop {
       args = undefined;
     }
     const normalized = normalizeSubmitOptions(options);
-    return this.#submit(execRequest(file, args, options, normalized), normalized.signal);
+    const request = execRequest(file, args, options, normalized);
+    return this.#submit(request, normalized.signal, accessDenied('child'));
   }
 
   /** @internal The addon's table for native extensions (docs/native-api.md); throws for a loop that runs no native code. */
@@ -251,7 +256,9 @@ export class EventLoop {
     return `EventLoop { name: ${inspect(this.name)}, backend: '${this.backend}', state: '${this.#state}', pending: ${this.#pending} }`;
   }
 
-  #submit<T>(request: TaskRequest, signal: AbortSignal | undefined): Future<T> {
+  /** `denied`: what Node's permission model says against the task (src/permission.ts). */
+  #submit<T>(request: TaskRequest, signal: AbortSignal | undefined, denied?: Error): Future<T> {
+    if (denied !== undefined) return Future._failed(denied);
     if (this.#state === 'stopping') return this.#refuse(request);
     if (this.#pending >= this.#maxPending) {
       return Future._failed(new QueueFullError(`${describeTask(request)}: ${this.#maxPending} tasks are already pending`));

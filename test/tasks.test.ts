@@ -10,7 +10,7 @@ import zlib from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 
 import { CancelledError, EventLoop, TimeoutError } from '../dist/index.js';
-import { BACKENDS, DIST, countProcesses, countProcessesSource, processesWith, runProgram, runScript, testLoops } from './helpers.js';
+import { BACKENDS, DIST, PACKAGE_DIR, countProcesses, countProcessesSource, processesWith, runProgram, runScript, testLoops } from './helpers.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sideloop-tasks-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -857,6 +857,52 @@ describe.each(BACKENDS)('built-in tasks (%s backend)', (backend) => {
       expect(await start(loop, {})).toBeInstanceOf(Buffer); // the yardstick: it can finish
       await expect(start(loop, { timeout: 1 })).rejects.toBeInstanceOf(TimeoutError);
     });
+  });
+});
+
+describe("Node's permission model", () => {
+  it.each(BACKENDS)('readFile, writeFile and exec fail as node:fs and child_process do where it denies them (%s backend)', async (backend) => {
+    const denied = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'sideloop-permission-')), 'denied');
+    const result = await runScript(
+      `
+      const { EventLoop } = require(SIDELOOP);
+      const loop = new EventLoop({ backend: '${backend}' });
+      const report = (name, future) =>
+        future.then(
+          (value) => console.log(name, 'ran', Buffer.isBuffer(value) ? value.length > 0 : value),
+          (error) => console.log(name, error.code, error.permission, error.resource),
+        );
+      (async () => {
+        await report('readFile allowed:', loop.readFile(require.resolve(SIDELOOP)));
+        await report('readFile denied:', loop.readFile('/etc/hostname'));
+        await report('writeFile denied:', loop.writeFile(${JSON.stringify(denied)}, 'x'));
+        await report('exec denied:', loop.exec('true'));
+        await loop.shutdown();
+      })();
+    `,
+      {
+        nodeArgs: [
+          '--experimental-permission',
+          `--allow-fs-read=${PACKAGE_DIR}/*`,
+          '--allow-fs-read=/etc/alpine-release', // node-gyp-build looks for it as it loads
+          '--allow-worker',
+          '--allow-addons',
+          '--no-warnings',
+        ],
+      },
+    );
+    expect(result.stderr).toBe('');
+    expect(result.stdout).toBe(
+      [
+        'readFile allowed: ran true',
+        'readFile denied: ERR_ACCESS_DENIED FileSystemRead /etc/hostname',
+        `writeFile denied: ERR_ACCESS_DENIED FileSystemWrite ${denied}`,
+        'exec denied: ERR_ACCESS_DENIED ChildProcess ',
+        '',
+      ].join('\n'),
+    );
+    expect(fs.existsSync(denied)).toBe(false);
+    fs.rmSync(path.dirname(denied), { recursive: true });
   });
 });
 
