@@ -280,13 +280,23 @@ export function toBytes(data: unknown, name: string): Uint8Array {
 
 function toPath(path: unknown, name: string): string {
   let file: string;
-  if (path instanceof URL) {
+  if (isUrl(path)) {
     if (path.protocol !== 'file:') throw invalidArgValue(name, 'must be a file: URL', path.href);
-    file = fileURLToPath(path);
+    file = fileURLToPath(path.href);
   } else {
     validateString(path, name);
     file = path;
   }
   if (file.includes('\0')) throw invalidArgValue(name, 'must be a string without null bytes', file);
   return file;
+}
+
+/**
+ * A URL as node:fs tells one: by its shape, not `instanceof URL`, so that
+ * one from another realm (a `vm` context, a worker's) is a URL too.
+ */
+function isUrl(value: unknown): value is { href: string; protocol: string } {
+  if (value === null || typeof value !== 'object') return false;
+  const url = value as { href?: unknown; protocol?: unknown; auth?: unknown; path?: unknown };
+  return typeof url.href === 'string' && typeof url.protocol === 'string' && url.auth === undefined && url.path === undefined;
 }

@@ -372,6 +372,20 @@ describe.each(BACKENDS)('built-in tasks (%s backend)', (backend) => {
       expect(loop.state).toBe('idle');
     });
 
+    it('takes a URL by its shape, as node:fs does, not only an instance of this realm\'s URL', async () => {
+      const loop = makeLoop();
+      const file = path.join(tmp, `${backend}-url-like.txt`);
+      fs.writeFileSync(file, 'found');
+      // What a URL polyfill or another realm's URL looks like to this one.
+      const { href, protocol, hostname, pathname } = pathToFileURL(file);
+      const urlLike = { href, protocol, hostname, pathname };
+      expect(fs.readFileSync(urlLike as never).toString()).toBe('found');
+      expect((await loop.readFile(urlLike as never)).toString()).toBe('found');
+      expect(() => loop.readFile({ href: 'http://example.com/x', protocol: 'http:' } as never)).toThrow(
+        expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }),
+      );
+    });
+
     it("readFile does not wait behind Node's threadpool", async () => {
       const file = path.join(tmp, `${backend}-pool.txt`);
       fs.writeFileSync(file, 'not queued');
