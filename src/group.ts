@@ -170,6 +170,19 @@ export class EventLoopGroup {
       if (loop.pending < best.pending) best = loop;
     }
     this.#next = (this.#next + 1) % loops.length;
-    return best;
+    if (this.#stopping !== undefined || (best.state !== 'idle' && best.state !== 'stopped')) return best;
+    // Started here rather than by the submission: a loop that cannot start
+    // (out of threads or file descriptors) keeps 0 pending and would be
+    // picked, and fail, for every task while another loop runs.
+    try {
+      best.start();
+      return best;
+    } catch {
+      let running: EventLoop | undefined;
+      for (const loop of loops) {
+        if (loop.state === 'running' && (running === undefined || loop.pending < running.pending)) running = loop;
+      }
+      return running ?? best; // none runs: the submission fails with the reason
+    }
   }
 }

@@ -6,8 +6,6 @@
  * addons are allowed): without this, a process denied writes could still
  * write through sideloop. Both backends ask here, so they fail alike.
  */
-import { resolve } from 'node:path';
-
 type Scope = 'fs.read' | 'fs.write' | 'child';
 
 interface Permission {
@@ -23,16 +21,25 @@ const DENIED_PERMISSION: Record<Scope, string> = {
 
 /**
  * The error Node's own API would throw when the permission model denies
- * `scope` (on the file `path`); undefined when allowed or the model is off.
+ * `scope` (on the file `path`, absolute: toPath() resolves paths while the
+ * model is on); undefined when allowed or the model is off.
  */
 export function accessDenied(scope: Scope, path?: string): Error | undefined {
-  const permission = (process as { permission?: Permission }).permission;
+  const permission = model();
   if (permission === undefined) return undefined;
-  const resource = path === undefined ? undefined : resolve(path);
-  if (permission.has(scope, resource)) return undefined;
+  if (permission.has(scope, path)) return undefined;
   return Object.assign(new Error('Access to this API has been restricted'), {
     code: 'ERR_ACCESS_DENIED',
     permission: DENIED_PERMISSION[scope],
-    resource: resource ?? '',
+    resource: path ?? '',
   });
+}
+
+/** Whether Node's permission model is on in this process. */
+export function permissionModelOn(): boolean {
+  return model() !== undefined;
+}
+
+function model(): Permission | undefined {
+  return (process as { permission?: Permission }).permission;
 }

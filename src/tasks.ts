@@ -3,10 +3,12 @@
  * backend runs. Checking here, once, makes both backends throw the same
  * errors for the same mistakes.
  */
+import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { types } from 'node:util';
 
 import { invalidArgType, invalidArgValue, outOfRange } from './errors.js';
+import { permissionModelOn } from './permission.js';
 import { validateAbortSignal, validateDelay, validateNumber, validateObject, validateString } from './validate.js';
 
 /** Task kinds; the numbers are shared with native/core/task_kinds.h. */
@@ -280,23 +282,29 @@ export function toBytes(data: unknown, name: string): Uint8Array {
 
 function toPath(path: unknown, name: string): string {
   let file: string;
-  if (isUrl(path)) {
-    if (path.protocol !== 'file:') throw invalidArgValue(name, 'must be a file: URL', path.href);
-    file = fileURLToPath(path.href);
+  const url = asUrl(path);
+  if (url !== undefined) {
+    if (url.protocol !== 'file:') throw invalidArgValue(name, 'must be a file: URL', url.href);
+    file = fileURLToPath(url.href);
   } else {
     validateString(path, name);
     file = path;
   }
   if (file.includes('\0')) throw invalidArgValue(name, 'must be a string without null bytes', file);
-  return file;
+  // Under Node's permission model the path checked must be the path used:
+  // relative, it would be resolved again when the task runs, maybe after a
+  // process.chdir().
+  return permissionModelOn() ? resolve(file) : file;
 }
 
 /**
  * A URL as node:fs tells one: by its shape, not `instanceof URL`, so that
- * one from another realm (a `vm` context, a worker's) is a URL too.
+ * one from another realm or a polyfill is a URL too. Its fields are read
+ * once: a getter cannot pass the check and then give another value.
  */
-function isUrl(value: unknown): value is { href: string; protocol: string } {
-  if (value === null || typeof value !== 'object') return false;
-  const url = value as { href?: unknown; protocol?: unknown; auth?: unknown; path?: unknown };
-  return typeof url.href === 'string' && typeof url.protocol === 'string' && url.auth === undefined && url.path === undefined;
+function asUrl(value: unknown): { href: string; protocol: string } | undefined {
+  if (value === null || typeof value !== 'object') return undefined;
+  const { href, protocol, auth, path } = value as { href?: unknown; protocol?: unknown; auth?: unknown; path?: unknown };
+  if (typeof href !== 'string' || typeof protocol !== 'string' || href === '' || protocol === '') return undefined;
+  return auth === undefined && path === undefined ? { href, protocol } : undefined;
 }

@@ -62,10 +62,14 @@ describe('backend selection without the addon', () => {
     expect(result.stdout).toBe(expected);
   });
 
-  it('an addon that could not load for want of file descriptors is tried again once they are back', async () => {
+  it.each([
+    ['nothing of the addon loaded yet', ''],
+    ['node-gyp-build loaded already, by another addon', `require(${JSON.stringify(path.join(PACKAGE_DIR, 'node_modules', 'node-gyp-build'))});`],
+  ])('an addon that could not load for want of file descriptors is tried again once they are back (%s)', async (_, before) => {
     const script = `
       const fs = require('node:fs');
-      const { EventLoop } = require(${JSON.stringify(DIST)}); // nothing of the addon is loaded yet
+      const { EventLoop } = require(${JSON.stringify(DIST)});
+      ${before}
       const held = [];
       try {
         for (;;) held.push(fs.openSync('/dev/null', 'r'));

@@ -291,12 +291,14 @@ describe('a loop that cannot start', () => {
       } catch (error) {
         console.log('descriptors:', error.code);
       }
-      const refused = loop.sleep(1, 'first'); // a failed Future, never a throw
-      for (const fd of held) fs.closeSync(fd);
+      // A failed Future, never a throw: at once on the native backend; on the
+      // worker backend, once the Worker's thread has failed to start.
+      const refused = loop.sleep(1, 'first');
       refused.then(
         (value) => console.log('value:', value),
         (error) => console.log('failed:', error instanceof Error && typeof error.code === 'string'),
       ).then(async () => {
+        for (const fd of held) fs.closeSync(fd);
         console.log('next:', await loop.sleep(1, 'second'));
         await loop.shutdown();
       });
@@ -304,6 +306,32 @@ describe('a loop that cannot start', () => {
     const result = await runProgram('sh', ['-c', 'ulimit -n 64 && exec "$0" -e "$1"', process.execPath, script]);
     expect(result.stderr).toBe('');
     expect(result.stdout).toBe('descriptors: EMFILE\nfailed: true\nnext: second\n');
+    expect(result.code).toBe(0);
+  });
+
+  it('a group sends work past a loop that cannot start to one that runs', async () => {
+    const script = `
+      const fs = require('node:fs');
+      const { EventLoopGroup } = require(${JSON.stringify(DIST)});
+      const group = new EventLoopGroup({ backend: 'native', size: 2 });
+      const busy = group.sleep(3600000); // one loop runs; the other has not started
+      const held = [];
+      try {
+        for (;;) held.push(fs.openSync('/dev/null', 'r'));
+      } catch (error) {
+        console.log('descriptors:', error.code);
+      }
+      const futures = [1, 2, 3].map((i) => group.sleep(1, i)); // the idle loop has fewer pending, and cannot start
+      Promise.allSettled(futures).then(async (outcomes) => {
+        for (const fd of held) fs.closeSync(fd);
+        console.log(outcomes.map((outcome) => outcome.value ?? outcome.reason.code).join(' '));
+        busy.cancel();
+        await group.shutdown();
+      });
+    `;
+    const result = await runProgram('sh', ['-c', 'ulimit -n 64 && exec "$0" -e "$1"', process.execPath, script]);
+    expect(result.stderr).toBe('');
+    expect(result.stdout).toBe('descriptors: EMFILE\n1 2 3\n');
     expect(result.code).toBe(0);
   });
 

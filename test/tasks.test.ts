@@ -876,7 +876,9 @@ describe.each(BACKENDS)('built-in tasks (%s backend)', (backend) => {
 
 describe("Node's permission model", () => {
   it.each(BACKENDS)('readFile, writeFile and exec fail as node:fs and child_process do where it denies them (%s backend)', async (backend) => {
-    const denied = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'sideloop-permission-')), 'denied');
+    const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'sideloop-permission-'));
+    const [allowed, denied] = ['allowed', 'denied'].map((name) => path.join(scratch, name));
+    for (const dir of [allowed, denied]) fs.mkdirSync(dir);
     const result = await runScript(
       `
       const { EventLoop } = require(SIDELOOP);
@@ -889,8 +891,13 @@ describe("Node's permission model", () => {
       (async () => {
         await report('readFile allowed:', loop.readFile(require.resolve(SIDELOOP)));
         await report('readFile denied:', loop.readFile('/etc/hostname'));
-        await report('writeFile denied:', loop.writeFile(${JSON.stringify(denied)}, 'x'));
+        await report('writeFile denied:', loop.writeFile(${JSON.stringify(path.join(denied, 'x'))}, 'x'));
         await report('exec denied:', loop.exec('true'));
+        // A relative path is checked, and written, where it pointed when submitted.
+        process.chdir(${JSON.stringify(allowed)});
+        const relative = loop.writeFile('relative', 'x');
+        process.chdir(${JSON.stringify(denied)});
+        await report('writeFile relative:', relative);
         await loop.shutdown();
       })();
     `,
@@ -898,7 +905,9 @@ describe("Node's permission model", () => {
         nodeArgs: [
           '--experimental-permission',
           `--allow-fs-read=${PACKAGE_DIR}/*`,
+          `--allow-fs-read=${scratch}/*`,
           '--allow-fs-read=/etc/alpine-release', // node-gyp-build looks for it as it loads
+          `--allow-fs-write=${allowed}/*`,
           '--allow-worker',
           '--allow-addons',
           '--no-warnings',
@@ -910,13 +919,15 @@ describe("Node's permission model", () => {
       [
         'readFile allowed: ran true',
         'readFile denied: ERR_ACCESS_DENIED FileSystemRead /etc/hostname',
-        `writeFile denied: ERR_ACCESS_DENIED FileSystemWrite ${denied}`,
+        `writeFile denied: ERR_ACCESS_DENIED FileSystemWrite ${path.join(denied, 'x')}`,
         'exec denied: ERR_ACCESS_DENIED ChildProcess ',
+        'writeFile relative: ran undefined',
         '',
       ].join('\n'),
     );
-    expect(fs.existsSync(denied)).toBe(false);
-    fs.rmSync(path.dirname(denied), { recursive: true });
+    expect(fs.readdirSync(denied)).toEqual([]);
+    expect(fs.readdirSync(allowed)).toEqual(['relative']);
+    fs.rmSync(scratch, { recursive: true });
   });
 });
 

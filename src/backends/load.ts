@@ -2,6 +2,7 @@
  * Loading the addon, once per thread, and never throwing: a failure is
  * remembered and reported by whoever asks for the native backend.
  */
+import { closeSync, openSync } from 'node:fs';
 import path from 'node:path';
 
 import type { NativeBinding } from '../native.js';
@@ -23,13 +24,27 @@ export function loadNativeBinding(): LoadResult {
   const result = load();
   // A failure for want of a resource the process may get back (file
   // descriptors, memory) is tried again next time; any other is for good.
-  if (result.binding !== undefined || !lackedResource(result.error.cause)) cached = result;
+  if (result.binding !== undefined || !(lackedResource(result.error.cause) || outOfDescriptors())) cached = result;
   return result;
 }
 
 const RESOURCE_CODES = new Set(['EMFILE', 'ENFILE', 'ENOMEM', 'EAGAIN']);
 // dlopen's failures come as ERR_DLOPEN_FAILED with the system's message only.
 const RESOURCE_MESSAGES = /too many open files|cannot allocate memory|resource temporarily unavailable/i;
+
+/**
+ * Whether the process is out of file descriptors right now. node-gyp-build
+ * loaded earlier (by another addon) swallows the EMFILE of its directory
+ * scan and reports that no build was found.
+ */
+function outOfDescriptors(): boolean {
+  try {
+    closeSync(openSync(__dirname, 'r'));
+    return false;
+  } catch (error) {
+    return lackedResource(error);
+  }
+}
 
 function lackedResource(cause: unknown): boolean {
   const { code, message } = (cause ?? {}) as { code?: unknown; message?: unknown };
