@@ -42,9 +42,11 @@ type DoneCallback<T> = (future: Future<T>) => void;
 const MADE_BY_SIDELOOP: unique symbol = Symbol('sideloop.Future');
 
 /**
- * @internal Keys of an owner's bookkeeping on its Futures. Symbols, as fast
- * as plain names: JSON.stringify(future) and Object.keys() then show none
- * of it, where a request holds the task's input (an exec's environment).
+ * @internal Keys of an owner's bookkeeping on its Futures: accessors of
+ * private fields. Not own properties, so JSON.stringify(future) and
+ * Object.keys() show none of it (a request holds the task's input, an
+ * exec's environment say), and a frozen Future still takes the owner's
+ * writes (a Promise works frozen too).
  */
 export const TICKET: unique symbol = Symbol('sideloop.ticket');
 /** @internal See TICKET. */
@@ -69,14 +71,30 @@ export class Future<T> implements PromiseLike<T> {
   #resolve: ((value: T) => void) | undefined;
   #reject: ((error: unknown) => void) | undefined;
 
+  #ticket = -1;
+  #request: TaskRequest | undefined = undefined;
+
   /** @internal The owner's bookkeeping: the task's slot in its table. */
-  [TICKET] = -1;
+  get [TICKET](): number {
+    return this.#ticket;
+  }
+
+  set [TICKET](slot: number) {
+    this.#ticket = slot;
+  }
+
   /**
    * @internal The owner's bookkeeping: what the task was asked to do, kept
    * here rather than in a second table, since every store of a new object
    * into a long-lived table costs a write barrier.
    */
-  [REQUEST]: TaskRequest | undefined = undefined;
+  get [REQUEST](): TaskRequest | undefined {
+    return this.#request;
+  }
+
+  set [REQUEST](request: TaskRequest | undefined) {
+    this.#request = request;
+  }
 
   /** Futures are made by loops, not by users: `new Future()` throws `ERR_ILLEGAL_CONSTRUCTOR`. */
   private constructor(owner: FutureOwner | undefined, madeBy: typeof MADE_BY_SIDELOOP) {

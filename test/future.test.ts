@@ -331,6 +331,17 @@ describe.each(BACKENDS)('Future (%s backend)', (backend) => {
     expect(JSON.stringify(hashing)).toBe('{}');
   });
 
+  it('works frozen, as a Promise does, and so do the other Futures of its batch', async () => {
+    const loop = makeLoop();
+    const sibling = loop.sleep(5, 'sibling');
+    const frozen = Object.freeze(loop.sleep(5, 'frozen'));
+    expect(await Promise.all([sibling, frozen])).toEqual(['sibling', 'frozen']);
+    const cancelled = Object.freeze(loop.sleep(60_000));
+    expect(cancelled.cancel()).toBe(true);
+    await loop.shutdown({ cancelPending: true });
+    expect(loop.state).toBe('stopped');
+  });
+
   it('shows its state with util.inspect', async () => {
     const loop = makeLoop();
     const running = loop.sleep(60_000);
