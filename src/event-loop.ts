@@ -331,10 +331,10 @@ export class EventLoop {
 /** Aborting `signal` cancels `future`; the listener goes once the future is done. */
 function followSignal(signal: AbortSignal, future: AnyFuture): void {
   if (signal.aborted) {
-    future.cancel();
+    future._cancelBecause(signal.reason);
     return;
   }
-  const onAbort = () => future.cancel();
+  const onAbort = () => future._cancelBecause(signal.reason);
   signal.addEventListener('abort', onAbort, { once: true });
   future._onDone(() => signal.removeEventListener('abort', onAbort));
 }

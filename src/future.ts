@@ -151,18 +151,26 @@ export class Future<T> implements PromiseLike<T> {
    * Returns false only when the Future already finished.
    */
   cancel(): boolean {
+    return this._cancelBecause(undefined);
+  }
+
+  /**
+   * @internal cancel(), with why (an AbortSignal's reason): the cause of
+   * the CancelledError the Future then fails with.
+   */
+  _cancelBecause(reason: unknown): boolean {
     if (this.#state === 'pending') this.#owner?.settleIfDone(this, false); // work the loop has finished is not thrown away
     if (this.#state === 'finished') return false;
     if (this.#state === 'cancelled') return true;
     this.#owner?.abort(this);
-    this._cancelled();
+    this._cancelled(reason);
     return true;
   }
 
   /** The value; throws the task's error, `CancelledError`, or `TimeoutError` if `timeout` ms pass first. */
   result(timeout?: number): T {
     this.#waitSync(timeout);
-    if (this.#state === 'cancelled') throw new CancelledError('The future was cancelled');
+    if (this.#state === 'cancelled') throw this.#cancelledError();
     if (this.#failed) throw this.#error;
     return this.#value as T;
   }
@@ -170,7 +178,7 @@ export class Future<T> implements PromiseLike<T> {
   /** The task's error, or undefined on success; waits as `result()` does. */
   exception(timeout?: number): Error | undefined {
     this.#waitSync(timeout);
-    if (this.#state === 'cancelled') throw new CancelledError('The future was cancelled');
+    if (this.#state === 'cancelled') throw this.#cancelledError();
     return this.#failed ? (this.#error as Error) : undefined;
   }
 
@@ -260,9 +268,9 @@ export class Future<T> implements PromiseLike<T> {
     if (this._conclude(outcome, value)) this._announce();
   }
 
-  /** @internal Called by the owner when it cancels the work itself (shutdown). */
-  _cancelled(): void {
-    if (this._conclude('cancelled', undefined)) this._announce();
+  /** @internal Called by the owner when it cancels the work itself (shutdown), and by cancel(). */
+  _cancelled(reason?: unknown): void {
+    if (this._conclude('cancelled', reason)) this._announce();
   }
 
   /**
@@ -275,10 +283,15 @@ export class Future<T> implements PromiseLike<T> {
    */
   _conclude(outcome: Outcome, value: unknown): boolean {
     if (this.#state !== 'pending') return false;
-    if (outcome === 'cancelled') this.#conclude('cancelled', undefined, undefined, false);
+    if (outcome === 'cancelled') this.#conclude('cancelled', undefined, value, false); // value: why, if known
     else if (outcome === 'completed') this.#conclude('finished', value as T, undefined, false);
     else this.#conclude('finished', undefined, value, true);
     return true;
+  }
+
+  /** A new CancelledError each time it is thrown or rejected with, its cause the reason given, if any. */
+  #cancelledError(): CancelledError {
+    return new CancelledError('The future was cancelled', this.#error === undefined ? undefined : { cause: this.#error });
   }
 
   #waitSync(timeout: number | undefined): void {
@@ -319,7 +332,7 @@ export class Future<T> implements PromiseLike<T> {
   }
 
   #settlePromise(): void {
-    if (this.#state === 'cancelled') this.#reject!(new CancelledError('The future was cancelled'));
+    if (this.#state === 'cancelled') this.#reject!(this.#cancelledError());
     else if (this.#failed) this.#reject!(this.#error);
     else this.#resolve!(this.#value as T);
   }

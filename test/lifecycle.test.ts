@@ -226,6 +226,24 @@ describe.each(BACKENDS)('EventLoop lifecycle (%s backend)', (backend) => {
     expect(early.cancelled()).toBe(true);
   });
 
+  it("a task cancelled by an AbortSignal fails with CancelledError, the signal's reason its cause", async () => {
+    const loop = makeLoop();
+    const controller = new AbortController();
+    const reason = new Error('the client went away');
+    const future = loop.sleep(60_000, undefined, { signal: controller.signal });
+    controller.abort(reason);
+    await expect(future).rejects.toMatchObject({ code: 'ERR_SIDELOOP_CANCELLED', cause: reason });
+    expect(() => future.result()).toThrow(expect.objectContaining({ code: 'ERR_SIDELOOP_CANCELLED', cause: reason }));
+    const early = loop.sleep(60_000, undefined, { signal: AbortSignal.abort(reason) });
+    await expect(early).rejects.toMatchObject({ cause: reason });
+    // cancel() gives no reason, and the error no cause.
+    const plain = loop.sleep(60_000);
+    plain.cancel();
+    const error = await plain.then(undefined, (thrown: unknown) => thrown);
+    expect(error).toBeInstanceOf(CancelledError);
+    expect(error).not.toHaveProperty('cause');
+  });
+
   it('a timeout counts from the start and fails the Future with TimeoutError', async () => {
     const loop = makeLoop();
     const future = loop.sleep(60_000, undefined, { timeout: 10 });
