@@ -79,6 +79,7 @@ export class Future<T> implements PromiseLike<T> {
     return this.#ticket;
   }
 
+  /** @internal */
   set [TICKET](slot: number) {
     this.#ticket = slot;
   }
@@ -92,6 +93,7 @@ export class Future<T> implements PromiseLike<T> {
     return this.#request;
   }
 
+  /** @internal */
   set [REQUEST](request: TaskRequest | undefined) {
     this.#request = request;
   }
