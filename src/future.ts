@@ -2,9 +2,9 @@ import { AsyncResource } from 'node:async_hooks';
 import { inspect, type InspectOptionsStylized } from 'node:util';
 
 import { CancelledError, TimeoutError, illegalConstructor, invalidArgType } from './errors.js';
+import { queueMicrotask } from './scheduling.js';
 import type { TaskRequest } from './tasks.js';
 import { validateWaitTimeout } from './validate.js';
-import { queueMicrotask } from './scheduling.js';
 
 export type FutureState = 'pending' | 'running' | 'cancelled' | 'finished';
 

@@ -7,8 +7,8 @@
 import { TimeoutError } from '../errors.js';
 import type { AnyFuture } from '../future.js';
 import { TaskStatus } from '../native.js';
-import { describeTask, type TaskRequest } from '../tasks.js';
 import { setImmediate } from '../scheduling.js';
+import { describeTask, type TaskRequest } from '../tasks.js';
 
 /** Completions settled per turn of the main loop before yielding. */
 export const DRAIN_BUDGET = 1024;

@@ -8,11 +8,11 @@
  */
 import { type AnyFuture, type Outcome, TICKET } from '../future.js';
 import { TaskStatus, type NativeBinding, type NativeLoopHandle } from '../native.js';
+import { queueMicrotask, setImmediate } from '../scheduling.js';
 import type { TaskRequest } from '../tasks.js';
 import type { Backend, LoopRun, RunOptions } from './backend.js';
 import { BudgetedDrain, DRAIN_BUDGET, outcomeValue, settleBatch } from './drain.js';
 import { SlotTable } from './slots.js';
-import { queueMicrotask, setImmediate } from '../scheduling.js';
 /** Tasks per submit() call at most; a fuller batch is sent at once. */
 const BATCH_CAPACITY = 4096;
 const FIELDS = 4; // slot, kind, timeout, number

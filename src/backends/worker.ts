@@ -16,6 +16,7 @@ import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from '
 
 import { type AnyFuture, type Outcome, REQUEST, TICKET } from '../future.js';
 import { TaskStatus } from '../native.js';
+import { now, queueMicrotask, setImmediate } from '../scheduling.js';
 import { InvalidStateError } from '../errors.js';
 import { TaskKind, describeTask, type ExecRequest, type TaskRequest, type WriteFileRequest } from '../tasks.js';
 import type { Backend, LoopRun, RunOptions } from './backend.js';
@@ -42,7 +43,6 @@ import {
   type TookMessage,
   type WorkerSetup,
 } from './worker-protocol.js';
-import { now, queueMicrotask, setImmediate } from '../scheduling.js';
 
 /** A large byte input on its way to the worker, chunk by chunk (INPUT_CHUNK). */
 interface InputStream {
