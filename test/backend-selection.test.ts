@@ -9,7 +9,7 @@ import path from 'node:path';
 
 import { afterAll, describe, expect, it } from 'vitest';
 
-import { DIST, PACKAGE_DIR, runNode, runProgram, runScript } from './helpers.js';
+import { DIST, PACKAGE_DIR, TAKE_ALL_DESCRIPTORS, runNode, runScript, runWithFewDescriptors } from './helpers.js';
 
 /** Prints what 'auto' and 'native' give in the package at `main`. */
 const probe = (main: string) => `
@@ -70,12 +70,7 @@ describe('backend selection without the addon', () => {
       const fs = require('node:fs');
       const { EventLoop } = require(${JSON.stringify(DIST)});
       ${before}
-      const held = [];
-      try {
-        for (;;) held.push(fs.openSync('/dev/null', 'r'));
-      } catch (error) {
-        console.log('descriptors:', error.code);
-      }
+      ${TAKE_ALL_DESCRIPTORS}
       try {
         new EventLoop({ backend: 'native' });
         console.log('loaded while out of descriptors');
@@ -86,7 +81,7 @@ describe('backend selection without the addon', () => {
       const loop = new EventLoop();
       console.log('then:', loop.backend);
     `;
-    const result = await runProgram('sh', ['-c', 'ulimit -n 64 && exec "$0" -e "$1"', process.execPath, script]);
+    const result = await runWithFewDescriptors(script);
     expect(result.stderr).toBe('');
     expect(result.stdout).toBe('descriptors: EMFILE\nrefused: ERR_SIDELOOP_NATIVE_UNAVAILABLE\nthen: native\n');
     expect(result.code).toBe(0);

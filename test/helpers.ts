@@ -41,6 +41,21 @@ export function runScript(code: string, options: RunOptions = {}): Promise<Child
   return runNode([...(options.nodeArgs ?? []), '-e', script], options);
 }
 
+/** Runs `script` (as `node -e`) in a child limited to 64 file descriptors, so that it can run out of them. */
+export function runWithFewDescriptors(script: string): Promise<ChildResult> {
+  return runProgram('sh', ['-c', 'ulimit -n 64 && exec "$0" -e "$1"', process.execPath, script]);
+}
+
+/** Script source: takes every file descriptor left into \`held\`, then prints \`descriptors: EMFILE\`. */
+export const TAKE_ALL_DESCRIPTORS = `
+  const held = [];
+  try {
+    for (;;) held.push(require('node:fs').openSync('/dev/null', 'r'));
+  } catch (error) {
+    console.log('descriptors:', error.code);
+  }
+`;
+
 export function runNode(args: string[], options: RunOptions = {}): Promise<ChildResult> {
   return runProgram(process.execPath, args, options);
 }

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 import { EventLoop, EventLoopClosedError, InvalidStateError, QueueFullError, CancelledError } from '../dist/index.js';
-import { BACKENDS, DIST, countThreads, runProgram, runScript, uniqueName, testLoops } from './helpers.js';
+import { BACKENDS, DIST, TAKE_ALL_DESCRIPTORS, countThreads, runScript, runWithFewDescriptors, uniqueName, testLoops } from './helpers.js';
 
 describe.each(BACKENDS)('EventLoop lifecycle (%s backend)', (backend) => {
   const { makeLoop } = testLoops(backend);
@@ -303,12 +303,7 @@ describe('a loop that cannot start', () => {
       const fs = require('node:fs');
       const { EventLoop } = require(${JSON.stringify(DIST)});
       const loop = new EventLoop({ backend: '${backend}' }); // the addon is loaded by now
-      const held = [];
-      try {
-        for (;;) held.push(fs.openSync('/dev/null', 'r'));
-      } catch (error) {
-        console.log('descriptors:', error.code);
-      }
+      ${TAKE_ALL_DESCRIPTORS}
       // A failed Future, never a throw: at once on the native backend; on the
       // worker backend, once the Worker's thread has failed to start.
       const refused = loop.sleep(1, 'first');
@@ -321,7 +316,7 @@ describe('a loop that cannot start', () => {
         await loop.shutdown();
       });
     `;
-    const result = await runProgram('sh', ['-c', 'ulimit -n 64 && exec "$0" -e "$1"', process.execPath, script]);
+    const result = await runWithFewDescriptors(script);
     expect(result.stderr).toBe('');
     expect(result.stdout).toBe('descriptors: EMFILE\nfailed: true\nnext: second\n');
     expect(result.code).toBe(0);
@@ -333,12 +328,7 @@ describe('a loop that cannot start', () => {
       const { EventLoopGroup } = require(${JSON.stringify(DIST)});
       const group = new EventLoopGroup({ backend: 'native', size: 2 });
       const busy = group.sleep(3600000); // one loop runs; the other has not started
-      const held = [];
-      try {
-        for (;;) held.push(fs.openSync('/dev/null', 'r'));
-      } catch (error) {
-        console.log('descriptors:', error.code);
-      }
+      ${TAKE_ALL_DESCRIPTORS}
       const futures = [1, 2, 3].map((i) => group.sleep(1, i)); // the idle loop has fewer pending, and cannot start
       Promise.allSettled(futures).then(async (outcomes) => {
         for (const fd of held) fs.closeSync(fd);
@@ -347,7 +337,7 @@ describe('a loop that cannot start', () => {
         await group.shutdown();
       });
     `;
-    const result = await runProgram('sh', ['-c', 'ulimit -n 64 && exec "$0" -e "$1"', process.execPath, script]);
+    const result = await runWithFewDescriptors(script);
     expect(result.stderr).toBe('');
     expect(result.stdout).toBe('descriptors: EMFILE\n1 2 3\n');
     expect(result.code).toBe(0);

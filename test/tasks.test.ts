@@ -10,7 +10,7 @@ import zlib from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 
 import { CancelledError, EventLoop, TimeoutError } from '../dist/index.js';
-import { BACKENDS, DIST, PACKAGE_DIR, countProcesses, countProcessesSource, processesWith, runProgram, runScript, testLoops } from './helpers.js';
+import { BACKENDS, DIST, PACKAGE_DIR, countProcesses, countProcessesSource, processesWith, runScript, runWithFewDescriptors, testLoops } from './helpers.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sideloop-tasks-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -501,7 +501,7 @@ describe.each(BACKENDS)('built-in tasks (%s backend)', (backend) => {
           await loop.shutdown();
         })();
       `;
-      const result = await runProgram('sh', ['-c', 'ulimit -n 64 && exec "$0" -e "$1"', process.execPath, script]);
+      const result = await runWithFewDescriptors(script);
       expect(result).toMatchObject({ code: 0, signal: null, hung: false });
       expect(result.stdout).toBe('EMFILE other after\n');
     });
