@@ -67,6 +67,14 @@ export interface ShutdownOptions {
   cancelPending?: boolean;
 }
 
+/**
+ * @internal The key of a flag the EventLoopGroup a loop belongs to sets
+ * while the group stops: submissions are refused as while 'stopping',
+ * rather than restarting a member that stopped before the others. An
+ * accessor of a private field, so Object.keys(loop) does not show it.
+ */
+export const GROUP_STOPPING: unique symbol = Symbol('sideloop.groupStopping');
+
 export class EventLoop {
   /** The backend in use. */
   readonly backend: BackendName;
@@ -78,12 +86,7 @@ export class EventLoop {
   readonly #spin: number;
 
   #state: LoopState = 'idle';
-  /**
-   * @internal Set by the EventLoopGroup this loop belongs to while the
-   * group stops: submissions are refused as while 'stopping', rather than
-   * restarting a member that stopped before the others.
-   */
-  _groupStopping = false;
+  #groupStopping = false;
   #run: LoopRun | undefined;
   #pending = 0;
   #submitted = 0;
@@ -236,6 +239,16 @@ export class EventLoop {
     return this.#submit(request, normalized.signal, accessDenied('child'));
   }
 
+  /** @internal See GROUP_STOPPING. */
+  get [GROUP_STOPPING](): boolean {
+    return this.#groupStopping;
+  }
+
+  /** @internal */
+  set [GROUP_STOPPING](refuse: boolean) {
+    this.#groupStopping = refuse;
+  }
+
   /** @internal The addon's table for native extensions (docs/native-api.md); throws for a loop that runs no native code. */
   get [NATIVE_API](): unknown {
     // A Proxy of a loop, or an object made from one, reaches here too.
@@ -264,7 +277,7 @@ export class EventLoop {
       return Future._failed(new QueueFullError(`${describeTask(request)}: ${this.#maxPending} tasks are already pending`));
     }
     if (this.#state !== 'running') {
-      if (this._groupStopping) return this.#refuse(request);
+      if (this.#groupStopping) return this.#refuse(request);
       try {
         this.start();
       } catch (error) {

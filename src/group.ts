@@ -6,7 +6,7 @@ import os from 'node:os';
 
 import type { BackendName } from './backends/backend.js';
 import { InvalidStateError, outOfRange } from './errors.js';
-import { EventLoop, type EventLoopOptions, type LoopState, type LoopStats, type ShutdownOptions } from './event-loop.js';
+import { EventLoop, GROUP_STOPPING, type EventLoopOptions, type LoopState, type LoopStats, type ShutdownOptions } from './event-loop.js';
 import type { Future } from './future.js';
 import type { BinaryLike, CompressOptions, ExecOptions, ExecResult, HashAlgorithm, SubmitOptions } from './tasks.js';
 import { validateNumber, validateObject } from './validate.js';
@@ -106,7 +106,7 @@ export class EventLoopGroup {
   }
 
   #refuseWork(refuse: boolean): void {
-    for (const loop of this.#loops) loop._groupStopping = refuse;
+    for (const loop of this.#loops) loop[GROUP_STOPPING] = refuse;
   }
 
   [Symbol.asyncDispose](): Promise<void> {

@@ -22,6 +22,12 @@ describe.each(BACKENDS)('EventLoop lifecycle (%s backend)', (backend) => {
     if (backend === 'native') expect(countThreads(name)).toBe(1);
   });
 
+  it('shows its name and backend as own properties, and none of its bookkeeping', () => {
+    const loop = makeLoop({ name: 'shown' });
+    expect(Object.keys(loop).sort()).toEqual(['backend', 'name']);
+    expect(JSON.parse(JSON.stringify(loop))).toEqual({ backend, name: 'shown' });
+  });
+
   it('start() is idempotent and returns the loop', () => {
     const name = uniqueName();
     const loop = makeLoop({ name });
