@@ -9,8 +9,8 @@ export interface NativeLoopHandle {
    * `busy`: also setBusy(true). Returns true when, with spin, completions are already waiting.
    */
   submit(batch: Float64Array, count: number, objects: unknown[], busy: boolean): boolean;
-  /** Fills ids, statuses and payloads given at construction; returns how many. */
-  drain(): number;
+  /** Fills ids, statuses and payloads given at construction with at most `max` (all they hold when omitted); returns how many. */
+  drain(max?: number): number;
   cancel(slot: number): void;
   /** 0 pending, 1 running, 2 done (not yet drained). */
   phase(slot: number): number;

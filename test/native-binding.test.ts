@@ -6,7 +6,7 @@ import { PACKAGE_DIR, runScript } from './helpers.js';
 interface Handle {
   submit(batch: Float64Array, count: number, objects: unknown[], busy?: boolean): void;
   wait(slot: number, ms: number): boolean;
-  drain(): number;
+  drain(max?: number): number;
   stop(): void;
 }
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -28,6 +28,23 @@ describe('the native binding', () => {
     expect(bySlot.get(1)).toMatchObject({ status: 1, payload: { code: 'ERR_SIDELOOP_BAD_TASK' } });
     expect(bySlot.get(2)).toMatchObject({ status: 0 });
     expect(bySlot.get(3)).toMatchObject({ status: 1, payload: { code: 'ERR_SIDELOOP_BAD_TASK' } });
+    loop.stop();
+  });
+
+  it('drain(max) hands back at most max, then the rest; an odd max counts as none or as all', () => {
+    const ids = new Uint32Array(16);
+    const loop = new binding.NativeLoop('binding-test', false, () => {}, ids, new Uint8Array(16), [], 0);
+    const sleeps = new Float64Array(Array.from({ length: 6 }, (_, slot) => [slot, 0, -1, 0]).flat());
+    loop.submit(sleeps, 6, []);
+    for (let slot = 0; slot < 6; slot++) expect(loop.wait(slot, -1)).toBe(true);
+    expect(loop.drain(0)).toBe(0);
+    expect(loop.drain(-5)).toBe(0);
+    expect(loop.drain(2)).toBe(2);
+    expect(loop.drain(1.5)).toBe(1);
+    expect(loop.drain(NaN)).toBe(3); // all that is left
+    loop.submit(sleeps, 2, []);
+    for (let slot = 0; slot < 2; slot++) expect(loop.wait(slot, -1)).toBe(true);
+    expect(loop.drain(1e9)).toBe(2);
     loop.stop();
   });
 

@@ -309,8 +309,15 @@ bool NativeLoop::MakeRoomForSlots(const double* fields, uint32_t count) {
 Napi::Value NativeLoop::Drain(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (draining_) return Napi::Number::New(env, 0);
+  // At most max (the JS side's budget for this turn of the main loop), and
+  // never more than the ids array holds.
+  size_t max = taken_.size();
+  if (info.Length() > 0 && info[0].IsNumber()) {
+    double asked = info[0].As<Napi::Number>().DoubleValue();
+    if (asked < static_cast<double>(max)) max = asked > 0 ? static_cast<size_t>(asked) : 0;
+  }
   draining_ = true;
-  size_t n = core_->TakeCompletions(taken_.data(), taken_.size());
+  size_t n = core_->TakeCompletions(taken_.data(), max);
   Napi::Object payloads = payloads_ref_.Value();
   for (size_t i = 0; i < n; i++) {
     Completion& completion = taken_[i];

@@ -7,9 +7,9 @@
 //                     setBusy(true) (one call less per round trip); with
 //                     spin, polls for the answer and returns true when
 //                     completions wait (drain() now, no wake-up comes)
-//   drain(): n        fills ids[0..n), statuses[0..n) and, where a task has
-//                     a value or an error, payloads[i]; n < ids.length means
-//                     the queue is empty
+//   drain(max?): n    fills ids[0..n), statuses[0..n) and, where a task has
+//                     a value or an error, payloads[i], n <= max; n below
+//                     max and ids.length means the queue is empty
 //   cancel(slot), phase(slot), wait(slot, ms): boolean (ms < 0: no limit)
 //   setBusy(bool)     tasks are pending: keep the process (keepAlive) and
 //                     onWake alive

@@ -1,8 +1,8 @@
 /**
  * The main-thread side of completions, shared by every backend: settle at
- * most DRAIN_BUDGET per turn of the main loop, and after a full batch yield
- * with setImmediate, so timers and I/O on the main thread keep running under
- * a flood (docs/design.md, "Why batches, and why a budget").
+ * most DRAIN_BUDGET per turn of the main loop, and leave the rest to the
+ * next turn, so timers and I/O on the main thread keep running under a
+ * flood (docs/design.md, "Why batches, and why a budget").
  */
 import { TimeoutError } from '../errors.js';
 import type { AnyFuture } from '../future.js';
@@ -14,31 +14,44 @@ import { describeTask, type TaskRequest } from '../tasks.js';
 export const DRAIN_BUDGET = 1024;
 
 export class BudgetedDrain {
-  /** Settles up to DRAIN_BUDGET completions; returns how many. */
-  readonly #drainBatch: () => number;
-  #scheduled = false;
+  /** Settles up to `limit` (at most DRAIN_BUDGET) completions; returns how many. */
+  readonly #drainBatch: (limit: number) => number;
+  #settledThisTurn = 0;
+  #turnMarked = false; // a setImmediate will start the next turn's budget
+  readonly #nextTurn = () => {
+    const spent = this.#settledThisTurn >= DRAIN_BUDGET;
+    this.#settledThisTurn = 0;
+    this.#turnMarked = false;
+    if (spent) this.wake(); // more may be waiting
+  };
 
-  constructor(drainBatch: () => number) {
+  constructor(drainBatch: (limit: number) => number) {
     this.#drainBatch = drainBatch;
   }
 
-  /** Completions arrived: settle a batch now, unless a yield is already scheduled. */
+  /**
+   * Completions arrived: settle what this turn's budget allows. The budget
+   * is per turn, not per call: the worker backend calls this once per
+   * message, and a port delivers every message that waits in one turn
+   * (thousands after the main thread was busy). Once spent, the rest waits
+   * for the next turn.
+   */
   wake(): void {
-    if (!this.#scheduled) this.#run();
+    const room = DRAIN_BUDGET - this.#settledThisTurn;
+    if (room <= 0) return;
+    const settled = this.#drainBatch(room);
+    this.#settledThisTurn += settled;
+    if (settled > 0 && !this.#turnMarked) {
+      // Node tells no turn apart: a setImmediate ends this one, after
+      // those the settled callbacks queued.
+      this.#turnMarked = true;
+      setImmediate(this.#nextTurn);
+    }
   }
 
   /** Settles everything waiting, without yielding (blocking waits, stop). */
   all(): void {
-    while (this.#drainBatch() === DRAIN_BUDGET);
-  }
-
-  #run(): void {
-    this.#scheduled = false;
-    if (this.#drainBatch() === DRAIN_BUDGET) {
-      // More may be waiting: let the main loop breathe first.
-      this.#scheduled = true;
-      setImmediate(() => this.#run());
-    }
+    while (this.#drainBatch(DRAIN_BUDGET) === DRAIN_BUDGET);
   }
 }
 

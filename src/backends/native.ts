@@ -2,9 +2,9 @@
  * The native backend: a libuv loop on its own OS thread, inside the addon.
  *
  * Submissions made during one microtask go to the addon in one call;
- * completions come back in batches of DRAIN_BUDGET, and after each full
- * batch we yield to the main loop (setImmediate) so timers and I/O on the
- * main thread keep running under a flood.
+ * completions come back in batches, at most DRAIN_BUDGET per turn of the
+ * main loop (BudgetedDrain), so timers and I/O on the main thread keep
+ * running under a flood.
  */
 import { type AnyFuture, type Outcome, TICKET } from '../future.js';
 import { TaskStatus, type NativeBinding, type NativeLoopHandle } from '../native.js';
@@ -42,7 +42,7 @@ class NativeRun implements LoopRun {
   readonly #payloads: unknown[] = [];
 
   readonly #slots = new SlotTable();
-  readonly #drains = new BudgetedDrain(() => this.#drain());
+  readonly #drains = new BudgetedDrain((limit) => this.#drain(limit));
 
   // Grown on demand: at full size it would be 128 KiB per run, more than
   // the rest of an idle loop together (the benchmark's memory case).
@@ -208,8 +208,8 @@ class NativeRun implements LoopRun {
     this.#batch = grown;
   }
 
-  /** Settles one batch of finished tasks; returns its size. */
-  #drain(): number {
+  /** Settles one batch of at most `limit` finished tasks; returns its size. */
+  #drain(limit: number): number {
     if (this.#inAddonDrain) {
       // JS that the addon's drain runs (an extension's to_js or free) wants
       // completions: the addon has none to give while it drains, and a
@@ -220,7 +220,7 @@ class NativeRun implements LoopRun {
     this.#inAddonDrain = true;
     let n: number;
     try {
-      n = this.#handle.drain();
+      n = this.#handle.drain(limit);
     } finally {
       this.#inAddonDrain = false;
     }

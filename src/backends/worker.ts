@@ -200,7 +200,7 @@ class WorkerRun implements LoopRun {
   readonly #children = newPidTable();
   readonly #flags = new SlotFlags();
   readonly #slots = new SlotTable();
-  readonly #drains = new BudgetedDrain(() => this.#drainBatch());
+  readonly #drains = new BudgetedDrain((limit) => this.#drainBatch(limit));
   readonly #relay = new RunRelay(this);
 
   // The batch being gathered for the next submit message.
@@ -544,14 +544,14 @@ class WorkerRun implements LoopRun {
     this.#stagedCancels = [];
   }
 
-  /** Settles up to DRAIN_BUDGET completions from the inbox; returns how many. */
-  #drainBatch(): number {
+  /** Settles up to `limit` completions from the inbox; returns how many. */
+  #drainBatch(limit: number): number {
     // First take the batch out of the inbox and free its slots, then settle:
     // settling runs done callbacks, which may call result() and so drain again.
     const futures: AnyFuture[] = [];
     const statuses: TaskStatus[] = [];
     const values: unknown[] = [];
-    while (futures.length < DRAIN_BUDGET && this.#inbox.length > 0) {
+    while (futures.length < limit && this.#inbox.length > 0) {
       const message = this.#inbox[0]!;
       const i = this.#inboxAt;
       const slot = message.slots[i]!;
