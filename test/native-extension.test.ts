@@ -271,6 +271,31 @@ describe('JS that an extension\'s to_js calls (test/native/reentrant-extension)'
     },
   );
 
+  it.each(['a natural exit', 'process.exit()'])(
+    'at %s, a cancel that also ends a sibling task does not stop the other tasks from being aborted',
+    async (how) => {
+      // The stop walked the running tasks reading each one's successor
+      // before aborting it: a pair's cancel ended both, the walk stopped at
+      // the second, and the sleep after it was never aborted. Its timer
+      // kept the loop thread running, and the exit waited for it for ever.
+      const addon = path.join(FIXTURE, 'build', 'Release', 'reentrant.node');
+      const result = await runScript(
+        `
+        const { EventLoop } = require(SIDELOOP);
+        const reentrant = require(${JSON.stringify(addon)});
+        const loop = new EventLoop({ backend: 'native', keepAlive: false });
+        loop.sleep(1e9); // started first: last in the list of running tasks
+        reentrant.pair(loop); // the newer of the pair is aborted first
+        loop.sleep(0).result(); // all three have started
+        console.log('running', loop.stats().pending);
+        ${how === 'process.exit()' ? 'process.exit(3);' : ''}
+      `,
+        { hangAfterMs: 20_000 },
+      );
+      expect(result).toMatchObject({ hung: false, stderr: '', stdout: 'running 3\n', code: how === 'process.exit()' ? 3 : 0 });
+    },
+  );
+
   it('a wait on the same loop from inside to_js ends with TimeoutError, and both Futures settle once', async () => {
     // to_js runs inside the loop's drain; the wait needs a drain to settle
     // the sleep, and the one that nests takes nothing. Were it to take the

@@ -372,18 +372,17 @@ Task* LoopThread::MakeSleep(const Message& message) {
 
 void LoopThread::BeginStop() {
   stopping_ = true;
-  // Warned first, in a loop of its own: the abort below may finish and
+  // Warned first, in a walk of its own: the abort below may finish and
   // unlink a task, and a finished task is no longer ours to touch. The
-  // warning may finish it too.
-  for (Task* task = live_head_; task != nullptr;) {
-    Task* next = task->next_;
+  // warning may finish it too, and either may finish others (see
+  // stop_walk_next_).
+  for (Task* task = live_head_; task != nullptr; task = stop_walk_next_) {
+    stop_walk_next_ = task->next_;
     task->OnLoopStop();
-    task = next;
   }
-  for (Task* task = live_head_; task != nullptr;) {
-    Task* next = task->next_;  // RequestAbort may finish and unlink `task`
+  for (Task* task = live_head_; task != nullptr; task = stop_walk_next_) {
+    stop_walk_next_ = task->next_;
     task->RequestAbort(TaskStatus::kCancelled);
-    task = next;
   }
   // After the aborts, which may hand it children.
   child_reaper_.Stop();
@@ -611,6 +610,7 @@ void LoopThread::Link(Task* task) {
 }
 
 void LoopThread::Unlink(Task* task) {
+  if (task == stop_walk_next_) stop_walk_next_ = task->next_;
   if (task->prev_ != nullptr) task->prev_->next_ = task->next_;
   else live_head_ = task->next_;
   if (task->next_ != nullptr) task->next_->prev_ = task->prev_;

@@ -214,6 +214,11 @@ class LoopThread {
   std::vector<Message> backlog_;  // taken from the inbox, handled up to backlog_at_
   size_t backlog_at_ = 0;
   Task* live_head_ = nullptr;  // started, unfinished tasks
+  // BeginStop's next task in live_head_'s list. Ending one task may end
+  // others (an extension's cancel may complete every task sharing a
+  // resource): Unlink() moves this on past a task it takes out, so the
+  // walk never follows a link of a task no longer in the list.
+  Task* stop_walk_next_ = nullptr;
   std::vector<Task*> live_by_tag_;  // started, unfinished tasks this thread made
   // Finished on the loop thread, not yet published to completions_: they go
   // out together before the loop next polls for I/O or sleeps, and in parts

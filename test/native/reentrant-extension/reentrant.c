@@ -9,6 +9,8 @@
  * loop stopping at exit); its free prints which env it got (told by a flag
  * the env's instance data sets as it is deleted, not by reading a deleted
  * env) and whether it could make a JS value there.
+ * pair(loop) runs two tasks of one group that end only when cancelled, and
+ * a cancel of either ends both (as when a resource they share goes away).
  * foreignEnvCalls(): how many times to_js or free got an env that is not
  * this addon's own (whose instance data is `own_instance`).
  * submitWithoutFuture(loop): api->submit with no future_out; returns
@@ -84,6 +86,38 @@ static void hold_free(napi_env env, void* user_data) {
   }
   fflush(stdout);
   if (!own_env_deleted) job_free(env, user_data);
+}
+
+/* Two tasks that end together: the first cancel completes both. */
+typedef struct pair_group {
+  const sideloop_api* api;
+  sideloop_task* tasks[2]; /* NULL until started, and again once completed */
+  int jobs_left;           /* freed with the last of its jobs */
+} pair_group;
+
+typedef struct pair_job {
+  pair_group* group;
+  int index;
+} pair_job;
+
+static void pair_start(sideloop_task* task, void* user_data, uv_loop_t* loop) {
+  pair_job* job = user_data;
+  job->group->tasks[job->index] = task;
+}
+
+static void pair_cancel(sideloop_task* task, void* user_data) {
+  pair_group* group = ((pair_job*)user_data)->group;
+  for (int i = 0; i < 2; i++) {
+    sideloop_task* member = group->tasks[i];
+    group->tasks[i] = NULL;
+    if (member != NULL) group->api->complete(member);
+  }
+}
+
+static void pair_free(napi_env env, void* user_data) {
+  pair_job* job = user_data;
+  if (--job->group->jobs_left == 0) free(job->group);
+  free(job);
 }
 
 /* fn() first; its exception is left pending for sideloop to deal with. */
@@ -162,6 +196,40 @@ static napi_value hold(napi_env env, napi_callback_info info) {
   return future;
 }
 
+static const sideloop_task_vtable pair_vtable = {
+    sizeof(sideloop_task_vtable), pair_start, pair_cancel, NULL, pair_free,
+};
+
+/* pair(loop): [Future<undefined>, Future<undefined>] */
+static napi_value pair(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value loop, futures, future;
+  napi_get_cb_info(env, info, &argc, &loop, NULL, NULL);
+  if (argc < 1) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "the argument is a loop");
+    return NULL;
+  }
+  const sideloop_api* api = sideloop_get_api(env, loop);
+  if (api == NULL) return NULL;
+  pair_group* group = calloc(1, sizeof *group);
+  if (group == NULL) {
+    napi_throw_error(env, "ERR_OUT_OF_MEMORY", "out of memory");
+    return NULL;
+  }
+  group->api = api;
+  group->jobs_left = 2;
+  napi_create_array_with_length(env, 2, &futures);
+  for (int i = 0; i < 2; i++) {
+    pair_job* job = calloc(1, sizeof *job);
+    if (job == NULL) abort(); /* a test fixture: not worth unwinding half a pair */
+    job->group = group;
+    job->index = i;
+    if (api->submit(env, loop, &pair_vtable, job, NULL, &future) != napi_ok) abort();
+    napi_set_element(env, futures, i, future);
+  }
+  return futures;
+}
+
 /* submitWithoutFuture(loop): [status, freedJobs] */
 static napi_value submit_without_future(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -192,7 +260,8 @@ NAPI_MODULE_INIT() {
       {"hold", NULL, hold, NULL, NULL, NULL, napi_enumerable, NULL},
       {"foreignEnvCalls", NULL, foreign_env_calls_js, NULL, NULL, NULL, napi_enumerable, NULL},
       {"submitWithoutFuture", NULL, submit_without_future, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"pair", NULL, pair, NULL, NULL, NULL, napi_enumerable, NULL},
   };
-  napi_define_properties(env, exports, 5, properties);
+  napi_define_properties(env, exports, 6, properties);
   return exports;
 }
