@@ -11,7 +11,7 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 import { CancelledError, EventLoop, EventLoopClosedError, QueueFullError, TimeoutError, type Future } from '../src/index.js';
-import { DIST, PACKAGE_DIR, runScript } from './helpers.js';
+import { DIST, PACKAGE_DIR, runProgram, runScript } from './helpers.js';
 
 const EXAMPLE = path.join(PACKAGE_DIR, 'examples', 'native-extension');
 
@@ -270,6 +270,40 @@ describe('JS that an extension\'s to_js calls (test/native/reentrant-extension)'
       expect(result.stdout).toBe(how === 'a natural exit' ? freed : `${freed}terminated\n`);
     },
   );
+
+  it("tasks left undrained after a stop, when the thread's JS ends, are freed in the extension's env", async () => {
+    // The stop removed the environment cleanup hook, so tasks its drain had
+    // not reached (cut short by a process.exit() in a worker) were freed by
+    // the loop's finalizer, after the extension's environment was deleted:
+    // free got a deleted env (a use after free valgrind reports). A free
+    // that calls process.exit() cuts the drain short here, in its first
+    // batch of 1,024.
+    const addon = path.join(FIXTURE, 'build', 'Release', 'reentrant.node');
+    const held = 1100;
+    const body = `
+      const { EventLoop } = require(${JSON.stringify(DIST)});
+      const loop = new EventLoop({ backend: 'native' });
+      loop.sleep(0).result(); // the loop before the extension: its hook would run after the extension's
+      const reentrant = require(${JSON.stringify(addon)});
+      reentrant.freeCallsBack(loop, () => process.exit(0));
+      for (let i = 0; i < ${held}; i++) reentrant.hold(loop);
+      loop.shutdown({ cancelPending: true });
+    `;
+    const script = `
+      const { Worker } = require('node:worker_threads');
+      new Worker(${JSON.stringify(body)}, { eval: true }).on('exit', (code) => console.log('worker exit', code));
+    `;
+    // Into a file: the fixture's printf to a pipe Node made non-blocking
+    // loses lines whenever the pipe is full (EAGAIN), as it may be under load.
+    const output = path.join(mkdtempSync(path.join(os.tmpdir(), 'sideloop-')), 'stdout');
+    const result = await runProgram('sh', ['-c', '"$0" -e "$1" > "$2"', process.execPath, script, output]);
+    expect(result).toMatchObject({ code: 0, stderr: '' });
+    const lines = readFileSync(output, 'utf8').trim().split('\n');
+    rmSync(path.dirname(output), { recursive: true });
+    expect(lines.pop()).toBe('worker exit 0');
+    expect(lines.length).toBe(held);
+    expect(new Set(lines)).toEqual(new Set(['held task freed in its own env, a value made']));
+  });
 
   it.each(['a natural exit', 'process.exit()'])(
     'at %s, a cancel that also ends a sibling task does not stop the other tasks from being aborted',

@@ -139,9 +139,13 @@ void NativeLoop::CleanUpBefore(napi_env extension_env) {
   napi_add_env_cleanup_hook(env_, OnEnvCleanup, this);
 }
 
-void NativeLoop::Shutdown() {
+void NativeLoop::StopThread() {
   if (core_ != nullptr) core_->StopAndJoin();
   ReleaseThreadSafeFunction();
+}
+
+void NativeLoop::Shutdown() {
+  StopThread();
   if (cleanup_hook_added_) {
     napi_remove_env_cleanup_hook(env_, OnEnvCleanup, this);
     cleanup_hook_added_ = false;
@@ -458,7 +462,12 @@ Napi::Value NativeLoop::Stop(const Napi::CallbackInfo& info) {
     HoldWakeCallback(false);
     busy_ = false;
   }
-  Shutdown();
+  // The cleanup hook stays until we are finalized: the drain that follows
+  // a stop may be cut short (a process.exit() in a worker, from JS that an
+  // extension's free runs), and the tasks it left must be freed by the
+  // hook, while their extension's environment lives, not by our finalizer,
+  // which comes after that environment is deleted.
+  StopThread();
   return info.Env().Undefined();
 }
 

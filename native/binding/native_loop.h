@@ -58,6 +58,8 @@ class NativeLoop : public Napi::ObjectWrap<NativeLoop>, public CompletionSink {
   void CleanUpBefore(napi_env extension_env);
   void ReleaseUndrainedTasks();
   // Joins the thread and lets go of the thread-safe function.
+  void StopThread();
+  // StopThread(), and the environment cleanup hook goes too.
   void Shutdown();
   void ReleaseThreadSafeFunction();
 
