@@ -274,10 +274,22 @@ export function toBytes(data: unknown, name: string): Uint8Array {
     } catch {
       return new Uint8Array(0); // a DataView whose buffer was detached, or resized to end before it
     }
-    return length === 0 ? new Uint8Array(0) : new Uint8Array(data.buffer, offset, length);
+    return length === 0 ? new Uint8Array(0) : inPlaceOrCopied(new Uint8Array(data.buffer, offset, length));
   }
-  if (types.isAnyArrayBuffer(data)) return data.byteLength === 0 ? new Uint8Array(0) : new Uint8Array(data);
+  if (types.isAnyArrayBuffer(data)) return data.byteLength === 0 ? new Uint8Array(0) : inPlaceOrCopied(new Uint8Array(data));
   throw invalidArgType(name, 'of type string or an instance of Buffer, TypedArray, DataView or ArrayBuffer', data);
+}
+
+/**
+ * Inputs are read in place, except those of a resizable ArrayBuffer: a
+ * shrink gives its memory back at once, and the loop's thread, reading it,
+ * crashed the process (SIGSEGV). A growable SharedArrayBuffer never
+ * shrinks, and is read in place.
+ */
+function inPlaceOrCopied(bytes: Uint8Array): Uint8Array {
+  return (bytes.buffer as { resizable?: boolean }).resizable === true && !types.isSharedArrayBuffer(bytes.buffer)
+    ? new Uint8Array(bytes)
+    : bytes;
 }
 
 function toPath(path: unknown, name: string): string {

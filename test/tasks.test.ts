@@ -107,6 +107,31 @@ describe.each(BACKENDS)('built-in tasks (%s backend)', (backend) => {
       expect((await loop.hash('sha256', view)).equals(empty)).toBe(true);
     });
 
+    it('copies a resizable ArrayBuffer: shrinking it while the loop reads it changes nothing', async () => {
+      // Read in place, its memory went back at the shrink, under the native
+      // loop's thread: the process died of SIGSEGV. A child, in case it does.
+      const result = await runScript(`
+        const crypto = require('node:crypto');
+        const zlib = require('node:zlib');
+        const { EventLoop } = require(SIDELOOP);
+        const loop = new EventLoop({ backend: '${backend}' });
+        (async () => {
+          await loop.sleep(0); // running: the thread reads the input as soon as it comes
+          const size = 64 * 1024 * 1024;
+          const buffers = [0, 1].map(() => new ArrayBuffer(size, { maxByteLength: 2 * size }));
+          for (const buffer of buffers) new Uint8Array(buffer).fill(7); // its pages in use
+          const original = Buffer.alloc(size, 7);
+          const hashed = loop.hash('sha256', new Uint8Array(buffers[0], 0, size));
+          const gzipped = loop.gzip(buffers[1], { level: 1 }); // the whole buffer: a view that tracks its length
+          setImmediate(() => buffers.forEach((buffer) => buffer.resize(0))); // handed over by then
+          const digest = crypto.createHash('sha256').update(original).digest();
+          console.log((await hashed).equals(digest), zlib.gunzipSync(await gzipped).equals(original));
+          await loop.shutdown();
+        })();
+      `);
+      expect(result).toMatchObject({ code: 0, signal: null, stderr: '', stdout: 'true true\n' });
+    });
+
     it('rejects bad arguments synchronously', () => {
       const loop = makeLoop();
       expect(() => loop.hash('sha3-256' as never, 'x')).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }));
@@ -1004,22 +1029,17 @@ describe('worker backend: large inputs are streamed from the caller’s memory',
     expect(result.stdout).toBe('8 32 true\n');
   });
 
-  it('an input detached or shrunk before its Future is done fails that Future, and throws nowhere', async () => {
+  it('an input detached before its Future is done fails that Future, and throws nowhere', async () => {
     // The README says not to; before, the pump threw from a setImmediate
     // (an uncaught exception) or waited for ever for the missing bytes.
+    // (A resizable ArrayBuffer, which could shrink likewise, is copied.)
     const loop = new EventLoop({ backend: 'worker' });
     try {
       const detached = new ArrayBuffer(4 * 1024 * 1024);
       const hashed = loop.hash('sha256', detached);
       structuredClone(detached, { transfer: [detached] });
-      const shrunk = new (ArrayBuffer as unknown as new (n: number, o: object) => ArrayBuffer & { resize(n: number): void })(
-        4 * 1024 * 1024,
-        { maxByteLength: 8 * 1024 * 1024 },
-      );
-      const gzipped = loop.gzip(shrunk);
-      shrunk.resize(1024 * 1024 + 10);
-      const errors = await Promise.all([hashed, gzipped].map((future) => future.then(() => undefined, (e: unknown) => e)));
-      for (const error of errors) expect(error).toMatchObject({ name: 'InvalidStateError', code: 'ERR_SIDELOOP_INVALID_STATE' });
+      const error = await hashed.then(() => undefined, (e: unknown) => e);
+      expect(error).toMatchObject({ name: 'InvalidStateError', code: 'ERR_SIDELOOP_INVALID_STATE' });
       expect(await loop.sleep(0, 'still working')).toBe('still working');
     } finally {
       await loop.shutdown();
