@@ -46,7 +46,7 @@ function share(pid: number): () => void {
 }
 
 export function runExec(request: ExecAtExit, finish: Finish): Abortable {
-  const env: Record<string, string> = {};
+  const env: Record<string, string> = Object.create(null); // a variable may be named __proto__
   for (const entry of request.env) {
     const at = entry.indexOf('=');
     env[entry.slice(0, at)] = entry.slice(at + 1);
