@@ -1098,3 +1098,26 @@ describe('worker backend: large inputs are streamed from the caller’s memory',
     }
   });
 });
+
+describe('native backend: what a failed task produced', () => {
+  it("is freed on the loop's thread, not on the main thread that settles the Future", async () => {
+    // The main thread freed it while settling: giving back the 2 GiB that
+    // a readFile of /dev/zero reads before it fails stalled it for 40-160 ms.
+    // The main thread busy-waits here, never settling anything, until the
+    // task is over on the thread; the memory must be back by then.
+    const result = await runScript(`
+      const fs = require('node:fs');
+      const { EventLoop } = require(SIDELOOP);
+      const residentMiB = () => Number(fs.readFileSync('/proc/self/statm', 'utf8').split(' ')[1]) * 4096 / 2 ** 20;
+      const loop = new EventLoop({ backend: 'native' });
+      loop.sleep(0).result();
+      const endless = loop.readFile('/dev/zero'); // fails past 2 GiB
+      endless.done(); endless.done(); // polled: handed over now
+      while (loop.stats().running === 0);
+      while (loop.stats().running === 1);
+      const freed = residentMiB() < 1024;
+      endless.catch((error) => console.log(error.code, freed));
+    `);
+    expect(result).toMatchObject({ code: 0, stderr: '', stdout: 'ERR_FS_FILE_TOO_LARGE true\n' });
+  });
+});

@@ -36,6 +36,9 @@ class ByteBuffer {
   size_t size() const { return size_; }
   size_t spare() const { return capacity_ - size_; }
 
+  // Frees the memory now; the buffer is empty after.
+  void Free() { std::free(Release()); }
+
   // Gives the memory away (free it with std::free); the buffer is empty after.
   uint8_t* Release() {
     uint8_t* data = data_;

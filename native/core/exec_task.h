@@ -51,6 +51,9 @@ class ExecTask final : public Task {
   void Start() override;
   void Abort() override;
   void OnLoopStop() override;
+  void DropOutput() override {
+    for (Output& output : outputs_) output.bytes.Free();
+  }
 
  private:
   struct Output {

@@ -22,6 +22,7 @@ class ReadFileTask final : public StepTask {
  protected:
   StepResult Step() override;
   void EndSteps() override;
+  void DropOutput() override { output_.Free(); }
 
  private:
   StepResult Open();

@@ -51,6 +51,7 @@ void Task::RequestAbort(TaskStatus reason) {
 void Task::Finish(TaskStatus status) {
   finished_ = true;
   status_ = abort_reason_ != TaskStatus::kOk ? abort_reason_ : status;
+  if (status_ != TaskStatus::kOk) DropOutput();
   if (timeout_timer_ != nullptr) {
     CloseTimer(timeout_timer_);
     timeout_timer_ = nullptr;

@@ -131,6 +131,11 @@ class Task {
   // SIGTERM) makes that end certain here. It may finish the task, if that
   // was all the task waited for.
   virtual void OnLoopStop() {}
+  // Loop thread, from Finish(), when the task ends without a result
+  // (failed, cancelled, timed out): frees what it produced so far. Here,
+  // not where the task is disposed of, on the owner's thread (Node's main
+  // thread): giving a GiB back to the system takes tens of milliseconds.
+  virtual void DropOutput() {}
 
   uv_loop_t* loop() const { return loop_; }
   LoopThread* owner() const { return owner_; }

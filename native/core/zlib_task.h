@@ -26,6 +26,7 @@ class ZlibTask final : public StepTask {
  protected:
   StepResult Step() override;
   void EndSteps() override;
+  void DropOutput() override { output_.Free(); }
 
  private:
   bool compressing() const { return kind() == kTaskGzip || kind() == kTaskDeflate; }
