@@ -234,6 +234,7 @@ export class EventLoop {
       options = args as ExecOptions;
       args = undefined;
     }
+    if (options === null) options = undefined; // as execFile takes it
     const normalized = normalizeSubmitOptions(options);
     const request = execRequest(file, args, options, normalized);
     return this.#submit(request, normalized.signal, accessDenied('child'));

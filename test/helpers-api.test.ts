@@ -209,11 +209,12 @@ describe.each(BACKENDS)('wait, asCompleted and groups (%s backend)', (backend) =
   });
 
   it('EventLoopGroup spreads work to the least busy loop and has the same lifecycle', async () => {
-    const group = new EventLoopGroup({ backend, size: 3 });
+    const group = new EventLoopGroup({ backend, size: 3, name: 'grouped' });
     track(group);
     expect(group.size).toBe(3);
     expect(group.state).toBe('idle');
     expect(group.backend).toBe(backend);
+    expect(group.name).toBe('grouped');
     const futures = Array.from({ length: 6 }, (_, i) => group.sleep(60_000, i));
     expect(group.pending).toBe(6);
     // One sleep(0) per loop (each goes to the least busy one): when all three are

@@ -503,6 +503,9 @@ describe.each(BACKENDS)('built-in tasks (%s backend)', (backend) => {
       // null means the default, as in execFile (it threw ERR_INVALID_ARG_TYPE).
       const defaults = await loop.exec('sh', ['-c', 'pwd; echo "$SIDELOOP_TEST_ENV"; cat'], { cwd: null, env: null, input: null, maxBuffer: null });
       expect(defaults.stdout.toString()).toBe(`${process.cwd()}\n${process.env.SIDELOOP_TEST_ENV ?? ''}\n`);
+      // So does null for the options themselves, and for args.
+      expect((await loop.exec('echo', null as never, null as never)).stdout.toString()).toBe('\n');
+      expect((await loop.exec('echo', ['given'], null as never)).stdout.toString()).toBe('given\n');
       // Any name a variable may have, __proto__ too (the worker backend dropped it).
       const odd = await loop.exec('env', [], { env: JSON.parse('{"__proto__":"x","constructor":"y","A":"1"}') });
       expect(odd.stdout.toString().split('\n').sort()).toEqual(['', 'A=1', '__proto__=x', 'constructor=y']);
