@@ -305,6 +305,26 @@ describe('JS that an extension\'s to_js calls (test/native/reentrant-extension)'
     expect(new Set(lines)).toEqual(new Set(['held task freed in its own env, a value made']));
   });
 
+  it('a vtable size that ends inside a callback leaves that callback out, not half of it', async () => {
+    // Copied byte for byte up to the size, half a to_js pointer was kept,
+    // its other half zero: a call to nowhere, and the process died.
+    const addon = path.join(FIXTURE, 'build', 'Release', 'reentrant.node');
+    const pointer = 8; // the fixture is built for x64, as this suite runs
+    const toJsAt = 8 + 2 * pointer; // size, padded to a pointer; start; cancel
+    const result = await runScript(`
+      const { EventLoop } = require(SIDELOOP);
+      const reentrant = require(${JSON.stringify(addon)});
+      const loop = new EventLoop({ backend: 'native' });
+      const sizes = [${toJsAt}, ${toJsAt + 4}, ${toJsAt + pointer}, ${toJsAt + 2 * pointer}, 1000];
+      Promise.all(sizes.map((size) => reentrant.submitWithSize(loop, size))).then((values) => {
+        console.log(values.join(' '));
+        return loop.shutdown();
+      });
+    `);
+    // undefined (joined as '') while the size does not cover to_js whole
+    expect(result).toMatchObject({ code: 0, signal: null, stderr: '', stdout: '  42 42 42\n' });
+  });
+
   it.each(['a natural exit', 'process.exit()'])(
     'at %s, a cancel that also ends a sibling task does not stop the other tasks from being aborted',
     async (how) => {

@@ -29,8 +29,16 @@ bool GetSubmitKey(napi_env env, napi_value* key) {
 // the rest stays NULL. start and cancel must be there.
 bool CopyVtable(const sideloop_task_vtable* from, sideloop_task_vtable* to) {
   if (from == nullptr || from->size < offsetof(sideloop_task_vtable, to_js)) return false;
+  // Whole callbacks only: a size that ends inside one (a malformed size)
+  // would leave half a pointer, called later. Every member after `size` is
+  // a pointer.
+  constexpr size_t kFirst = offsetof(sideloop_task_vtable, start);
+  static_assert(offsetof(sideloop_task_vtable, free) + sizeof(void*) == sizeof(sideloop_task_vtable),
+                "the vtable's callbacks are pointers, packed after size");
+  size_t covered = from->size < sizeof(*to) ? from->size : sizeof(*to);
+  covered = kFirst + (covered - kFirst) / sizeof(void*) * sizeof(void*);
   std::memset(to, 0, sizeof(*to));
-  std::memcpy(to, from, from->size < sizeof(*to) ? from->size : sizeof(*to));
+  std::memcpy(to, from, covered);
   to->size = sizeof(*to);
   return to->start != nullptr && to->cancel != nullptr;
 }

@@ -11,6 +11,8 @@
  * env) and whether it could make a JS value there.
  * pair(loop) runs two tasks of one group that end only when cancelled, and
  * a cancel of either ends both (as when a resource they share goes away).
+ * submitWithSize(loop, size) runs a task whose to_js gives 42, its vtable's
+ * size set to `size` (to_js counts as absent unless the size covers it whole).
  * foreignEnvCalls(): how many times to_js or free got an env that is not
  * this addon's own (whose instance data is `own_instance`).
  * submitWithoutFuture(loop): api->submit with no future_out; returns
@@ -230,6 +232,34 @@ static napi_value pair(napi_env env, napi_callback_info info) {
   return futures;
 }
 
+static void complete_at_once(sideloop_task* task, void* user_data, uv_loop_t* loop) {
+  ((const sideloop_api*)user_data)->complete(task);
+}
+
+static napi_value forty_two(napi_env env, void* user_data) {
+  napi_value value;
+  napi_create_int32(env, 42, &value);
+  return value;
+}
+
+/* submitWithSize(loop, size): Future<42 | undefined> */
+static napi_value submit_with_size(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], future;
+  uint32_t size;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 2 || napi_get_value_uint32(env, argv[1], &size) != napi_ok) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "the arguments are a loop and a size");
+    return NULL;
+  }
+  const sideloop_api* api = sideloop_get_api(env, argv[0]);
+  if (api == NULL) return NULL;
+  /* Copied by submit: it may live on the stack. No free: nothing to free. */
+  sideloop_task_vtable vtable = {size, complete_at_once, job_cancel, forty_two, NULL};
+  if (api->submit(env, argv[0], &vtable, (void*)api, NULL, &future) != napi_ok) return NULL;
+  return future;
+}
+
 /* submitWithoutFuture(loop): [status, freedJobs] */
 static napi_value submit_without_future(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -261,7 +291,8 @@ NAPI_MODULE_INIT() {
       {"foreignEnvCalls", NULL, foreign_env_calls_js, NULL, NULL, NULL, napi_enumerable, NULL},
       {"submitWithoutFuture", NULL, submit_without_future, NULL, NULL, NULL, napi_enumerable, NULL},
       {"pair", NULL, pair, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"submitWithSize", NULL, submit_with_size, NULL, NULL, NULL, napi_enumerable, NULL},
   };
-  napi_define_properties(env, exports, 6, properties);
+  napi_define_properties(env, exports, 7, properties);
   return exports;
 }
