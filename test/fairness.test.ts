@@ -90,7 +90,7 @@ describe('the completion budget', () => {
     expect(settled).toBe(2 * DRAIN_BUDGET);
     await new Promise((resolve) => setImmediate(resolve));
     expect(settled).toBe(3000);
-    waiting += 10; // and the budget of a new turn is whole again
+    waiting += 10; // a later wake-up settles at once, within what is left of the budget
     drain.wake();
     expect(settled).toBe(3010);
   });

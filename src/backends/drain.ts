@@ -16,13 +16,12 @@ export const DRAIN_BUDGET = 1024;
 export class BudgetedDrain {
   /** Settles up to `limit` (at most DRAIN_BUDGET) completions; returns how many. */
   readonly #drainBatch: (limit: number) => number;
-  #settledThisTurn = 0;
-  #turnMarked = false; // a setImmediate will start the next turn's budget
-  readonly #nextTurn = () => {
-    const spent = this.#settledThisTurn >= DRAIN_BUDGET;
-    this.#settledThisTurn = 0;
-    this.#turnMarked = false;
-    if (spent) this.wake(); // more may be waiting
+  #settledSinceYield = 0;
+  #yielding = false; // a setImmediate will go on
+  readonly #afterYield = () => {
+    this.#yielding = false;
+    this.#settledSinceYield = 0;
+    this.wake(); // more may be waiting
   };
 
   constructor(drainBatch: (limit: number) => number) {
@@ -30,22 +29,19 @@ export class BudgetedDrain {
   }
 
   /**
-   * Completions arrived: settle what this turn's budget allows. The budget
-   * is per turn, not per call: the worker backend calls this once per
+   * Completions arrived: settle what the budget allows. It is counted
+   * across wake-ups, not per call: the worker backend calls this once per
    * message, and a port delivers every message that waits in one turn
-   * (thousands after the main thread was busy). Once spent, the rest waits
-   * for the next turn.
+   * (thousands after the main thread was busy). Each time DRAIN_BUDGET
+   * have been settled we yield with setImmediate, so no turn of the main
+   * loop settles more; a turn that settles fewer costs no setImmediate.
    */
   wake(): void {
-    const room = DRAIN_BUDGET - this.#settledThisTurn;
-    if (room <= 0) return;
-    const settled = this.#drainBatch(room);
-    this.#settledThisTurn += settled;
-    if (settled > 0 && !this.#turnMarked) {
-      // Node tells no turn apart: a setImmediate ends this one, after
-      // those the settled callbacks queued.
-      this.#turnMarked = true;
-      setImmediate(this.#nextTurn);
+    if (this.#yielding) return;
+    this.#settledSinceYield += this.#drainBatch(DRAIN_BUDGET - this.#settledSinceYield);
+    if (this.#settledSinceYield >= DRAIN_BUDGET && !this.#yielding) {
+      this.#yielding = true;
+      setImmediate(this.#afterYield);
     }
   }
 
