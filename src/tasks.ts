@@ -260,8 +260,9 @@ export function extensionRequest(handle: unknown, options: NormalizedOptions): T
 
 /**
  * A view of the caller's bytes: no copy, except that strings are encoded as
- * UTF-8. A detached buffer (transferred away) holds no bytes, as node:crypto
- * and node:zlib see it; a view of it cannot even be made.
+ * UTF-8 and a resizable ArrayBuffer's bytes are copied (inPlaceOrCopied). A
+ * detached buffer (transferred away) holds no bytes, as node:crypto and
+ * node:zlib see it; a view of it cannot even be made.
  */
 export function toBytes(data: unknown, name: string): Uint8Array {
   if (typeof data === 'string') return Buffer.from(data, 'utf8');

@@ -1,7 +1,7 @@
 /**
- * The main-thread side of completions, shared by every backend: settle at
- * most DRAIN_BUDGET per turn of the main loop, and leave the rest to the
- * next turn, so timers and I/O on the main thread keep running under a
+ * The main-thread side of completions, shared by every backend: settle them
+ * in batches of at most DRAIN_BUDGET and yield with setImmediate after each
+ * full budget, so timers and I/O on the main thread keep running under a
  * flood (docs/design.md, "Why batches, and why a budget").
  */
 import { TimeoutError } from '../errors.js';
@@ -10,7 +10,7 @@ import { TaskStatus } from '../native.js';
 import { setImmediate } from '../scheduling.js';
 import { describeTask, type TaskRequest } from '../tasks.js';
 
-/** Completions settled per turn of the main loop before yielding. */
+/** Completions settled before yielding to the main loop. */
 export const DRAIN_BUDGET = 1024;
 
 export class BudgetedDrain {
@@ -18,6 +18,8 @@ export class BudgetedDrain {
   readonly #drainBatch: (limit: number) => number;
   #settledSinceYield = 0;
   #yielding = false; // a setImmediate will go on
+  #draining = false; // inside #drainBatch, whose callbacks may wake us again
+  #wokenWhileDraining = false;
   readonly #afterYield = () => {
     this.#yielding = false;
     this.#settledSinceYield = 0;
@@ -32,14 +34,30 @@ export class BudgetedDrain {
    * Completions arrived: settle what the budget allows. It is counted
    * across wake-ups, not per call: the worker backend calls this once per
    * message, and a port delivers every message that waits in one turn
-   * (thousands after the main thread was busy). Each time DRAIN_BUDGET
-   * have been settled we yield with setImmediate, so no turn of the main
-   * loop settles more; a turn that settles fewer costs no setImmediate.
+   * (thousands after the main thread was busy). Each time DRAIN_BUDGET have
+   * been settled we yield with setImmediate; a turn that settles fewer
+   * costs no setImmediate.
    */
   wake(): void {
     if (this.#yielding) return;
-    this.#settledSinceYield += this.#drainBatch(DRAIN_BUDGET - this.#settledSinceYield);
-    if (this.#settledSinceYield >= DRAIN_BUDGET && !this.#yielding) {
+    if (this.#draining) {
+      // From a callback of the batch being settled (with spin, a
+      // submission answered at once): the loop below goes on with it,
+      // counted with the rest.
+      this.#wokenWhileDraining = true;
+      return;
+    }
+    this.#draining = true;
+    try {
+      do {
+        this.#wokenWhileDraining = false;
+        const settled = this.#drainBatch(DRAIN_BUDGET - this.#settledSinceYield);
+        this.#settledSinceYield += settled;
+      } while (this.#wokenWhileDraining && this.#settledSinceYield < DRAIN_BUDGET);
+    } finally {
+      this.#draining = false;
+    }
+    if (this.#settledSinceYield >= DRAIN_BUDGET) {
       this.#yielding = true;
       setImmediate(this.#afterYield);
     }

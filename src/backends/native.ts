@@ -2,9 +2,9 @@
  * The native backend: a libuv loop on its own OS thread, inside the addon.
  *
  * Submissions made during one microtask go to the addon in one call;
- * completions come back in batches, at most DRAIN_BUDGET per turn of the
- * main loop (BudgetedDrain), so timers and I/O on the main thread keep
- * running under a flood.
+ * completions come back in batches of at most DRAIN_BUDGET, with a yield to
+ * the main loop after each full budget (BudgetedDrain), so timers and I/O on
+ * the main thread keep running under a flood.
  */
 import { type AnyFuture, type Outcome, TICKET } from '../future.js';
 import { TaskStatus, type NativeBinding, type NativeLoopHandle } from '../native.js';

@@ -4,7 +4,7 @@
  * the addon cannot load, and is the baseline the native backend is measured
  * against, so it batches as the native one does: submissions made during one
  * microtask go in one postMessage, completions come back many per message
- * and are settled at most DRAIN_BUDGET per turn of the main loop.
+ * and are settled in batches of at most DRAIN_BUDGET (BudgetedDrain).
  *
  * `spin` is accepted and ignored: a worker waits for messages in its own
  * libuv loop, which offers no polling mode.
@@ -20,7 +20,7 @@ import { now, queueMicrotask, setImmediate } from '../scheduling.js';
 import { InvalidStateError } from '../errors.js';
 import { TaskKind, describeTask, type ExecRequest, type TaskRequest, type WriteFileRequest } from '../tasks.js';
 import type { Backend, LoopRun, RunOptions } from './backend.js';
-import { BudgetedDrain, DRAIN_BUDGET, outcomeValue, settleBatch } from './drain.js';
+import { BudgetedDrain, outcomeValue, settleBatch } from './drain.js';
 import { SlotTable } from './slots.js';
 import {
   Control,
@@ -49,7 +49,7 @@ interface InputStream {
   future: AnyFuture;
   slot: number;
   bytes: Uint8Array;
-  /** bytes.byteLength at submission: a detached or resized buffer reads differently. */
+  /** bytes.byteLength at submission: a detached buffer reads differently (a resizable one was copied). */
   total: number;
   sent: number;
   /** Chunks the worker has taken (TookMessage): at most INPUT_WINDOW more are sent. */
@@ -680,7 +680,7 @@ class WorkerRun implements LoopRun {
       // the README's advice: fail the task rather than throw from here.
       this.abort(stream.future);
       const task = describeTask(stream.future[REQUEST]!);
-      stream.future._finish('failed', new InvalidStateError(`The input of ${task} was detached or resized before its Future was done`));
+      stream.future._finish('failed', new InvalidStateError(`The input of ${task} was detached before its Future was done`));
       return true;
     }
     const bytes = new Uint8Array(stream.bytes.subarray(stream.sent, stream.sent + INPUT_CHUNK)); // a copy (Buffer#slice would not be)
