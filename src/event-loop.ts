@@ -230,11 +230,11 @@ export class EventLoop {
   exec(file: string, args?: readonly string[], options?: ExecOptions): Future<ExecResult>;
   exec(file: string, options?: ExecOptions): Future<ExecResult>;
   exec(file: string, args?: readonly string[] | ExecOptions, options?: ExecOptions): Future<ExecResult> {
+    if (options === null) options = undefined; // as execFile takes it
     if (options === undefined && args !== null && typeof args === 'object' && !Array.isArray(args)) {
       options = args as ExecOptions;
       args = undefined;
     }
-    if (options === null) options = undefined; // as execFile takes it
     const normalized = normalizeSubmitOptions(options);
     const request = execRequest(file, args, options, normalized);
     return this.#submit(request, normalized.signal, accessDenied('child'));

@@ -195,6 +195,7 @@ describe('a native extension (examples/native-extension)', () => {
 
 describe('JS that an extension\'s to_js calls (test/native/reentrant-extension)', () => {
   const FIXTURE = path.join(PACKAGE_DIR, 'test', 'native', 'reentrant-extension');
+  const addon = path.join(FIXTURE, 'build', 'Release', 'reentrant.node');
   let reentrant: {
     callBack<T>(loop: unknown, fn: () => T): Future<T>;
     freeCallsBack(loop: unknown, fn: () => unknown): Future<undefined>;
@@ -205,7 +206,7 @@ describe('JS that an extension\'s to_js calls (test/native/reentrant-extension)'
   beforeAll(() => {
     const nodeGyp = path.join(PACKAGE_DIR, 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
     execFileSync(process.execPath, [nodeGyp, 'rebuild'], { cwd: FIXTURE, stdio: 'pipe' });
-    reentrant = require(path.join(FIXTURE, 'build', 'Release', 'reentrant.node'));
+    reentrant = require(addon);
   });
 
   it('resolves the Future with what that JS returns, and fails it with what it throws', async () => {
@@ -246,7 +247,6 @@ describe('JS that an extension\'s to_js calls (test/native/reentrant-extension)'
       // loaded, so its cleanup comes after the extension's env is gone
       // unless sideloop moves it. And free makes a value: Node runs cleanup
       // hooks without a handle scope, which made that fatal (SIGABRT).
-      const addon = path.join(FIXTURE, 'build', 'Release', 'reentrant.node');
       const body = `
         const { EventLoop } = require(SIDELOOP);
         const loop = new EventLoop({ backend: 'native', keepAlive: false });
@@ -278,7 +278,6 @@ describe('JS that an extension\'s to_js calls (test/native/reentrant-extension)'
     // free got a deleted env (a use after free valgrind reports). A free
     // that calls process.exit() cuts the drain short here, in its first
     // batch of 1,024.
-    const addon = path.join(FIXTURE, 'build', 'Release', 'reentrant.node');
     const held = 1100;
     const body = `
       const { EventLoop } = require(${JSON.stringify(DIST)});
@@ -308,7 +307,6 @@ describe('JS that an extension\'s to_js calls (test/native/reentrant-extension)'
   it('a vtable size that ends inside a callback leaves that callback out, not half of it', async () => {
     // Copied byte for byte up to the size, half a to_js pointer was kept,
     // its other half zero: a call to nowhere, and the process died.
-    const addon = path.join(FIXTURE, 'build', 'Release', 'reentrant.node');
     const pointer = 8; // the fixture is built for x64, as this suite runs
     const toJsAt = 8 + 2 * pointer; // size, padded to a pointer; start; cancel
     const result = await runScript(`
@@ -332,7 +330,6 @@ describe('JS that an extension\'s to_js calls (test/native/reentrant-extension)'
       // before aborting it: a pair's cancel ended both, the walk stopped at
       // the second, and the sleep after it was never aborted. Its timer
       // kept the loop thread running, and the exit waited for it for ever.
-      const addon = path.join(FIXTURE, 'build', 'Release', 'reentrant.node');
       const result = await runScript(
         `
         const { EventLoop } = require(SIDELOOP);
@@ -377,7 +374,6 @@ describe('JS that an extension\'s to_js calls (test/native/reentrant-extension)'
     // wake-up. Inside the addon's drain the drain that should take those
     // answers found nothing (it was still draining): they stayed on the
     // thread, and the Futures pending, for ever.
-    const addon = path.join(FIXTURE, 'build', 'Release', 'reentrant.node');
     const result = await runScript(`
       const { EventLoop } = require(SIDELOOP);
       const reentrant = require(${JSON.stringify(addon)});
@@ -407,7 +403,6 @@ describe('JS that an extension\'s to_js calls (test/native/reentrant-extension)'
     // The exception was left pending inside the drain: the next task of the
     // batch failed with it, or, after the batch's last task, the drain threw
     // and every Future of the batch stayed pending for ever.
-    const addon = path.join(FIXTURE, 'build', 'Release', 'reentrant.node');
     const result = await runScript(`
       const { EventLoop } = require(SIDELOOP);
       const reentrant = require(${JSON.stringify(addon)});

@@ -374,16 +374,9 @@ void LoopThread::BeginStop() {
   stopping_ = true;
   // Warned first, in a walk of its own: the abort below may finish and
   // unlink a task, and a finished task is no longer ours to touch. The
-  // warning may finish it too, and either may finish others (see
-  // stop_walk_next_).
-  for (Task* task = live_head_; task != nullptr; task = stop_walk_next_) {
-    stop_walk_next_ = task->next_;
-    task->OnLoopStop();
-  }
-  for (Task* task = live_head_; task != nullptr; task = stop_walk_next_) {
-    stop_walk_next_ = task->next_;
-    task->RequestAbort(TaskStatus::kCancelled);
-  }
+  // warning may finish it too, and either may finish others.
+  ForEachLiveTask([](Task* task) { task->OnLoopStop(); });
+  ForEachLiveTask([](Task* task) { task->RequestAbort(TaskStatus::kCancelled); });
   // After the aborts, which may hand it children.
   child_reaper_.Stop();
   // With wake_ closed and every task aborted, uv_run returns once the last
@@ -602,6 +595,16 @@ bool LoopThread::WaitUntil(const std::atomic<TaskPhase>& phase, uint64_t timeout
 
 // ---------------------------------------------------------------- live list
 
+// `visit` may end the task it is given and others (an extension's cancel
+// may complete every task sharing a resource): Unlink() moves the walk's
+// next task on past any task it takes out.
+void LoopThread::ForEachLiveTask(void (*visit)(Task* task)) {
+  for (Task* task = live_head_; task != nullptr; task = walk_next_) {
+    walk_next_ = task->next_;
+    visit(task);
+  }
+}
+
 void LoopThread::Link(Task* task) {
   task->prev_ = nullptr;
   task->next_ = live_head_;
@@ -610,7 +613,7 @@ void LoopThread::Link(Task* task) {
 }
 
 void LoopThread::Unlink(Task* task) {
-  if (task == stop_walk_next_) stop_walk_next_ = task->next_;
+  if (task == walk_next_) walk_next_ = task->next_;
   if (task->prev_ != nullptr) task->prev_->next_ = task->next_;
   else live_head_ = task->next_;
   if (task->next_ != nullptr) task->next_->prev_ = task->prev_;

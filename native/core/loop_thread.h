@@ -159,6 +159,7 @@ class LoopThread {
   void Publish(Task* const* tasks, size_t count, bool notify_sink);
   void Link(Task* task);
   void Unlink(Task* task);
+  void ForEachLiveTask(void (*visit)(Task* task));
 
   const LoopOptions options_;
   CompletionSink* const sink_;
@@ -214,11 +215,11 @@ class LoopThread {
   std::vector<Message> backlog_;  // taken from the inbox, handled up to backlog_at_
   size_t backlog_at_ = 0;
   Task* live_head_ = nullptr;  // started, unfinished tasks
-  // BeginStop's next task in live_head_'s list. Ending one task may end
-  // others (an extension's cancel may complete every task sharing a
+  // ForEachLiveTask's next task in live_head_'s list. Ending one task may
+  // end others (an extension's cancel may complete every task sharing a
   // resource): Unlink() moves this on past a task it takes out, so the
   // walk never follows a link of a task no longer in the list.
-  Task* stop_walk_next_ = nullptr;
+  Task* walk_next_ = nullptr;
   std::vector<Task*> live_by_tag_;  // started, unfinished tasks this thread made
   // Finished on the loop thread, not yet published to completions_: they go
   // out together before the loop next polls for I/O or sleeps, and in parts
