@@ -80,6 +80,29 @@ describe.each(BACKENDS)('EventLoop lifecycle (%s backend)', (backend) => {
     expect(after.cancelled()).toBe(true);
   });
 
+  it('shutdown({ cancelPending: true }) cancels every Future before any callback runs', async () => {
+    // The worker backend cancelled them one at a time, callbacks and all,
+    // and told the Worker of none: a callback that waited on a sibling
+    // waited for its whole work (its timeout here, for ever without one).
+    const loop = makeLoop();
+    const first = loop.sleep(60_000, 'first');
+    const sibling = loop.sleep(60_000, 'sibling');
+    await loop.sleep(0); // both started
+    let seen: { siblingCancelled: boolean; waited: unknown } | undefined;
+    first.addDoneCallback(() => {
+      const siblingCancelled = sibling.cancelled();
+      let waited: unknown;
+      try {
+        waited = sibling.result(10_000);
+      } catch (error) {
+        waited = error;
+      }
+      seen = { siblingCancelled, waited };
+    });
+    await loop.shutdown({ cancelPending: true });
+    expect(seen).toEqual({ siblingCancelled: true, waited: expect.any(CancelledError) });
+  });
+
   it('shutdown({ cancelPending: true }) refuses what the cancelled Futures\' callbacks submit', async () => {
     // The loop became 'stopping' only after cancelling, so a callback's
     // retry was accepted, and shutdown could wait for it to run to its end.

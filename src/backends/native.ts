@@ -159,7 +159,8 @@ class NativeRun implements LoopRun {
     for (const future of cancelled) {
       if (!staged.has(future[TICKET])) this.#handle.cancel(future[TICKET]);
     }
-    for (const future of cancelled) future._cancelled();
+    // Every Future is done before any callback runs, as when a batch settles.
+    for (const future of cancelled.filter((future) => future._conclude('cancelled', undefined))) future._announce();
     this.#flush();
   }
 

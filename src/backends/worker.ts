@@ -421,12 +421,21 @@ class WorkerRun implements LoopRun {
 
   cancelAll(): void {
     this.#settleArrived(); // what has come back keeps its result, as with cancel()
-    // The flags too: a task running synchronous work sees its flag at its
-    // next checkpoint, while the stop message would wait for it to finish.
-    for (const future of this.#slots.futures()) {
+    // Every task is told before any callback runs, as cancel() tells it:
+    // the flag stops synchronous work at its next checkpoint (the stop
+    // message would wait for it to finish), the message clears timers and
+    // kills children. A callback that waits on a sibling then waits for a
+    // cancel, not for the sibling's whole work (for ever, for a server
+    // child). And every Future is done before any callback runs, as when a
+    // batch settles.
+    const cancelled = [...this.#slots.futures()];
+    for (const future of cancelled) {
+      if (this.#heldAtExit.delete(future)) continue; // never sent: nothing to stop, as in abort()
       this.#flags.cancel(future[TICKET]);
-      future._cancelled();
+      this.#stagedCancels.push(future[TICKET]);
     }
+    this.#flush();
+    for (const future of cancelled.filter((future) => future._conclude('cancelled', undefined))) future._announce();
   }
 
   running(): number {
