@@ -1123,3 +1123,50 @@ describe('native backend: what a failed task produced', () => {
     expect(result).toMatchObject({ code: 0, stderr: '', stdout: 'ERR_FS_FILE_TOO_LARGE true\n' });
   });
 });
+
+describe('worker backend: a child it may not signal', () => {
+  it('leaves its Worker and the other tasks alone, and does not hold up the stop', async () => {
+    // kill() reports EPERM (a child that became root, as sudo does) as an
+    // 'error' event. The exec listened once: the SIGTERM at its timeout used
+    // that up, and the SIGKILL 2 s later threw in the Worker, which died with
+    // every task on it. The stop then waited for that child's exit.
+    const preload = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'sideloop-')), 'eperm.js');
+    fs.writeFileSync(
+      preload,
+      `
+      const { ChildProcess } = require('node:child_process');
+      const { BroadcastChannel } = require('node:worker_threads');
+      const channel = new BroadcastChannel('sideloop-eperm');
+      ChildProcess.prototype.kill = function (signal) {
+        channel.postMessage(signal);
+        this.emit('error', Object.assign(new Error('kill EPERM'), { code: 'EPERM', errno: -1, syscall: 'kill' }));
+        return false;
+      };
+      channel.unref();
+    `,
+    );
+    const result = await runScript(
+      `
+      const { BroadcastChannel } = require('node:worker_threads');
+      const { EventLoop } = require(SIDELOOP);
+      const loop = new EventLoop({ backend: 'worker' });
+      const channel = new BroadcastChannel('sideloop-eperm');
+      const killTried = new Promise((resolve) => (channel.onmessage = ({ data }) => data === 'SIGKILL' && resolve()));
+      (async () => {
+        const long = loop.sleep(60_000, 'long');
+        // Exits by itself 5 s on, after the SIGKILL 2 s past its timeout.
+        const timedOut = await loop.exec('sleep', ['5'], { timeout: 100 }).catch((error) => error.name);
+        await killTried;
+        const alive = await loop.sleep(0, 'alive').catch((error) => error.message); // a dying Worker never answers
+        console.log(timedOut, alive, long.state);
+        await loop.shutdown({ cancelPending: true });
+        console.log(loop.state);
+        channel.close();
+      })();
+    `,
+      { nodeArgs: ['-r', preload] },
+    );
+    fs.rmSync(path.dirname(preload), { recursive: true });
+    expect(result).toMatchObject({ code: 0, stderr: '', stdout: 'TimeoutError alive running\nstopped\n' });
+  });
+});

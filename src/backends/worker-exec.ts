@@ -64,8 +64,14 @@ export function runExec(request: ExecAtExit, finish: Finish): Abortable {
     return { abort: () => {} };
   }
   // First: a spawn that failed reports it on the next tick, and an 'error'
-  // without a listener would end this whole thread.
-  child.once('error', (error) => finish(TaskStatus.error, serializeError(spawnError(error, request.file))));
+  // without a listener would end this whole thread. Kept for the child's
+  // life: a signal it may not be sent (EPERM: it became root, as sudo does)
+  // comes as an 'error' too, maybe at each kill. The task's end does not
+  // wait on that signal, so such an error changes nothing.
+  child.on('error', (error) => {
+    if ((error as NodeJS.ErrnoException).syscall === 'kill') return;
+    finish(TaskStatus.error, serializeError(spawnError(error, request.file)));
+  });
   if (child.pid === undefined && (!child.stdout || !child.stderr || !child.stdin)) {
     // No pipes either (EMFILE, ENFILE): nothing more to set up; the error follows.
     return { abort: () => {} };
@@ -119,10 +125,17 @@ function spawnError(error: unknown, file: string): unknown {
   return Object.assign(new Error(`spawn ${file} ${code}`), { errno, code, syscall: `spawn ${file}`, path: file });
 }
 
-/** Kills every child still alive (stop: no waiting for graceful exits) and resolves once all are reaped. */
+/**
+ * Kills every child still alive (stop: no waiting for graceful exits) and
+ * resolves once all those it could signal are reaped. One it may not signal
+ * (EPERM) is left running: waiting for it could take for ever.
+ */
 export function killAllChildren(): Promise<void> {
-  const exits = [...living].map((child) => new Promise((resolve) => child.once('exit', resolve)));
-  for (const child of living) child.kill('SIGKILL');
+  const exits: Promise<unknown>[] = [];
+  for (const child of [...living]) {
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    if (child.kill('SIGKILL')) exits.push(exited);
+  }
   return Promise.all(exits).then(() => undefined);
 }
 
