@@ -48,6 +48,22 @@ describe('the native binding', () => {
     loop.stop();
   });
 
+  it('after a stop has been drained dry, a late submission still comes back, cancelled', () => {
+    // The drain's scratch space goes once a stopped loop has handed
+    // everything back, and is made again if anything more comes.
+    const ids = new Uint32Array(16);
+    const statuses = new Uint8Array(16);
+    const loop = new binding.NativeLoop('binding-test', false, () => {}, ids, statuses, [], 0);
+    loop.submit(new Float64Array([0, 0, -1, 0]), 1, []);
+    expect(loop.wait(0, -1)).toBe(true);
+    loop.stop();
+    expect(loop.drain()).toBe(1);
+    expect(loop.drain()).toBe(0);
+    loop.submit(new Float64Array([1, 0, -1, 0]), 1, []); // to a stopped loop
+    expect(loop.drain()).toBe(1);
+    expect([ids[0], statuses[0]]).toEqual([1, 2]); // slot 1, cancelled
+  });
+
   it('a batch with a slot or kind out of range throws a RangeError and submits nothing', () => {
     const ids = new Uint32Array(16);
     const loop = new binding.NativeLoop('binding-test', false, () => {}, ids, new Uint8Array(16), [], 0);

@@ -65,7 +65,7 @@ NativeLoop::NativeLoop(const Napi::CallbackInfo& info) : ObjectWrap<NativeLoop>(
   ids_ref_ = Napi::Persistent(ids);
   statuses_ref_ = Napi::Persistent(statuses);
   payloads_ref_ = Napi::Persistent(info[5].As<Napi::Object>());
-  taken_.resize(ids.ElementLength());
+  drain_capacity_ = ids.ElementLength();
 
   // The thread-safe function may deliver a queued call after this object is
   // gone; it reaches us only through `relay_`, which outlives it.
@@ -116,6 +116,7 @@ NativeLoop::~NativeLoop() {
 // is gone with us).
 void NativeLoop::ReleaseUndrainedTasks() {
   if (core_ == nullptr) return;
+  MakeRoomToTake();
   while (size_t n = core_->TakeCompletions(taken_.data(), taken_.size())) {
     for (size_t i = 0; i < n; i++) {
       Task* task = taken_[i].task;
@@ -315,6 +316,7 @@ Napi::Value NativeLoop::Drain(const Napi::CallbackInfo& info) {
   if (draining_) return Napi::Number::New(env, 0);
   // At most max (the JS side's budget for this turn of the main loop), and
   // never more than the ids array holds.
+  MakeRoomToTake();
   size_t max = taken_.size();
   if (info.Length() > 0 && info[0].IsNumber()) {
     double asked = info[0].As<Napi::Number>().DoubleValue();
@@ -372,7 +374,13 @@ Napi::Value NativeLoop::Drain(const Napi::CallbackInfo& info) {
     id[i] = taken_[i].tag;
     status[i] = static_cast<uint8_t>(taken_[i].status);
   }
+  // Fewer than asked for: none is left, and after a stop none comes.
+  if (stopped_ && n < max) std::vector<Completion>().swap(taken_);
   return Napi::Number::New(env, static_cast<double>(n));
+}
+
+void NativeLoop::MakeRoomToTake() {
+  if (taken_.size() < drain_capacity_) taken_.resize(drain_capacity_);
 }
 
 // A slot names either a task made here (slots_) or one the loop thread made
@@ -468,6 +476,7 @@ Napi::Value NativeLoop::Stop(const Napi::CallbackInfo& info) {
   // hook, while their extension's environment lives, not by our finalizer,
   // which comes after that environment is deleted.
   StopThread();
+  stopped_ = true;
   return info.Env().Undefined();
 }
 

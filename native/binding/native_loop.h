@@ -78,6 +78,7 @@ class NativeLoop : public Napi::ObjectWrap<NativeLoop>, public CompletionSink {
   bool cleanup_hook_added_ = false;
   bool keep_alive_ = true;
   bool busy_ = false;
+  bool stopped_ = false;  // stop() was called: no completion comes once drained
   uint32_t spin_us_ = 0;
 
   // Weak while idle, so an idle, unreferenced loop can be collected (its
@@ -86,7 +87,13 @@ class NativeLoop : public Napi::ObjectWrap<NativeLoop>, public CompletionSink {
   Napi::Reference<Napi::Uint32Array> ids_ref_;
   Napi::Reference<Napi::Uint8Array> statuses_ref_;
   Napi::ObjectReference payloads_ref_;
-  std::vector<Completion> taken_;  // drain()'s scratch space
+  // drain()'s scratch space, drain_capacity_ entries (the ids array's
+  // length, 16 KiB for the JS side's 1,024): made at the first drain, not
+  // for a loop that never has one, and given back once a stopped loop has
+  // drained everything (until then it waits for the finalizer).
+  std::vector<Completion> taken_;
+  size_t drain_capacity_ = 0;
+  void MakeRoomToTake();
   // An extension's to_js or free may call JS that waits on this loop; the
   // drain that nests then takes nothing, or it would overwrite taken_ (and
   // the slots and statuses) under this one and free its tasks a second time.
