@@ -59,9 +59,11 @@ describe('the native binding', () => {
     loop.stop();
     expect(loop.drain()).toBe(1);
     expect(loop.drain()).toBe(0);
-    loop.submit(new Float64Array([1, 0, -1, 0]), 1, []); // to a stopped loop
-    expect(loop.drain()).toBe(1);
-    expect([ids[0], statuses[0]]).toEqual([1, 2]); // slot 1, cancelled
+    // To the stopped loop: a sleep, and a hash (kept in the tables by slot, made again too).
+    loop.submit(new Float64Array([1, 0, -1, 0, 40, 1, -1, 2]), 2, [undefined, new Uint8Array(8)]);
+    expect(loop.drain()).toBe(2);
+    expect([...ids.slice(0, 2)].sort((a, b) => a - b)).toEqual([1, 40]);
+    expect([...statuses.slice(0, 2)]).toEqual([2, 2]); // both cancelled
   });
 
   it('a batch with a slot or kind out of range throws a RangeError and submits nothing', () => {

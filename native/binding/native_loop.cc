@@ -116,10 +116,12 @@ NativeLoop::~NativeLoop() {
 // is gone with us).
 void NativeLoop::ReleaseUndrainedTasks() {
   if (core_ == nullptr) return;
-  MakeRoomToTake();
-  while (size_t n = core_->TakeCompletions(taken_.data(), taken_.size())) {
+  // A few at a time, in space of its own: taken_ may be gone (ReleaseDrainSpace),
+  // and at teardown there is no call to make it again for.
+  Completion taken[64];
+  while (size_t n = core_->TakeCompletions(taken, 64)) {
     for (size_t i = 0; i < n; i++) {
-      Task* task = taken_[i].task;
+      Task* task = taken[i].task;
       if (task == nullptr) continue;  // made and freed by the loop thread
       ReleaseTask(Napi::Env(env_), task);
       core_->Dispose(task);
@@ -374,13 +376,27 @@ Napi::Value NativeLoop::Drain(const Napi::CallbackInfo& info) {
     id[i] = taken_[i].tag;
     status[i] = static_cast<uint8_t>(taken_[i].status);
   }
-  // Fewer than asked for: none is left, and after a stop none comes.
-  if (stopped_ && n < max) std::vector<Completion>().swap(taken_);
+  // Fewer than asked for: none is left, and after a stop the thread sends
+  // no more (only a late submit() could, which makes room again). Not from
+  // JS that a submit() runs (a getter of its batch): it holds the tables.
+  if (stopped_ && n < max && !submitting_) ReleaseDrainSpace();
   return Napi::Number::New(env, static_cast<double>(n));
 }
 
 void NativeLoop::MakeRoomToTake() {
   if (taken_.size() < drain_capacity_) taken_.resize(drain_capacity_);
+}
+
+// A stopped loop drained dry holds no task: its tables by slot, sized for
+// the most tasks it ever had in flight, go now rather than at finalization,
+// which V8 does not hurry for memory it cannot see. A late submit()
+// (MakeRoomForSlots) and drain() (MakeRoomToTake) make them again.
+void NativeLoop::ReleaseDrainSpace() {
+  std::vector<Completion>().swap(taken_);
+  std::vector<Task*>().swap(slots_);
+  std::vector<Napi::ObjectReference>().swap(borrowed_);
+  std::vector<Submission>().swap(batch_);
+  std::vector<uint32_t>().swap(made_here_slots_);
 }
 
 // A slot names either a task made here (slots_) or one the loop thread made

@@ -94,6 +94,7 @@ class NativeLoop : public Napi::ObjectWrap<NativeLoop>, public CompletionSink {
   std::vector<Completion> taken_;
   size_t drain_capacity_ = 0;
   void MakeRoomToTake();
+  void ReleaseDrainSpace();
   // An extension's to_js or free may call JS that waits on this loop; the
   // drain that nests then takes nothing, or it would overwrite taken_ (and
   // the slots and statuses) under this one and free its tasks a second time.

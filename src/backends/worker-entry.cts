@@ -249,7 +249,7 @@ async function stop(): Promise<void> {
   stopping = true;
   startQueued(false); // completes what is still queued as cancelled
   for (const task of [...active.values()]) end(task, TaskStatus.cancelled);
-  await killAllChildren(); // no zombie outlives the run
+  await killAllChildren(); // no zombie outlives the run (but a child we may not signal, left running)
   flushCompletions();
   const stopped: StoppedMessage = { type: 'stopped' };
   completions.postMessage(stopped);

@@ -421,13 +421,13 @@ class WorkerRun implements LoopRun {
 
   cancelAll(): void {
     this.#settleArrived(); // what has come back keeps its result, as with cancel()
-    // Every task is told before any callback runs, as cancel() tells it:
-    // the flag stops synchronous work at its next checkpoint (the stop
-    // message would wait for it to finish), the message clears timers and
-    // kills children. A callback that waits on a sibling then waits for a
-    // cancel, not for the sibling's whole work (for ever, for a server
-    // child). And every Future is done before any callback runs, as when a
-    // batch settles.
+    // Every Future is done before any callback runs, as when a batch
+    // settles: a callback that waits on a sibling finds it cancelled, where
+    // it waited for the sibling's whole work (for ever, for a server child).
+    // And every task is told first, as cancel() tells it, so the work stops
+    // while the callbacks run: the flag stops synchronous work at its next
+    // checkpoint (the stop message would wait for it to finish), the
+    // message clears timers and kills children.
     const cancelled = [...this.#slots.futures()];
     for (const future of cancelled) {
       if (this.#heldAtExit.delete(future)) continue; // never sent: nothing to stop, as in abort()
@@ -468,7 +468,8 @@ class WorkerRun implements LoopRun {
     // Also after the Worker died by itself: its thread may not be joined yet.
     this.#port.close();
     // A Worker that stopped has killed and reaped its children and cleared
-    // the table; one that died by itself did neither.
+    // the table, but for one it may not signal (EPERM), left running; one
+    // that died by itself did neither.
     killPids(this.#children);
     pidTables.delete(this.#children);
     await this.#worker.terminate();
