@@ -316,8 +316,8 @@ bool NativeLoop::MakeRoomForSlots(const double* fields, uint32_t count) {
 Napi::Value NativeLoop::Drain(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (draining_) return Napi::Number::New(env, 0);
-  // At most max (the JS side's budget for this turn of the main loop), and
-  // never more than the ids array holds.
+  // At most max (what is left of the JS side's budget before it yields to
+  // the main loop), and never more than the ids array holds.
   MakeRoomToTake();
   size_t max = taken_.size();
   if (info.Length() > 0 && info[0].IsNumber()) {

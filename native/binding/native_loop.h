@@ -78,7 +78,7 @@ class NativeLoop : public Napi::ObjectWrap<NativeLoop>, public CompletionSink {
   bool cleanup_hook_added_ = false;
   bool keep_alive_ = true;
   bool busy_ = false;
-  bool stopped_ = false;  // stop() was called: no completion comes once drained
+  bool stopped_ = false;  // stop() was called: once drained, the thread sends no more
   uint32_t spin_us_ = 0;
 
   // Weak while idle, so an idle, unreferenced loop can be collected (its
@@ -89,8 +89,8 @@ class NativeLoop : public Napi::ObjectWrap<NativeLoop>, public CompletionSink {
   Napi::ObjectReference payloads_ref_;
   // drain()'s scratch space, drain_capacity_ entries (the ids array's
   // length, 16 KiB for the JS side's 1,024): made at the first drain, not
-  // for a loop that never has one, and given back once a stopped loop has
-  // drained everything (until then it waits for the finalizer).
+  // for a loop that never has one, and given back with the tables by slot
+  // once a stopped loop has drained everything (ReleaseDrainSpace).
   std::vector<Completion> taken_;
   size_t drain_capacity_ = 0;
   void MakeRoomToTake();
