@@ -507,6 +507,54 @@ describe("the worker backend's Worker dying under a running loop", () => {
     expect(result.stdout).toBe("sideloop's worker thread exited with code 1 | retried 2\n");
   });
 
+  it('what the Worker finished before it died keeps its result; a callback blocked on a sibling then gets the death', async () => {
+    // The Worker's 'error' event came before the port's messages: every
+    // task of the flood, finished and posted, failed with the Worker's
+    // error. Settled first now, their callbacks run before the pending
+    // Futures fail: one that blocked on a pending sibling must get the
+    // death at once (it waited on the dead thread).
+    const result = await runScript(`
+      const fs = require('node:fs');
+      const workerThreads = require('node:worker_threads');
+      const FLOOD = 3000; // more than one drain's budget (1024): the rest waits for a yield
+      workerThreads.Worker = class extends workerThreads.Worker {
+        // The Worker throws once it has posted every completion of the flood.
+        constructor(file, options) {
+          super(\`
+            const { MessagePort } = require('node:worker_threads');
+            const post = MessagePort.prototype.postMessage;
+            let posted = 0;
+            MessagePort.prototype.postMessage = function (message, ...rest) {
+              const count = message?.type === 'completions' ? message.slots.length : 0; // before it is transferred
+              post.call(this, message, ...rest);
+              if ((posted += count) >= \${FLOOD}) setImmediate(() => { throw new Error('boom'); });
+            };
+            require(\${JSON.stringify(file)});
+          \`, { ...options, eval: true });
+        }
+      };
+      const sideloop = require(SIDELOOP);
+      (async () => {
+        const before = new Set(fs.readdirSync('/proc/self/task'));
+        const loop = new sideloop.EventLoop({ backend: 'worker' });
+        const sibling = loop.sleep(600000);
+        const [thread] = fs.readdirSync('/proc/self/task').filter((id) => !before.has(id));
+        const flood = Array.from({ length: FLOOD }, () => loop.sleep(0));
+        let seen;
+        flood.at(-1).addDoneCallback(() => {
+          try { sibling.result(); } catch (error) { seen = error.message; }
+        });
+        await null; // the batch is sent
+        // Everything the Worker posts, its death included, then arrives in one turn.
+        while (fs.existsSync('/proc/self/task/' + thread));
+        const results = await Promise.allSettled(flood);
+        console.log(results.filter(({ status }) => status === 'fulfilled').length, seen, '|', sibling.exception().message, loop.state);
+      })();
+    `);
+    clean(result);
+    expect(result.stdout).toBe('3000 boom | boom stopped\n');
+  });
+
   it("the dead Worker's exec children are killed by the shutdown that follows", async () => {
     const marker = `.${process.pid}${Date.now() % 100000}`;
     const result = await runScript(

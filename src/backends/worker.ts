@@ -226,6 +226,7 @@ class WorkerRun implements LoopRun {
 
   #unsettled = 0; // Futures submitted here and not yet done
   #stopped = false; // by stop(), or because the Worker died
+  #deathError: Error | undefined; // the Worker died: what its pending Futures fail with (onWorkerGone)
   #stopCalled = false;
   #onStopped: (() => void) | undefined;
   readonly #appearedThread: string | undefined; // see the constructor
@@ -343,6 +344,13 @@ class WorkerRun implements LoopRun {
       const seen = Atomics.load(this.#control, Control.completions);
       this.#settleArrived();
       if (future._settled() || this.#stopped) return;
+      if (this.#deathError !== undefined) {
+        // A done callback blocked on a sibling while the Worker's death is
+        // being handled (onWorkerGone): whatever was left to settle has been,
+        // and nothing more will come.
+        this.#failRemaining();
+        return;
+      }
       // Blocked, we cannot send chunks turn by turn: send this Future's own
       // large input from here, as the worker takes it, within the deadline.
       // Other inputs go on from the next turn (their tasks do not hold up
@@ -500,12 +508,28 @@ class WorkerRun implements LoopRun {
       this.#onStopped?.(); // exiting while stopping is what we asked for
       return;
     }
-    this.#drains.all(); // what finished before the death keeps its result
+    if (this.#deathError !== undefined) return; // its 'died' message, pulled below: this call goes on
+    this.#deathError = error;
+    // What finished before the death keeps its result, also what still
+    // waits in the port: the Worker's 'error' and 'exit' events can come
+    // before the port's messages (all 3,000 results of a flood were lost).
+    for (let received; (received = receiveMessageOnPort(this.#port)) !== undefined; ) {
+      const message = received.message as PortMessage;
+      if (message.type === 'completions') this.#inbox.push(message); // settled together below, not budget by budget
+      else this.onMessage(message);
+    }
+    this.#drains.all();
+    this.#failRemaining();
+  }
+
+  /** After the Worker's death (#deathError): fails every Future it left, once. */
+  #failRemaining(): void {
+    if (this.#stopped) return;
     this.#stopped = true;
     // Every Future is done before any callback runs, and the EventLoop has
     // let go of this run by then: a callback that submits again (a retry)
     // reaches a fresh Worker, not this dead one.
-    const failed = this.#slots.takeAll().filter((future) => future._conclude('failed', error));
+    const failed = this.#slots.takeAll().filter((future) => future._conclude('failed', this.#deathError));
     this.#options.onDied();
     for (const future of failed) future._announce();
   }
