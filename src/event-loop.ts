@@ -322,8 +322,9 @@ export class EventLoop {
     this.#run = undefined;
     this.#state = 'stopped';
     // Nothing can fail here any more (its Futures have): a rejection is dropped.
-    const reaping: Promise<void> = Promise.resolve(run.stop())
-      .catch(() => undefined)
+    // A thread that died before this one may still be being reaped: the
+    // next shutdown() waits for both.
+    const reaping: Promise<void> = Promise.all([this.#reaping, Promise.resolve(run.stop()).catch(() => undefined)])
       .then(() => {
         if (this.#reaping === reaping) this.#reaping = undefined;
       });
