@@ -12,7 +12,7 @@ import { inspect } from 'node:util';
 import type { Backend, BackendName, LoopRun } from './backends/backend.js';
 import { selectBackend, type BackendOption } from './backends/select.js';
 import { EventLoopClosedError, InvalidStateError, QueueFullError, invalidArgType, nativeOnly, outOfRange } from './errors.js';
-import { Future, type AnyFuture, type Outcome } from './future.js';
+import { Future, announceAll, type AnyFuture, type Outcome } from './future.js';
 import { NATIVE_API, SUBMIT_NATIVE } from './native-extension.js';
 import { accessDenied } from './permission.js';
 import {
@@ -74,6 +74,21 @@ export interface ShutdownOptions {
  * accessor of a private field, so Object.keys(loop) does not show it.
  */
 export const GROUP_STOPPING: unique symbol = Symbol('sideloop.groupStopping');
+
+/**
+ * @internal The key of shutdown() without its last step: the Futures that
+ * cancelPending cancelled are returned concluded, for the caller to
+ * announce (announceAll). An EventLoopGroup cancels every member's before
+ * any callback runs, as one loop does.
+ */
+export const BEGIN_SHUTDOWN: unique symbol = Symbol('sideloop.beginShutdown');
+
+/** @internal What BEGIN_SHUTDOWN returns. */
+export interface BegunShutdown {
+  stopped: Promise<void>;
+  /** Cancelled by cancelPending, and not yet announced. */
+  cancelled: AnyFuture[];
+}
 
 export class EventLoop {
   /** The backend in use. */
@@ -149,14 +164,20 @@ export class EventLoop {
    * returns the same promise (and `cancelPending` still cancels what is left).
    */
   shutdown(options?: ShutdownOptions): Promise<void> {
+    const { stopped, cancelled } = this[BEGIN_SHUTDOWN](options);
+    announceAll(cancelled);
+    return stopped;
+  }
+
+  /** @internal See BEGIN_SHUTDOWN. */
+  [BEGIN_SHUTDOWN](options?: ShutdownOptions): BegunShutdown {
     validateObject(options, 'options');
     const cancelPending = (options as ShutdownOptions | undefined)?.cancelPending ?? false;
     validateBoolean(cancelPending, 'options.cancelPending');
-    if (this.#state === 'idle' || this.#state === 'stopped') return this.#reaping ?? Promise.resolve();
+    if (this.#state === 'idle' || this.#state === 'stopped') return { stopped: this.#reaping ?? Promise.resolve(), cancelled: [] };
     // 'stopping' first: what the cancelled Futures' callbacks submit is refused.
     this.#shutdown ??= this.#stop();
-    if (cancelPending) this.#run!.cancelAll();
-    return this.#shutdown;
+    return { stopped: this.#shutdown, cancelled: cancelPending ? this.#run!.cancelAll() : [] };
   }
 
   [Symbol.asyncDispose](): Promise<void> {

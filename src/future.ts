@@ -341,6 +341,14 @@ export class Future<T> implements PromiseLike<T> {
 }
 
 /**
+ * The second half of settling (Future._announce) for Futures concluded
+ * together: their promises settle and their callbacks run, in order.
+ */
+export function announceAll(futures: readonly AnyFuture[]): void {
+  for (const future of futures) future._announce();
+}
+
+/**
  * Runs one done callback. An error it throws surfaces as any Node
  * callback's would, as an uncaught exception, after the remaining
  * callbacks have run.

@@ -6,8 +6,17 @@ import os from 'node:os';
 
 import type { BackendName } from './backends/backend.js';
 import { InvalidStateError, outOfRange } from './errors.js';
-import { EventLoop, GROUP_STOPPING, type EventLoopOptions, type LoopState, type LoopStats, type ShutdownOptions } from './event-loop.js';
-import type { Future } from './future.js';
+import {
+  BEGIN_SHUTDOWN,
+  EventLoop,
+  GROUP_STOPPING,
+  type BegunShutdown,
+  type EventLoopOptions,
+  type LoopState,
+  type LoopStats,
+  type ShutdownOptions,
+} from './event-loop.js';
+import { announceAll, type Future } from './future.js';
 import type { BinaryLike, CompressOptions, ExecOptions, ExecResult, HashAlgorithm, SubmitOptions } from './tasks.js';
 import { validateNumber, validateObject } from './validate.js';
 
@@ -68,7 +77,7 @@ export class EventLoopGroup {
     if (this.#stopping !== undefined) {
       // Again while stopping (maybe from a done callback that the first
       // call runs): the same promise; cancelPending still cancels.
-      for (const loop of this.#loops) void loop.shutdown(options);
+      announceAll(this.#loops.flatMap((loop) => loop[BEGIN_SHUTDOWN](options).cancelled));
       return this.#stopping;
     }
     if (this.#loops.every((loop) => loop.state === 'idle' || loop.state === 'stopped')) {
@@ -87,17 +96,21 @@ export class EventLoopGroup {
       this.#refuseWork(false);
       this.#stopping = undefined;
     };
-    let stops: Promise<void>[];
+    let begun: BegunShutdown[];
     try {
       // Not async: bad options throw here, as EventLoop's do (the first loop
       // throws before any loop has changed).
-      stops = this.#loops.map((loop) => loop.shutdown(options));
+      begun = this.#loops.map((loop) => loop[BEGIN_SHUTDOWN](options));
     } catch (error) {
       reopen();
       throw error;
     }
+    // With cancelPending: every member's Futures are done before any
+    // callback runs, as in one loop, so a callback that waits on a sibling
+    // on another member finds it cancelled (it waited for the sibling's work).
+    announceAll(begun.flatMap(({ cancelled }) => cancelled));
     stopped(
-      Promise.all(stops).then(reopen, (error: unknown) => {
+      Promise.all(begun.map(({ stopped }) => stopped)).then(reopen, (error: unknown) => {
         reopen();
         throw error;
       }),

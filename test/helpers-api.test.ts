@@ -273,6 +273,28 @@ describe.each(BACKENDS)('wait, asCompleted and groups (%s backend)', (backend) =
     expect(group.state).toBe('stopped');
     expect(() => retry!.result(0)).toThrow(EventLoopClosedError);
   });
+
+  it("EventLoopGroup.shutdown({ cancelPending: true }) cancels every member's Futures before any callback runs", async () => {
+    // Members were shut down one by one, each running its callbacks before
+    // the next was touched: a callback that waited on a sibling on another
+    // member waited for that sibling's work (its timeout here).
+    const group = new EventLoopGroup({ backend, size: 2 });
+    track(group);
+    const first = group.sleep(60_000, 'first');
+    const sibling = group.sleep(60_000, 'sibling'); // the other member: it has fewer pending
+    let seen: { state: string; waited: unknown; pending: number } | undefined;
+    first.addDoneCallback(() => {
+      let waited: unknown;
+      try {
+        waited = sibling.result(10_000);
+      } catch (error) {
+        waited = error;
+      }
+      seen = { state: sibling.state, waited, pending: group.pending };
+    });
+    await group.shutdown({ cancelPending: true });
+    expect(seen).toEqual({ state: 'cancelled', waited: expect.objectContaining({ code: 'ERR_SIDELOOP_CANCELLED' }), pending: 0 });
+  });
 });
 
 describe('getDefaultLoop', () => {

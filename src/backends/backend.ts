@@ -24,8 +24,13 @@ export interface RunOptions {
 export interface LoopRun extends FutureOwner {
   /** Queues the work of `future` (made with this run as owner). */
   submit(request: TaskRequest, future: AnyFuture): void;
-  /** Cancels every Future not yet done (the work itself is aborted by stop()). */
-  cancelAll(): void;
+  /**
+   * Cancels every Future not yet done, the thread told of each first (the
+   * work itself is aborted by stop()), and returns those it cancelled,
+   * concluded but not yet announced (Future._conclude): the caller
+   * announces them, after those of a group's other loops.
+   */
+  cancelAll(): AnyFuture[];
   /** Tasks running on the loop thread right now. */
   running(): number;
   /**

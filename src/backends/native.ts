@@ -139,7 +139,7 @@ class NativeRun implements LoopRun {
     this.#options.onSettled(outcome);
   }
 
-  cancelAll(): void {
+  cancelAll(): AnyFuture[] {
     // Tasks still in the batch go with a time limit of 0, which the thread
     // discards before any of their work runs (however fast it picks them
     // up); those on it are told, as by cancel(). Before, none was told, and
@@ -160,8 +160,9 @@ class NativeRun implements LoopRun {
       if (!staged.has(future[TICKET])) this.#handle.cancel(future[TICKET]);
     }
     // Every Future is done before any callback runs, as when a batch settles.
-    for (const future of cancelled.filter((future) => future._conclude('cancelled', undefined))) future._announce();
+    const concluded = cancelled.filter((future) => future._conclude('cancelled', undefined));
     this.#flush();
+    return concluded;
   }
 
   running(): number {

@@ -427,7 +427,7 @@ class WorkerRun implements LoopRun {
     this.#options.onSettled(outcome);
   }
 
-  cancelAll(): void {
+  cancelAll(): AnyFuture[] {
     this.#settleArrived(); // what has come back keeps its result, as with cancel()
     // Every Future is done before any callback runs, as when a batch
     // settles: a callback that waits on a sibling finds it cancelled, where
@@ -443,7 +443,7 @@ class WorkerRun implements LoopRun {
       this.#stagedCancels.push(future[TICKET]);
     }
     this.#flush();
-    for (const future of cancelled.filter((future) => future._conclude('cancelled', undefined))) future._announce();
+    return cancelled.filter((future) => future._conclude('cancelled', undefined));
   }
 
   running(): number {
