@@ -116,6 +116,15 @@ export class Future<T> implements PromiseLike<T> {
     return future;
   }
 
+  /**
+   * @internal Whether `value` is a Future made by sideloop: not an object
+   * made from one (Object.create), nor a Proxy of one, which pass
+   * instanceof but have none of its state.
+   */
+  static _isFuture(value: unknown): value is AnyFuture {
+    return typeof value === 'object' && value !== null && #state in value;
+  }
+
   get state(): FutureState {
     if (this.#state !== 'pending' || this.#owner === undefined) return this.#state;
     // Asking the loop settles the Future first when its work is over: so

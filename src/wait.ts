@@ -42,10 +42,14 @@ export function wait<T>(futures: Iterable<Future<T>>, options?: WaitOptions): Pr
   return new Promise((resolve) => {
     let finished = false;
     const callbacks = new Map<Future<T>, () => void>();
-    const finish = () => {
+    const finish = (timedOut: boolean) => {
       if (finished) return;
       finished = true;
       cancelTimer?.();
+      // The timer may fire before a turn's completions are settled (timers
+      // run before I/O; a drain yields after a budget): the loops have the
+      // last word on what is done. Not from a callback, which a drain runs.
+      if (timedOut) refresh(notDone);
       // Futures settled in the same batch as the one that ended the wait
       // are done by now, though their callbacks here have not run yet.
       for (const future of notDone) {
@@ -59,14 +63,14 @@ export function wait<T>(futures: Iterable<Future<T>>, options?: WaitOptions): Pr
       for (const future of notDone) future._removeDoneCallback(callbacks.get(future)!);
       resolve({ done, notDone });
     };
-    const cancelTimer = timeout === undefined || timeout === Infinity ? undefined : after(timeout, finish);
+    const cancelTimer = timeout === undefined || timeout === Infinity ? undefined : after(timeout, () => finish(true));
     for (const future of notDone) {
       const callback = () => {
         if (finished) return;
         notDone.delete(future);
         done.add(future);
         if (notDone.size === 0 || returnWhen === 'FIRST_COMPLETED' || (returnWhen === 'FIRST_EXCEPTION' && failed(future))) {
-          finish();
+          finish(false);
         }
       };
       callbacks.set(future, callback);
@@ -140,6 +144,10 @@ function iterateAsCompleted<T>(all: Set<Future<T>>, timeout: number | undefined)
       }
       const left = deadline - Date.now();
       if (left <= 0) {
+        // Work the loops finished, whose completions wait behind this timer
+        // (timers run before I/O) or a drain's budget, is done: ask them.
+        refresh([...callbacks.keys()]);
+        if (ready.length > 0) continue;
         close();
         throw new TimeoutError(`${remaining} of ${all.size} futures were not done within ${timeout} ms`);
       }
@@ -189,7 +197,7 @@ function toFutureSet<T>(futures: Iterable<Future<T>>): Set<Future<T>> {
   }
   const set = new Set<Future<T>>();
   for (const future of futures) {
-    if (!(future instanceof Future)) throw invalidArgType('futures', 'an iterable of Future', future);
+    if (!Future._isFuture(future)) throw invalidArgType('futures', 'an iterable of Future', future);
     set.add(future);
   }
   return set;

@@ -53,6 +53,12 @@ describe.each(BACKENDS)('wait, asCompleted and groups (%s backend)', (backend) =
     expect(() => wait([], { returnWhen: 'ANY' as never })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }));
     expect(() => wait([], { timeout: -1 })).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
     expect(() => asCompleted(null as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+    // They pass instanceof but are no Futures: V8's TypeError without a code, reading a private field.
+    const future = makeLoop().sleep(0);
+    for (const impostor of [Object.create(future), new Proxy(future, {}), Object.create(Object.getPrototypeOf(future))]) {
+      expect(() => wait([impostor])).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+      expect(() => asCompleted([impostor])).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+    }
   });
 
   it('asCompleted() yields the done ones first, then in completion order', async () => {
@@ -294,6 +300,62 @@ describe.each(BACKENDS)('wait, asCompleted and groups (%s backend)', (backend) =
     });
     await group.shutdown({ cancelPending: true });
     expect(seen).toEqual({ state: 'cancelled', waited: expect.objectContaining({ code: 'ERR_SIDELOOP_CANCELLED' }), pending: 0 });
+  });
+});
+
+describe('wait() and asCompleted() at their timeout', () => {
+  it('count work the loop has finished as done, though its completion has not been settled yet', async () => {
+    // The timer can fire before the completions of the same turn are
+    // settled (timers run before I/O; a drain yields after its budget):
+    // wait() put such a Future in notDone, and asCompleted() threw
+    // TimeoutError and never yielded it, though done() said it was done.
+    // A stand-in for the addon's loop finishes tasks only when told, and
+    // never wakes the main thread, so the timer always comes first.
+    const result = await runScript(`
+      const path = require('node:path');
+      const load = require(path.join(path.dirname(SIDELOOP), 'backends', 'load.js'));
+      let thread;
+      class QuietLoop {
+        constructor(name, keepAlive, onWake, ids, statuses) { thread = this; this.ids = ids; this.statuses = statuses; this.phases = []; this.finished = []; }
+        submit(batch, count) { for (let i = 0; i < count; i++) this.phases[batch[i * 4]] = 1; return false; }
+        finishAll() {
+          this.phases.forEach((phase, slot) => { if (phase === 1) { this.phases[slot] = 2; this.finished.push(slot); } });
+        }
+        phase(slot) { return this.phases[slot]; }
+        drain(max = this.ids.length) {
+          const n = Math.min(max, this.finished.length);
+          for (let i = 0; i < n; i++) { this.ids[i] = this.finished[i]; this.statuses[i] = 0; }
+          this.finished.splice(0, n);
+          return n;
+        }
+        cancel() {}
+        wait() { return false; }
+        setBusy() {}
+        running() { return 0; }
+        stop() {}
+      }
+      load.loadNativeBinding = () => ({ binding: { abiVersion: 1, nativeApi: null, NativeLoop: QuietLoop } });
+      const { EventLoop, wait, asCompleted } = require(SIDELOOP);
+      (async () => {
+        const loop = new EventLoop({ backend: 'native' });
+        const waited = loop.sleep(60000, 'waited');
+        await null; // handed over
+        const waiting = wait([waited], { timeout: 1 });
+        thread.finishAll();
+        const { done, notDone } = await waiting;
+        console.log('wait:', done.has(waited), notDone.size);
+
+        const iterated = loop.sleep(60000, 'iterated');
+        await null;
+        const next = asCompleted([iterated], { timeout: 1 }).next();
+        thread.finishAll();
+        const { value } = await next.catch((error) => ({ value: error.code }));
+        console.log('asCompleted:', value === iterated ? 'yielded it' : value);
+        await loop.shutdown();
+      })();
+    `);
+    expect(result.stderr).toBe('');
+    expect(result.stdout).toBe('wait: true 0\nasCompleted: yielded it\n');
   });
 });
 
