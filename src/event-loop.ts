@@ -7,6 +7,7 @@
  *
  * It knows nothing of threads: a LoopRun (one per start) does.
  */
+import { addAbortListener } from 'node:events';
 import { inspect } from 'node:util';
 
 import type { Backend, BackendName, LoopRun } from './backends/backend.js';
@@ -370,7 +371,21 @@ function followSignal(signal: AbortSignal, future: AnyFuture): void {
     future._cancelBecause(signal.reason);
     return;
   }
-  const onAbort = () => future._cancelBecause(signal.reason);
-  signal.addEventListener('abort', onAbort, { once: true });
-  future._onDone(() => signal.removeEventListener('abort', onAbort));
+  const stopListening = onAbort(signal, () => future._cancelBecause(signal.reason));
+  future._onDone(stopListening);
+}
+
+/**
+ * Listens for `signal`'s abort as Node's own APIs do (events.addAbortListener):
+ * an 'abort' listener added before it that calls stopImmediatePropagation()
+ * cannot keep the task from being cancelled. Node before 20.5 (and a runtime
+ * without it) gets a plain listener. Returns what removes it.
+ */
+function onAbort(signal: AbortSignal, listener: () => void): () => void {
+  if (typeof addAbortListener === 'function') {
+    const listening = addAbortListener(signal, listener);
+    return () => listening[Symbol.dispose]();
+  }
+  signal.addEventListener('abort', listener, { once: true });
+  return () => signal.removeEventListener('abort', listener);
 }

@@ -279,6 +279,17 @@ describe.each(BACKENDS)('EventLoop lifecycle (%s backend)', (backend) => {
     expect(error).not.toHaveProperty('cause');
   });
 
+  it('an abort cancels the task even when an earlier listener stops its propagation, as in Node', async () => {
+    // A plain 'abort' listener was skipped: the task ran to its end.
+    const loop = makeLoop();
+    const controller = new AbortController();
+    controller.signal.addEventListener('abort', (event) => event.stopImmediatePropagation());
+    const future = loop.sleep(60_000, 'ran', { signal: controller.signal });
+    controller.abort();
+    expect(future.cancelled()).toBe(true);
+    await expect(future).rejects.toBeInstanceOf(CancelledError);
+  });
+
   it('a timeout counts from the start and fails the Future with TimeoutError', async () => {
     const loop = makeLoop();
     const future = loop.sleep(60_000, undefined, { timeout: 10 });
