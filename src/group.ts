@@ -138,41 +138,60 @@ export class EventLoopGroup {
   sleep(ms: number, value?: undefined, options?: SubmitOptions): Future<undefined>;
   sleep<T>(ms: number, value: T, options?: SubmitOptions): Future<T>;
   sleep<T>(ms: number, value?: T, options?: SubmitOptions): Future<T | undefined> {
-    return this.#pick().sleep(ms, value, options);
+    return this.#submit((loop) => loop.sleep(ms, value, options));
   }
 
   hash(algorithm: HashAlgorithm, data: BinaryLike, options?: SubmitOptions): Future<Buffer> {
-    return this.#pick().hash(algorithm, data, options);
+    return this.#submit((loop) => loop.hash(algorithm, data, options));
   }
 
   gzip(data: BinaryLike, options?: CompressOptions): Future<Buffer> {
-    return this.#pick().gzip(data, options);
+    return this.#submit((loop) => loop.gzip(data, options));
   }
 
   gunzip(data: BinaryLike, options?: SubmitOptions): Future<Buffer> {
-    return this.#pick().gunzip(data, options);
+    return this.#submit((loop) => loop.gunzip(data, options));
   }
 
   deflate(data: BinaryLike, options?: CompressOptions): Future<Buffer> {
-    return this.#pick().deflate(data, options);
+    return this.#submit((loop) => loop.deflate(data, options));
   }
 
   inflate(data: BinaryLike, options?: SubmitOptions): Future<Buffer> {
-    return this.#pick().inflate(data, options);
+    return this.#submit((loop) => loop.inflate(data, options));
   }
 
   readFile(path: string | URL, options?: SubmitOptions): Future<Buffer> {
-    return this.#pick().readFile(path, options);
+    return this.#submit((loop) => loop.readFile(path, options));
   }
 
   writeFile(path: string | URL, data: BinaryLike, options?: SubmitOptions): Future<void> {
-    return this.#pick().writeFile(path, data, options);
+    return this.#submit((loop) => loop.writeFile(path, data, options));
   }
 
   exec(file: string, args?: readonly string[], options?: ExecOptions): Future<ExecResult>;
   exec(file: string, options?: ExecOptions): Future<ExecResult>;
   exec(file: string, args?: readonly string[] | ExecOptions, options?: ExecOptions): Future<ExecResult> {
-    return this.#pick().exec(file, args as readonly string[], options);
+    return this.#submit((loop) => loop.exec(file, args as readonly string[], options));
+  }
+
+  /**
+   * Submits with `call` to the loop with the fewest pending tasks, which
+   * checks the arguments and starts itself (a programmer error starts no
+   * thread, as on a loop).
+   */
+  #submit<T>(call: (loop: EventLoop) => Future<T>): Future<T> {
+    const loop = this.#pick();
+    const future = call(loop);
+    if (loop.state !== 'idle' && loop.state !== 'stopped') return future;
+    // It could not start (out of threads or file descriptors; or the task
+    // was refused before, by the permission model): with 0 pending it
+    // would be picked, and fail, for every task while another loop runs.
+    let running: EventLoop | undefined;
+    for (const other of this.#loops) {
+      if (other.state === 'running' && (running === undefined || other.pending < running.pending)) running = other;
+    }
+    return running === undefined ? future : call(running); // none runs: the submission fails with the reason
   }
 
   #pick(): EventLoop {
@@ -183,19 +202,6 @@ export class EventLoopGroup {
       if (loop.pending < best.pending) best = loop;
     }
     this.#next = (this.#next + 1) % loops.length;
-    if (this.#stopping !== undefined || (best.state !== 'idle' && best.state !== 'stopped')) return best;
-    // Started here rather than by the submission: a loop that cannot start
-    // (out of threads or file descriptors) keeps 0 pending and would be
-    // picked, and fail, for every task while another loop runs.
-    try {
-      best.start();
-      return best;
-    } catch {
-      let running: EventLoop | undefined;
-      for (const loop of loops) {
-        if (loop.state === 'running' && (running === undefined || loop.pending < running.pending)) running = loop;
-      }
-      return running ?? best; // none runs: the submission fails with the reason
-    }
+    return best;
   }
 }

@@ -280,6 +280,21 @@ describe.each(BACKENDS)('wait, asCompleted and groups (%s backend)', (backend) =
     expect(() => retry!.result(0)).toThrow(EventLoopClosedError);
   });
 
+  it('EventLoopGroup: a call with bad arguments throws and starts no loop, as on a loop', async () => {
+    // The group started the least busy loop (a thread, or a whole Worker)
+    // before that loop checked the arguments.
+    const group = new EventLoopGroup({ backend, size: 2 });
+    track(group);
+    expect(() => group.sleep(-1)).toThrow(RangeError);
+    expect(() => group.hash('nope' as never, 'x')).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }));
+    expect(() => group.readFile(42 as never)).toThrow(TypeError);
+    expect(group.state).toBe('idle');
+    expect(await group.sleep(0, 'then')).toBe('then');
+    await group.shutdown();
+    expect(() => group.gzip('x', { level: 42 })).toThrow(RangeError);
+    expect(group.state).toBe('stopped');
+  });
+
   it("EventLoopGroup.shutdown({ cancelPending: true }) cancels every member's Futures before any callback runs", async () => {
     // Members were shut down one by one, each running its callbacks before
     // the next was touched: a callback that waited on a sibling on another
@@ -347,8 +362,9 @@ describe('wait() and asCompleted() at their timeout', () => {
 
         const iterated = loop.sleep(60000, 'iterated');
         await null;
-        const next = asCompleted([iterated], { timeout: 1 }).next();
-        thread.finishAll();
+        const iterator = asCompleted([iterated], { timeout: 1 });
+        thread.finishAll(); // before next(), which may find the time up already
+        const next = iterator.next();
         const { value } = await next.catch((error) => ({ value: error.code }));
         console.log('asCompleted:', value === iterated ? 'yielded it' : value);
         await loop.shutdown();
