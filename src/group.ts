@@ -3,6 +3,7 @@
  * core. Each submission goes to the loop with the fewest pending tasks.
  */
 import os from 'node:os';
+import { inspect } from 'node:util';
 
 import type { BackendName } from './backends/backend.js';
 import { InvalidStateError, outOfRange } from './errors.js';
@@ -124,6 +125,10 @@ export class EventLoopGroup {
 
   [Symbol.asyncDispose](): Promise<void> {
     return this.shutdown();
+  }
+
+  [inspect.custom](): string {
+    return `EventLoopGroup { name: ${inspect(this.name)}, backend: '${this.backend}', size: ${this.size}, state: '${this.state}', pending: ${this.pending} }`;
   }
 
   stats(): LoopStats {

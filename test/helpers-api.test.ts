@@ -1,3 +1,5 @@
+import { inspect } from 'node:util';
+
 import { describe, expect, it, vi } from 'vitest';
 
 import { EventLoop, EventLoopClosedError, EventLoopGroup, InvalidStateError, TimeoutError, asCompleted, getDefaultLoop, wait, type Future } from '../dist/index.js';
@@ -289,6 +291,7 @@ describe.each(BACKENDS)('wait, asCompleted and groups (%s backend)', (backend) =
     expect(() => group.hash('nope' as never, 'x')).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }));
     expect(() => group.readFile(42 as never)).toThrow(TypeError);
     expect(group.state).toBe('idle');
+    expect(inspect(group)).toBe(`EventLoopGroup { name: 'sideloop', backend: '${backend}', size: 2, state: 'idle', pending: 0 }`);
     expect(await group.sleep(0, 'then')).toBe('then');
     await group.shutdown();
     expect(() => group.gzip('x', { level: 42 })).toThrow(RangeError);
