@@ -56,15 +56,23 @@ export const REQUEST: unique symbol = Symbol('sideloop.request');
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type AnyFuture = Future<any>;
 
+/** Future.#status values: pending, then one of the three ways to be done. */
+const PENDING = 0;
+const COMPLETED = 1;
+const FAILED = 2;
+const CANCELLED = 3;
+type Status = typeof PENDING | typeof COMPLETED | typeof FAILED | typeof CANCELLED;
+const STATE_OF: readonly ('pending' | 'finished' | 'cancelled')[] = ['pending', 'finished', 'finished', 'cancelled'];
+const OUTCOME_OF: readonly Outcome[] = ['completed', 'completed', 'failed', 'cancelled'];
+
 /**
  * The result of work submitted to a loop: awaitable like a Promise and
  * inspectable like Python's `concurrent.futures.Future`.
  */
 export class Future<T> implements PromiseLike<T> {
-  #state: 'pending' | 'cancelled' | 'finished' = 'pending';
-  #value: T | undefined;
-  #error: unknown;
-  #failed = false;
+  #status: Status = PENDING;
+  /** The value (completed), the error (failed), or why it was cancelled (if known). */
+  #result: unknown;
   #owner: FutureOwner | undefined;
   #callbacks: DoneCallback<any>[] | undefined;
   #promise: Promise<T> | undefined;
@@ -122,21 +130,21 @@ export class Future<T> implements PromiseLike<T> {
    * instanceof but have none of its state.
    */
   static _isFuture(value: unknown): value is AnyFuture {
-    return typeof value === 'object' && value !== null && #state in value;
+    return typeof value === 'object' && value !== null && #status in value;
   }
 
   get state(): FutureState {
-    if (this.#state !== 'pending' || this.#owner === undefined) return this.#state;
+    if (this.#status !== PENDING || this.#owner === undefined) return STATE_OF[this.#status]!;
     // Asking the loop settles the Future first when its work is over: so
     // state, done() and cancel() agree with the loop even while the main
     // thread polls without yielding.
     const phase = this.#owner.phaseOf(this);
-    return this.#state === 'pending' ? phase : this.#state;
+    return this.#status === PENDING ? phase : STATE_OF[this.#status]!;
   }
 
   done(): boolean {
-    if (this.#state === 'pending') this.#owner?.settleIfDone(this, true);
-    return this.#state !== 'pending';
+    if (this.#status === PENDING) this.#owner?.settleIfDone(this, true);
+    return this.#status !== PENDING;
   }
 
   /**
@@ -145,7 +153,7 @@ export class Future<T> implements PromiseLike<T> {
    * the addon's extension API, which asks it after each submission.
    */
   _settled(): boolean {
-    return this.#state !== 'pending';
+    return this.#status !== PENDING;
   }
 
   running(): boolean {
@@ -153,7 +161,7 @@ export class Future<T> implements PromiseLike<T> {
   }
 
   cancelled(): boolean {
-    return this.#state === 'cancelled';
+    return this.#status === CANCELLED;
   }
 
   /**
@@ -170,9 +178,9 @@ export class Future<T> implements PromiseLike<T> {
    * the CancelledError the Future then fails with.
    */
   _cancelBecause(reason: unknown): boolean {
-    if (this.#state === 'pending') this.#owner?.settleIfDone(this, false); // work the loop has finished is not thrown away
-    if (this.#state === 'finished') return false;
-    if (this.#state === 'cancelled') return true;
+    if (this.#status === PENDING) this.#owner?.settleIfDone(this, false); // work the loop has finished is not thrown away
+    if (this.#status === COMPLETED || this.#status === FAILED) return false;
+    if (this.#status === CANCELLED) return true;
     this.#owner?.abort(this);
     this._cancelled(reason);
     return true;
@@ -181,16 +189,16 @@ export class Future<T> implements PromiseLike<T> {
   /** The value; throws the task's error, `CancelledError`, or `TimeoutError` if `timeout` ms pass first. */
   result(timeout?: number): T {
     this.#waitSync(timeout);
-    if (this.#state === 'cancelled') throw this.#cancelledError();
-    if (this.#failed) throw this.#error;
-    return this.#value as T;
+    if (this.#status === CANCELLED) throw this.#cancelledError();
+    if (this.#status === FAILED) throw this.#result;
+    return this.#result as T;
   }
 
   /** The task's error, or undefined on success; waits as `result()` does. */
   exception(timeout?: number): Error | undefined {
     this.#waitSync(timeout);
-    if (this.#state === 'cancelled') throw this.#cancelledError();
-    return this.#failed ? (this.#error as Error) : undefined;
+    if (this.#status === CANCELLED) throw this.#cancelledError();
+    return this.#status === FAILED ? (this.#result as Error) : undefined;
   }
 
   /**
@@ -199,7 +207,7 @@ export class Future<T> implements PromiseLike<T> {
    */
   addDoneCallback(fn: DoneCallback<T>): void {
     if (typeof fn !== 'function') throw invalidArgType('fn', 'of type function', fn);
-    if (this.#state !== 'pending') {
+    if (this.#status !== PENDING) {
       this._onDone(fn); // a microtask, which keeps the caller's async context itself
       return;
     }
@@ -226,7 +234,7 @@ export class Future<T> implements PromiseLike<T> {
    * tidy up.
    */
   _onDone(fn: DoneCallback<T>): void {
-    if (this.#state !== 'pending') queueMicrotask(() => fn(this));
+    if (this.#status !== PENDING) queueMicrotask(() => fn(this));
     else (this.#callbacks ??= []).push(fn);
   }
 
@@ -265,9 +273,10 @@ export class Future<T> implements PromiseLike<T> {
     let shown: string;
     if (state === 'finished') {
       const inner = { ...options, depth: options.depth == null ? null : options.depth - 1 };
-      shown = this.#failed
-        ? `${options.stylize('<failed>', 'special')} ${inspect(this.#error, inner)}`
-        : inspect(this.#value, inner);
+      shown =
+        this.#status === FAILED
+          ? `${options.stylize('<failed>', 'special')} ${inspect(this.#result, inner)}`
+          : inspect(this.#result, inner);
     } else {
       shown = options.stylize(`<${state}>`, 'special');
     }
@@ -293,33 +302,30 @@ export class Future<T> implements PromiseLike<T> {
    * Returns false when the Future was done already (nothing to announce).
    */
   _conclude(outcome: Outcome, value: unknown): boolean {
-    if (this.#state !== 'pending') return false;
-    if (outcome === 'cancelled') this.#conclude('cancelled', undefined, value, false); // value: why, if known
-    else if (outcome === 'completed') this.#conclude('finished', value as T, undefined, false);
-    else this.#conclude('finished', undefined, value, true);
+    if (this.#status !== PENDING) return false;
+    // value, when cancelled: why, if known
+    this.#conclude(outcome === 'completed' ? COMPLETED : outcome === 'failed' ? FAILED : CANCELLED, value);
     return true;
   }
 
   /** A new CancelledError each time it is thrown or rejected with, its cause the reason given, if any. */
   #cancelledError(): CancelledError {
-    return new CancelledError('The future was cancelled', this.#error === undefined ? undefined : { cause: this.#error });
+    return new CancelledError('The future was cancelled', this.#result === undefined ? undefined : { cause: this.#result });
   }
 
   #waitSync(timeout: number | undefined): void {
     validateWaitTimeout(timeout);
-    if (this.#state !== 'pending') return;
+    if (this.#status !== PENDING) return;
     this.#owner?.waitFor(this, timeout ?? Infinity);
-    if (this.#state === 'pending') throw new TimeoutError(`The future was not done within ${timeout} ms`);
+    if (this.#status === PENDING) throw new TimeoutError(`The future was not done within ${timeout} ms`);
   }
 
-  #conclude(state: 'cancelled' | 'finished', value: T | undefined, error: unknown, failed: boolean): void {
-    this.#state = state;
-    this.#value = value;
-    this.#error = error;
-    this.#failed = failed;
+  #conclude(status: Status, result: unknown): void {
+    this.#status = status;
+    this.#result = result;
     const owner = this.#owner;
     this.#owner = undefined;
-    owner?.settled(this, state === 'cancelled' ? 'cancelled' : failed ? 'failed' : 'completed');
+    owner?.settled(this, OUTCOME_OF[status]!);
   }
 
   /** @internal The second half of settling (see _conclude): settles the promise and runs the done callbacks. */
@@ -337,15 +343,15 @@ export class Future<T> implements PromiseLike<T> {
         this.#resolve = resolve;
         this.#reject = reject;
       });
-      if (this.#state !== 'pending') this.#settlePromise();
+      if (this.#status !== PENDING) this.#settlePromise();
     }
     return this.#promise;
   }
 
   #settlePromise(): void {
-    if (this.#state === 'cancelled') this.#reject!(this.#cancelledError());
-    else if (this.#failed) this.#reject!(this.#error);
-    else this.#resolve!(this.#value as T);
+    if (this.#status === COMPLETED) this.#resolve!(this.#result as T);
+    else if (this.#status === FAILED) this.#reject!(this.#result);
+    else this.#reject!(this.#cancelledError());
   }
 }
 

@@ -88,17 +88,18 @@ export function outcomeValue(request: TaskRequest, status: TaskStatus, payload: 
 
 /**
  * Settles a batch of Futures with the values outcomeValue() gave (a Future
- * cancelled meanwhile stays so). Every Future of the batch is done before
- * any callback runs: a callback may look at the others (result(), cancel(),
- * state), and their tasks are already over and their slots free for reuse.
+ * cancelled meanwhile stays so; `futures` is the caller's, and is changed).
+ * Every Future of the batch is done before any callback runs: a callback
+ * may look at the others (result(), cancel(), state), and their tasks are
+ * already over and their slots free for reuse.
  */
-export function settleBatch(futures: readonly AnyFuture[], statuses: ArrayLike<number>, values: readonly unknown[]): void {
+export function settleBatch(futures: (AnyFuture | undefined)[], statuses: ArrayLike<number>, values: readonly unknown[]): void {
   const n = futures.length;
-  const concluded = new Array<boolean>(n);
   for (let i = 0; i < n; i++) {
     const status = statuses[i];
     const outcome = status === TaskStatus.ok ? 'completed' : status === TaskStatus.cancelled ? 'cancelled' : 'failed';
-    concluded[i] = futures[i]!._conclude(outcome, values[i]);
+    // One done already (cancelled meanwhile) has nothing to announce: taken out of the batch.
+    if (!futures[i]!._conclude(outcome, values[i])) futures[i] = undefined;
   }
-  for (let i = 0; i < n; i++) if (concluded[i]) futures[i]!._announce();
+  for (let i = 0; i < n; i++) futures[i]?._announce();
 }
