@@ -299,6 +299,24 @@ describe.each(BACKENDS)('EventLoop lifecycle (%s backend)', (backend) => {
     expect(loop.stats().running).toBe(0);
   });
 
+  it("spin: timers and I/O on the loop do not wait for the spin's end", async () => {
+    // The loop thread polled its inbox for the whole spin before it looked
+    // at timers and I/O again: with a second of spin, a 1 ms sleep took
+    // about a second (and any timeout as long).
+    const loop = makeLoop({ spin: 1_000_000 });
+    await loop.sleep(0);
+    for (const submit of [() => loop.sleep(1), () => loop.exec('true')]) {
+      const order: string[] = [];
+      const quick = loop.sleep(0); // its answer ends the submitting thread's own spin at once
+      const task = submit().then(() => order.push('task'));
+      await quick;
+      // Far shorter than the spin: before, the task ended after it.
+      const mainTimer = new Promise<void>((resolve) => setTimeout(resolve, 500)).then(() => order.push('main-thread timer'));
+      await Promise.all([task, mainTimer]);
+      expect(order).toEqual(['task', 'main-thread timer']);
+    }
+  });
+
   it('spin: a polling loop runs tasks, restarts and stops like any other', async () => {
     const name = uniqueName();
     const loop = makeLoop({ name, spin: 200 });

@@ -1,5 +1,6 @@
 #include "loop_thread.h"
 
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -395,10 +396,19 @@ void LoopThread::BeginStop() {
 void LoopThread::BeforePoll(uv_prepare_t* handle) {
   auto* self = static_cast<LoopThread*>(handle->data);
   self->PublishFinished();
-  if (self->options_.spin_us == 0 || self->stopping_ || uv_backend_timeout(&self->loop_) == 0) return;
+  int next_timer_ms = uv_backend_timeout(&self->loop_);  // -1: no timer
+  if (self->options_.spin_us == 0 || self->stopping_ || next_timer_ms == 0) return;
+  // Never past the next timer (a sleep, a task's time limit), which would
+  // otherwise fire only when the spin ends; and not past ready I/O either
+  // (PollUntil looks at the loop's epoll fd now and then).
+  uint32_t spin_us = self->options_.spin_us;
+  if (next_timer_ms > 0) spin_us = static_cast<uint32_t>(std::min<uint64_t>(spin_us, uint64_t{1000} * next_timer_ms));
   self->loop_spinning_.store(true);
-  bool ready = PollUntil(self->inbox_ready_, self->options_.spin_us);
+  bool ready = PollUntil(self->inbox_ready_, spin_us, uv_backend_fd(&self->loop_));
   self->loop_spinning_.store(false);
+  // The poll that follows times its wait from the loop's clock, read before
+  // the spin: a timer due during the spin would wait as long again.
+  uv_update_time(&self->loop_);
   // A submission that saw us spinning sent no wake-up: look once more.
   if (!ready && !self->inbox_ready_.load()) return;
   self->ReadInbox();
@@ -562,9 +572,16 @@ std::unique_lock<std::mutex> LoopThread::LockBriefly(std::mutex& mu) {
 }
 
 // Polls `flag` for up to `us` microseconds, without sleeping. The clock is
-// read every few dozen polls only: reading it costs more than a poll.
-bool LoopThread::PollUntil(const std::atomic<bool>& flag, uint32_t us) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(us);
+// read every few dozen polls only: reading it costs more than a poll. With
+// `io_fd` (a loop's epoll fd), also gives up once that is readable, looked
+// at every kIoCheckUs: a child's output or exit, or a file request done,
+// must not wait for the whole spin (a system call each time, so not at
+// every clock read).
+bool LoopThread::PollUntil(const std::atomic<bool>& flag, uint32_t us, int io_fd) {
+  constexpr auto kIoCheckUs = std::chrono::microseconds(50);
+  auto now = std::chrono::steady_clock::now();
+  auto deadline = now + std::chrono::microseconds(us);
+  auto next_io_check = now + kIoCheckUs;
   for (;;) {
     for (int i = 0; i < 32; i++) {
       if (flag.load(std::memory_order_acquire)) return true;
@@ -572,7 +589,13 @@ bool LoopThread::PollUntil(const std::atomic<bool>& flag, uint32_t us) {
       __builtin_ia32_pause();  // be kind to the sibling hyperthread
 #endif
     }
-    if (std::chrono::steady_clock::now() >= deadline) return false;
+    now = std::chrono::steady_clock::now();
+    if (now >= deadline) return false;
+    if (io_fd >= 0 && now >= next_io_check) {
+      struct pollfd io = {io_fd, POLLIN, 0};
+      if (poll(&io, 1, 0) > 0) return false;
+      next_io_check = now + kIoCheckUs;
+    }
   }
 }
 

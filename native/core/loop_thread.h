@@ -135,7 +135,7 @@ class LoopThread {
   static void OnWake(uv_async_t* handle);
   static void BeforePoll(uv_prepare_t* handle);
   static void AfterPoll(uv_check_t* handle);
-  static bool PollUntil(const std::atomic<bool>& flag, uint32_t us);
+  static bool PollUntil(const std::atomic<bool>& flag, uint32_t us, int io_fd = -1);
   static std::unique_lock<std::mutex> LockBriefly(std::mutex& mu);
 
   void Post(const Message* messages, size_t count);
