@@ -270,8 +270,15 @@ describe.each(BACKENDS)('process and thread exit (%s backend)', (backend) => {
       // A Worker's thread cannot be given an OS name: there, count the threads above the baseline.
       const loopThreads = () => (BACKEND === 'native' ? threads('collectme') : threads() - baseline);
       (async () => {
-        for (let i = 0; i < 5; i++) await new sideloop.EventLoop({ backend: BACKEND, name: 'collectme' }).sleep(0);
+        // Held until counted: a collection during the loop (it may come at
+        // any allocation) would otherwise take some before the count.
+        let loops = [];
+        for (let i = 0; i < 5; i++) {
+          loops.push(new sideloop.EventLoop({ backend: BACKEND, name: 'collectme' }));
+          await loops[i].sleep(0);
+        }
         const before = loopThreads();
+        loops = undefined;
         // Finalizers run after collection, on a later turn; give them a few turns.
         for (let turn = 0; turn < 100 && loopThreads() > 0; turn++) {
           global.gc();
