@@ -7,8 +7,10 @@
  *
  * It knows nothing of threads: a LoopRun (one per start) does.
  */
-import { addAbortListener } from 'node:events';
 import { inspect } from 'node:util';
+// After the import above: the file's comment goes with the first import into
+// the .d.ts, and this one is not there.
+import { addAbortListener } from 'node:events';
 
 import type { Backend, BackendName, LoopRun } from './backends/backend.js';
 import { selectBackend, type BackendOption } from './backends/select.js';
@@ -77,6 +79,13 @@ export interface ShutdownOptions {
 export const GROUP_STOPPING: unique symbol = Symbol('sideloop.groupStopping');
 
 /**
+ * @internal The key of a flag: the last submission failed because the loop
+ * could not start (out of threads or file descriptors). An EventLoopGroup
+ * then submits again to a loop that runs.
+ */
+export const START_FAILED: unique symbol = Symbol('sideloop.startFailed');
+
+/**
  * @internal The key of shutdown() without its last step: the Futures that
  * cancelPending cancelled are returned concluded, for the caller to
  * announce (announceAll). An EventLoopGroup cancels every member's before
@@ -87,8 +96,8 @@ export const BEGIN_SHUTDOWN: unique symbol = Symbol('sideloop.beginShutdown');
 /** @internal What BEGIN_SHUTDOWN returns. */
 export interface BegunShutdown {
   stopped: Promise<void>;
-  /** Cancelled by cancelPending, and not yet announced. */
-  cancelled: AnyFuture[];
+  /** Concluded by cancelPending (cancelled, or finished with their results), not yet announced. */
+  cancelled: (AnyFuture | undefined)[];
 }
 
 export class EventLoop {
@@ -103,6 +112,7 @@ export class EventLoop {
 
   #state: LoopState = 'idle';
   #groupStopping = false;
+  #startFailed = false; // see START_FAILED
   #run: LoopRun | undefined;
   #pending = 0;
   #submitted = 0;
@@ -262,6 +272,11 @@ export class EventLoop {
     return this.#submit(request, normalized.signal, accessDenied('child'));
   }
 
+  /** @internal See START_FAILED. */
+  get [START_FAILED](): boolean {
+    return this.#startFailed;
+  }
+
   /** @internal See GROUP_STOPPING. */
   get [GROUP_STOPPING](): boolean {
     return this.#groupStopping;
@@ -294,6 +309,7 @@ export class EventLoop {
 
   /** `denied`: what Node's permission model says against the task (src/permission.ts). */
   #submit<T>(request: TaskRequest, signal: AbortSignal | undefined, denied?: Error): Future<T> {
+    this.#startFailed = false;
     if (denied !== undefined) return Future._failed(denied);
     if (this.#state === 'stopping') return this.#refuse(request);
     if (this.#pending >= this.#maxPending) {
@@ -307,6 +323,7 @@ export class EventLoop {
         // Out of threads or file descriptors, or Worker creation denied by
         // the permission model: operational, so a failed Future, as for
         // any task that cannot run (start() itself throws it).
+        this.#startFailed = true;
         return Future._failed(error as Error);
       }
     }

@@ -356,11 +356,12 @@ export class Future<T> implements PromiseLike<T> {
 }
 
 /**
- * The second half of settling (Future._announce) for Futures concluded
- * together: their promises settle and their callbacks run, in order.
+ * @internal The second half of settling (Future._announce) for Futures
+ * concluded together: their promises settle and their callbacks run, in
+ * order. An undefined entry (one with nothing to announce) is skipped.
  */
-export function announceAll(futures: readonly AnyFuture[]): void {
-  for (const future of futures) future._announce();
+export function announceAll(futures: readonly (AnyFuture | undefined)[]): void {
+  for (const future of futures) future?._announce();
 }
 
 /**

@@ -11,6 +11,7 @@ import {
   BEGIN_SHUTDOWN,
   EventLoop,
   GROUP_STOPPING,
+  START_FAILED,
   type BegunShutdown,
   type EventLoopOptions,
   type LoopState,
@@ -188,10 +189,11 @@ export class EventLoopGroup {
   #submit<T>(call: (loop: EventLoop) => Future<T>): Future<T> {
     const loop = this.#pick();
     const future = call(loop);
-    if (loop.state !== 'idle' && loop.state !== 'stopped') return future;
-    // It could not start (out of threads or file descriptors; or the task
-    // was refused before, by the permission model): with 0 pending it
-    // would be picked, and fail, for every task while another loop runs.
+    if (!loop[START_FAILED]) return future;
+    // It could not start (out of threads or file descriptors): with 0
+    // pending it would be picked, and fail, for every task while another
+    // loop runs. Submitted again there (its arguments read again: this is
+    // rare, and nothing of the first submission was sent anywhere).
     let running: EventLoop | undefined;
     for (const other of this.#loops) {
       if (other.state === 'running' && (running === undefined || other.pending < running.pending)) running = other;

@@ -514,12 +514,13 @@ describe("the worker backend's Worker dying under a running loop", () => {
     expect(result.stdout).toBe("sideloop's worker thread exited with code 1 | retried 2\n");
   });
 
-  it('what the Worker finished before it died keeps its result; a callback blocked on a sibling then gets the death', async () => {
+  it('what the Worker finished before it died keeps its result; its callbacks find the death and a fresh Worker', async () => {
     // The Worker's 'error' event came before the port's messages: every
     // task of the flood, finished and posted, failed with the Worker's
-    // error. Settled first now, their callbacks run before the pending
-    // Futures fail: one that blocked on a pending sibling must get the
-    // death at once (it waited on the dead thread).
+    // error. Their callbacks run once every Future of the run is done and
+    // the loop has let the dead run go: one that blocks on a pending
+    // sibling finds it failed (it waited on the dead thread), and one that
+    // submits again reaches a fresh Worker (it reached the dead one).
     const result = await runScript(`
       const fs = require('node:fs');
       const workerThreads = require('node:worker_threads');
@@ -547,19 +548,22 @@ describe("the worker backend's Worker dying under a running loop", () => {
         const sibling = loop.sleep(600000);
         const [thread] = fs.readdirSync('/proc/self/task').filter((id) => !before.has(id));
         const flood = Array.from({ length: FLOOD }, () => loop.sleep(0));
-        let seen;
+        let seen, retry;
         flood.at(-1).addDoneCallback(() => {
           try { sibling.result(); } catch (error) { seen = error.message; }
         });
+        flood.at(-2).addDoneCallback(() => (retry = loop.sleep(0, 'retried')));
         await null; // the batch is sent
         // Everything the Worker posts, its death included, then arrives in one turn.
         while (fs.existsSync('/proc/self/task/' + thread));
         const results = await Promise.allSettled(flood);
-        console.log(results.filter(({ status }) => status === 'fulfilled').length, seen, '|', sibling.exception().message, loop.state);
+        console.log(results.filter(({ status }) => status === 'fulfilled').length, seen, '|', sibling.exception().message);
+        console.log(await retry);
+        await loop.shutdown();
       })();
     `);
     clean(result);
-    expect(result.stdout).toBe('3000 boom | boom stopped\n');
+    expect(result.stdout).toBe('3000 boom | boom\nretried\n');
   });
 
   it("the dead Worker's exec children are killed by the shutdown that follows", async () => {

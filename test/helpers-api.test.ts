@@ -321,52 +321,60 @@ describe.each(BACKENDS)('wait, asCompleted and groups (%s backend)', (backend) =
   });
 });
 
-describe('wait() and asCompleted() at their timeout', () => {
-  it('count work the loop has finished as done, though its completion has not been settled yet', async () => {
+/**
+ * Script source: the addon's loop replaced by a stand-in that finishes the
+ * tasks given to it only when told (`threads[i].finishAll()`), and never
+ * wakes the main thread: what the loop has finished waits until asked for.
+ */
+const QUIET_LOOPS = `
+  const path = require('node:path');
+  const load = require(path.join(path.dirname(SIDELOOP), 'backends', 'load.js'));
+  const threads = [];
+  class QuietLoop {
+    constructor(name, keepAlive, onWake, ids, statuses) { threads.push(this); this.ids = ids; this.statuses = statuses; this.phases = []; this.finished = []; }
+    submit(batch, count) { for (let i = 0; i < count; i++) this.phases[batch[i * 4]] = 1; return false; }
+    finishAll() {
+      this.phases.forEach((phase, slot) => { if (phase === 1) { this.phases[slot] = 2; this.finished.push(slot); } });
+    }
+    phase(slot) { return this.phases[slot]; }
+    drain(max = this.ids.length) {
+      const n = Math.min(max, this.finished.length);
+      for (let i = 0; i < n; i++) { this.ids[i] = this.finished[i]; this.statuses[i] = 0; }
+      this.finished.splice(0, n);
+      return n;
+    }
+    cancel() {}
+    wait() { return false; }
+    setBusy() {}
+    running() { return 0; }
+    stop() {}
+  }
+  load.loadNativeBinding = () => ({ binding: { abiVersion: 1, nativeApi: null, NativeLoop: QuietLoop } });
+`;
+
+describe('with finished work the main thread has not settled yet (a stand-in loop)', () => {
+  it('wait() and asCompleted() count it as done at their timeout', async () => {
     // The timer can fire before the completions of the same turn are
     // settled (timers run before I/O; a drain yields after its budget):
     // wait() put such a Future in notDone, and asCompleted() threw
     // TimeoutError and never yielded it, though done() said it was done.
-    // A stand-in for the addon's loop finishes tasks only when told, and
-    // never wakes the main thread, so the timer always comes first.
+    // With the stand-in, the timer always comes first.
     const result = await runScript(`
-      const path = require('node:path');
-      const load = require(path.join(path.dirname(SIDELOOP), 'backends', 'load.js'));
-      let thread;
-      class QuietLoop {
-        constructor(name, keepAlive, onWake, ids, statuses) { thread = this; this.ids = ids; this.statuses = statuses; this.phases = []; this.finished = []; }
-        submit(batch, count) { for (let i = 0; i < count; i++) this.phases[batch[i * 4]] = 1; return false; }
-        finishAll() {
-          this.phases.forEach((phase, slot) => { if (phase === 1) { this.phases[slot] = 2; this.finished.push(slot); } });
-        }
-        phase(slot) { return this.phases[slot]; }
-        drain(max = this.ids.length) {
-          const n = Math.min(max, this.finished.length);
-          for (let i = 0; i < n; i++) { this.ids[i] = this.finished[i]; this.statuses[i] = 0; }
-          this.finished.splice(0, n);
-          return n;
-        }
-        cancel() {}
-        wait() { return false; }
-        setBusy() {}
-        running() { return 0; }
-        stop() {}
-      }
-      load.loadNativeBinding = () => ({ binding: { abiVersion: 1, nativeApi: null, NativeLoop: QuietLoop } });
+      ${QUIET_LOOPS}
       const { EventLoop, wait, asCompleted } = require(SIDELOOP);
       (async () => {
         const loop = new EventLoop({ backend: 'native' });
         const waited = loop.sleep(60000, 'waited');
         await null; // handed over
         const waiting = wait([waited], { timeout: 1 });
-        thread.finishAll();
+        threads[0].finishAll();
         const { done, notDone } = await waiting;
         console.log('wait:', done.has(waited), notDone.size);
 
         const iterated = loop.sleep(60000, 'iterated');
         await null;
         const iterator = asCompleted([iterated], { timeout: 1 });
-        thread.finishAll(); // before next(), which may find the time up already
+        threads[0].finishAll(); // before next(), which may find the time up already
         const next = iterator.next();
         const { value } = await next.catch((error) => ({ value: error.code }));
         console.log('asCompleted:', value === iterated ? 'yielded it' : value);
@@ -375,6 +383,31 @@ describe('wait() and asCompleted() at their timeout', () => {
     `);
     expect(result.stderr).toBe('');
     expect(result.stdout).toBe('wait: true 0\nasCompleted: yielded it\n');
+  });
+
+  it("EventLoopGroup.shutdown({ cancelPending: true }): its callbacks run only once every loop's Futures are done", async () => {
+    // Each loop settled what its thread had finished as its cancel began,
+    // callbacks and all, before the other loops were cancelled: a callback
+    // that waited on a sibling on another loop found it pending.
+    const result = await runScript(`
+      ${QUIET_LOOPS}
+      const { EventLoopGroup } = require(SIDELOOP);
+      (async () => {
+        const group = new EventLoopGroup({ backend: 'native', size: 2 });
+        const finished = group.sleep(60000, 'finished'); // on the first loop
+        const sibling = group.sleep(60000, 'sibling'); // on the second
+        let seen;
+        finished.addDoneCallback(() => {
+          try { sibling.result(0); } catch (error) { seen = error.code; }
+        });
+        await null; // handed over
+        threads[0].finishAll();
+        await group.shutdown({ cancelPending: true });
+        console.log(finished.result(), seen);
+      })();
+    `);
+    expect(result.stderr).toBe('');
+    expect(result.stdout).toBe('finished ERR_SIDELOOP_CANCELLED\n');
   });
 });
 

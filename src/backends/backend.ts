@@ -26,11 +26,12 @@ export interface LoopRun extends FutureOwner {
   submit(request: TaskRequest, future: AnyFuture): void;
   /**
    * Cancels every Future not yet done, the thread told of each first (the
-   * work itself is aborted by stop()), and returns those it cancelled,
-   * concluded but not yet announced (Future._conclude): the caller
-   * announces them, after those of a group's other loops.
+   * work itself is aborted by stop()); what the thread has finished keeps
+   * its result. Returns the Futures it concluded either way, not yet
+   * announced (Future._conclude): the caller announces them (announceAll),
+   * after those of a group's other loops.
    */
-  cancelAll(): AnyFuture[];
+  cancelAll(): (AnyFuture | undefined)[];
   /** Tasks running on the loop thread right now. */
   running(): number;
   /**

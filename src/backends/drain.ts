@@ -87,19 +87,18 @@ export function outcomeValue(request: TaskRequest, status: TaskStatus, payload: 
 }
 
 /**
- * Settles a batch of Futures with the values outcomeValue() gave (a Future
- * cancelled meanwhile stays so; `futures` is the caller's, and is changed).
- * Every Future of the batch is done before any callback runs: a callback
- * may look at the others (result(), cancel(), state), and their tasks are
- * already over and their slots free for reuse.
+ * The first half of settling a batch (Future._conclude), with the values
+ * outcomeValue() gave; the caller then announces it (announceAll). Every
+ * Future of a batch is done before any callback runs: a callback may look
+ * at the others (result(), cancel(), state), and their tasks are already
+ * over and their slots free for reuse. A Future done already (cancelled
+ * meanwhile) stays so and has nothing to announce: it is taken out of
+ * `futures`, which is the caller's.
  */
-export function settleBatch(futures: (AnyFuture | undefined)[], statuses: ArrayLike<number>, values: readonly unknown[]): void {
-  const n = futures.length;
-  for (let i = 0; i < n; i++) {
+export function concludeBatch(futures: (AnyFuture | undefined)[], statuses: ArrayLike<number>, values: readonly unknown[]): void {
+  for (let i = 0; i < futures.length; i++) {
     const status = statuses[i];
     const outcome = status === TaskStatus.ok ? 'completed' : status === TaskStatus.cancelled ? 'cancelled' : 'failed';
-    // One done already (cancelled meanwhile) has nothing to announce: taken out of the batch.
     if (!futures[i]!._conclude(outcome, values[i])) futures[i] = undefined;
   }
-  for (let i = 0; i < n; i++) futures[i]?._announce();
 }

@@ -6,16 +6,18 @@
  * the main loop after each full budget (BudgetedDrain), so timers and I/O on
  * the main thread keep running under a flood.
  */
-import { type AnyFuture, type Outcome, TICKET } from '../future.js';
+import { type AnyFuture, type Outcome, TICKET, announceAll } from '../future.js';
 import { TaskStatus, type NativeBinding, type NativeLoopHandle } from '../native.js';
 import { queueMicrotask, setImmediate } from '../scheduling.js';
 import type { TaskRequest } from '../tasks.js';
 import type { Backend, LoopRun, RunOptions } from './backend.js';
-import { BudgetedDrain, DRAIN_BUDGET, outcomeValue, settleBatch } from './drain.js';
+import { BudgetedDrain, DRAIN_BUDGET, concludeBatch, outcomeValue } from './drain.js';
 import { SlotTable } from './slots.js';
 /** Tasks per submit() call at most; a fuller batch is sent at once. */
 const BATCH_CAPACITY = 4096;
 const FIELDS = 4; // slot, kind, timeout, number
+/** A drain that found nothing (most wake-ups find something: no array is made). */
+const NOTHING: readonly never[] = Object.freeze([]);
 
 export class NativeBackend implements Backend {
   readonly name = 'native';
@@ -142,17 +144,18 @@ class NativeRun implements LoopRun {
     this.#options.onSettled(outcome);
   }
 
-  cancelAll(): AnyFuture[] {
+  cancelAll(): (AnyFuture | undefined)[] {
     // Tasks still in the batch go with a time limit of 0, which the thread
     // discards before any of their work runs (however fast it picks them
     // up); those on it are told, as by cancel(). Before, none was told, and
     // the stop sent the batch: work whose Future was cancelled still ran.
     // Every Future is cancelled before the batch goes: with spin, answers
     // could come back (and settle them otherwise) while it is sent.
-    // What the thread has finished keeps its result, as with cancel(); and
-    // the thread hears of every cancel before any callback runs, which
-    // would give it time to start more of the work.
-    this.#drains.all();
+    // What the thread has finished keeps its result, as with cancel(),
+    // concluded now and announced with the rest, after the thread has heard
+    // of every cancel: a callback run before would give it time to start
+    // more of the work (and in a group, find siblings on other loops live).
+    const finished = this.#concludeFinished();
     const staged = new Set<number>();
     for (let at = 0; at < this.#batchCount * FIELDS; at += FIELDS) {
       staged.add(this.#batch[at]!);
@@ -165,7 +168,7 @@ class NativeRun implements LoopRun {
     // Every Future is done before any callback runs, as when a batch settles.
     const concluded = cancelled.filter((future) => future._conclude('cancelled', undefined));
     this.#flush();
-    return concluded;
+    return [...finished, ...concluded];
   }
 
   running(): number {
@@ -215,12 +218,32 @@ class NativeRun implements LoopRun {
 
   /** Settles one batch of at most `limit` finished tasks; returns its size. */
   #drain(limit: number): number {
+    const batch = this.#concludeBatch(limit);
+    announceAll(batch);
+    return batch.length;
+  }
+
+  /** Concludes every finished task the addon holds; returns their Futures, to be announced. */
+  #concludeFinished(): (AnyFuture | undefined)[] {
+    const finished: (AnyFuture | undefined)[] = [];
+    for (;;) {
+      const batch = this.#concludeBatch(DRAIN_BUDGET);
+      for (const future of batch) finished.push(future);
+      if (batch.length < DRAIN_BUDGET) return finished;
+    }
+  }
+
+  /**
+   * Takes at most `limit` finished tasks from the addon and concludes their
+   * Futures (concludeBatch); returns them, to be announced.
+   */
+  #concludeBatch(limit: number): readonly (AnyFuture | undefined)[] {
     if (this.#inAddonDrain) {
       // JS that the addon's drain runs (an extension's to_js or free) wants
       // completions: the addon has none to give while it drains, and a
       // flush answered by a spinning thread sent no wake-up for them.
       this.#drainMissed = true;
-      return 0;
+      return NOTHING;
     }
     this.#inAddonDrain = true;
     let n: number;
@@ -233,10 +256,10 @@ class NativeRun implements LoopRun {
       this.#drainMissed = false;
       setImmediate(() => this.#drains.wake());
     }
-    if (n === 0) return 0;
+    if (n === 0) return NOTHING;
     // First take the batch out of the shared buffers, then settle: settling
     // runs done callbacks, which may call result() and so drain again.
-    const futures = new Array<AnyFuture>(n);
+    const futures = new Array<AnyFuture | undefined>(n);
     const values = new Array<unknown>(n);
     const statuses = this.#statuses.slice(0, n);
     for (let i = 0; i < n; i++) {
@@ -251,7 +274,7 @@ class NativeRun implements LoopRun {
         this.#payloads[i] = undefined;
       }
     }
-    settleBatch(futures, statuses, values);
-    return n;
+    concludeBatch(futures, statuses, values);
+    return futures;
   }
 }

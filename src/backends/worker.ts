@@ -14,13 +14,13 @@ import path from 'node:path';
 import { types } from 'node:util';
 import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 
-import { type AnyFuture, type Outcome, REQUEST, TICKET } from '../future.js';
+import { type AnyFuture, type Outcome, REQUEST, TICKET, announceAll } from '../future.js';
 import { TaskStatus } from '../native.js';
 import { now, queueMicrotask, setImmediate } from '../scheduling.js';
 import { InvalidStateError } from '../errors.js';
 import { TaskKind, describeTask, type ExecRequest, type TaskRequest, type WriteFileRequest } from '../tasks.js';
 import type { Backend, LoopRun, RunOptions } from './backend.js';
-import { BudgetedDrain, outcomeValue, settleBatch } from './drain.js';
+import { BudgetedDrain, DRAIN_BUDGET, concludeBatch, outcomeValue } from './drain.js';
 import { SlotTable } from './slots.js';
 import {
   Control,
@@ -226,7 +226,7 @@ class WorkerRun implements LoopRun {
 
   #unsettled = 0; // Futures submitted here and not yet done
   #stopped = false; // by stop(), or because the Worker died
-  #deathError: Error | undefined; // the Worker died: what its pending Futures fail with (onWorkerGone)
+  #dying = false; // onWorkerGone is under way
   #stopCalled = false;
   #onStopped: (() => void) | undefined;
   readonly #appearedThread: string | undefined; // see the constructor
@@ -344,13 +344,6 @@ class WorkerRun implements LoopRun {
       const seen = Atomics.load(this.#control, Control.completions);
       this.#settleArrived();
       if (future._settled() || this.#stopped) return;
-      if (this.#deathError !== undefined) {
-        // A done callback blocked on a sibling while the Worker's death is
-        // being handled (onWorkerGone): whatever was left to settle has been,
-        // and nothing more will come.
-        this.#failRemaining();
-        return;
-      }
       // Blocked, we cannot send chunks turn by turn: send this Future's own
       // large input from here, as the worker takes it, within the deadline.
       // Other inputs go on from the next turn (their tasks do not hold up
@@ -427,8 +420,10 @@ class WorkerRun implements LoopRun {
     this.#options.onSettled(outcome);
   }
 
-  cancelAll(): AnyFuture[] {
-    this.#settleArrived(); // what has come back keeps its result, as with cancel()
+  cancelAll(): (AnyFuture | undefined)[] {
+    // What has come back keeps its result, as with cancel(): concluded now,
+    // announced with the rest by the caller.
+    const finished = this.#concludeArrived();
     // Every Future is done before any callback runs, as when a batch
     // settles: a callback that waits on a sibling finds it cancelled, where
     // it waited for the sibling's whole work (for ever, for a server child).
@@ -443,7 +438,7 @@ class WorkerRun implements LoopRun {
       this.#stagedCancels.push(future[TICKET]);
     }
     this.#flush();
-    return cancelled.filter((future) => future._conclude('cancelled', undefined));
+    return [...finished, ...cancelled.filter((future) => future._conclude('cancelled', undefined))];
   }
 
   running(): number {
@@ -508,30 +503,37 @@ class WorkerRun implements LoopRun {
       this.#onStopped?.(); // exiting while stopping is what we asked for
       return;
     }
-    if (this.#deathError !== undefined) return; // its 'died' message, pulled below: this call goes on
-    this.#deathError = error;
+    if (this.#dying) return; // its 'died' message, pulled below: this call goes on
+    this.#dying = true;
     // What finished before the death keeps its result, also what still
     // waits in the port: the Worker's 'error' and 'exit' events can come
     // before the port's messages (all 3,000 results of a flood were lost).
-    for (let received; (received = receiveMessageOnPort(this.#port)) !== undefined; ) {
-      const message = received.message as PortMessage;
-      if (message.type === 'completions') this.#inbox.push(message); // settled together below, not budget by budget
-      else this.onMessage(message);
-    }
-    this.#drains.all();
-    this.#failRemaining();
-  }
-
-  /** After the Worker's death (#deathError): fails every Future it left, once. */
-  #failRemaining(): void {
-    if (this.#stopped) return;
+    const finished = this.#concludeArrived();
     this.#stopped = true;
+    const failed = this.#slots.takeAll().filter((future) => future._conclude('failed', error));
     // Every Future is done before any callback runs, and the EventLoop has
     // let go of this run by then: a callback that submits again (a retry)
-    // reaches a fresh Worker, not this dead one.
-    const failed = this.#slots.takeAll().filter((future) => future._conclude('failed', this.#deathError));
+    // reaches a fresh Worker, not this dead one, and one that waits on a
+    // sibling finds it done.
     this.#options.onDied();
-    for (const future of failed) future._announce();
+    announceAll(finished);
+    announceAll(failed);
+  }
+
+  /**
+   * Concludes every completion that has come back, in the inbox or still in
+   * the port, without running any callback; returns the Futures, to be
+   * announced (announceAll).
+   */
+  #concludeArrived(): (AnyFuture | undefined)[] {
+    for (let received; (received = receiveMessageOnPort(this.#port)) !== undefined; ) {
+      const message = received.message as PortMessage;
+      if (message.type === 'completions') this.#inbox.push(message);
+      else this.onMessage(message); // 'took' and 'stopped' run no callback; 'died' finds us dying
+    }
+    const finished: (AnyFuture | undefined)[] = [];
+    while (this.#inbox.length > 0) for (const future of this.#concludeBatch(DRAIN_BUDGET)) finished.push(future);
+    return finished;
   }
 
   /** Pulls completions already posted, without waiting for the main loop, and settles them. */
@@ -580,9 +582,19 @@ class WorkerRun implements LoopRun {
 
   /** Settles up to `limit` completions from the inbox; returns how many. */
   #drainBatch(limit: number): number {
+    const batch = this.#concludeBatch(limit);
+    announceAll(batch);
+    return batch.length;
+  }
+
+  /**
+   * Takes up to `limit` completions out of the inbox and concludes their
+   * Futures (concludeBatch); returns them, to be announced.
+   */
+  #concludeBatch(limit: number): (AnyFuture | undefined)[] {
     // First take the batch out of the inbox and free its slots, then settle:
     // settling runs done callbacks, which may call result() and so drain again.
-    const futures: AnyFuture[] = [];
+    const futures: (AnyFuture | undefined)[] = [];
     const statuses: TaskStatus[] = [];
     const values: unknown[] = [];
     while (futures.length < limit && this.#inbox.length > 0) {
@@ -604,8 +616,8 @@ class WorkerRun implements LoopRun {
         this.#inboxAt = 0;
       }
     }
-    settleBatch(futures, statuses, values);
-    return futures.length;
+    concludeBatch(futures, statuses, values);
+    return futures;
   }
 
   /**
