@@ -87,9 +87,9 @@ export const START_FAILED: unique symbol = Symbol('sideloop.startFailed');
 
 /**
  * @internal The key of shutdown() without its last step: the Futures that
- * cancelPending cancelled are returned concluded, for the caller to
- * announce (announceAll). An EventLoopGroup cancels every member's before
- * any callback runs, as one loop does.
+ * cancelPending concluded (cancelled, or finished with their results) are
+ * returned for the caller to announce (announceAll). An EventLoopGroup
+ * concludes every member's before any callback runs, as one loop does.
  */
 export const BEGIN_SHUTDOWN: unique symbol = Symbol('sideloop.beginShutdown');
 
