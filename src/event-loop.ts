@@ -215,7 +215,7 @@ export class EventLoop {
   }
 
   /** The digest of `data`, equal to `crypto.createHash(algorithm).update(data).digest()`. */
-  hash(algorithm: HashAlgorithm, data: BinaryLike, options?: SubmitOptions): Future<Buffer> {
+  hash(algorithm: HashAlgorithm | Uppercase<HashAlgorithm>, data: BinaryLike, options?: SubmitOptions): Future<Buffer> {
     const normalized = normalizeSubmitOptions(options);
     return this.#submit(hashRequest(algorithm, data, normalized), normalized.signal);
   }
@@ -259,9 +259,9 @@ export class EventLoop {
   }
 
   /** Runs a program (no shell), spawned from the loop's thread, and collects its output. */
-  exec(file: string, args?: readonly string[], options?: ExecOptions): Future<ExecResult>;
-  exec(file: string, options?: ExecOptions): Future<ExecResult>;
-  exec(file: string, args?: readonly string[] | ExecOptions, options?: ExecOptions): Future<ExecResult> {
+  exec(file: string, args?: readonly string[] | null, options?: ExecOptions | null): Future<ExecResult>;
+  exec(file: string, options?: ExecOptions | null): Future<ExecResult>;
+  exec(file: string, args?: readonly string[] | ExecOptions | null, options?: ExecOptions | null): Future<ExecResult> {
     if (options === null) options = undefined; // as execFile takes it
     if (options === undefined && args !== null && typeof args === 'object' && !Array.isArray(args)) {
       options = args as ExecOptions;

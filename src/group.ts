@@ -147,7 +147,7 @@ export class EventLoopGroup {
     return this.#submit((loop) => loop.sleep(ms, value, options));
   }
 
-  hash(algorithm: HashAlgorithm, data: BinaryLike, options?: SubmitOptions): Future<Buffer> {
+  hash(algorithm: HashAlgorithm | Uppercase<HashAlgorithm>, data: BinaryLike, options?: SubmitOptions): Future<Buffer> {
     return this.#submit((loop) => loop.hash(algorithm, data, options));
   }
 
@@ -175,9 +175,9 @@ export class EventLoopGroup {
     return this.#submit((loop) => loop.writeFile(path, data, options));
   }
 
-  exec(file: string, args?: readonly string[], options?: ExecOptions): Future<ExecResult>;
-  exec(file: string, options?: ExecOptions): Future<ExecResult>;
-  exec(file: string, args?: readonly string[] | ExecOptions, options?: ExecOptions): Future<ExecResult> {
+  exec(file: string, args?: readonly string[] | null, options?: ExecOptions | null): Future<ExecResult>;
+  exec(file: string, options?: ExecOptions | null): Future<ExecResult>;
+  exec(file: string, args?: readonly string[] | ExecOptions | null, options?: ExecOptions | null): Future<ExecResult> {
     return this.#submit((loop) => loop.exec(file, args as readonly string[], options));
   }
 

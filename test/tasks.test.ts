@@ -1047,6 +1047,8 @@ describe('worker backend: large inputs are streamed from the caller’s memory',
       structuredClone(detached, { transfer: [detached] });
       const error = await hashed.then(() => undefined, (e: unknown) => e);
       expect(error).toMatchObject({ name: 'InvalidStateError', code: 'ERR_SIDELOOP_INVALID_STATE' });
+      // Its size as submitted (it said 0 bytes, as the detached buffer reads).
+      expect((error as Error).message).toBe("The input of hash('sha256', 4194304 bytes) was detached before its Future was done");
       expect(await loop.sleep(0, 'still working')).toBe('still working');
     } finally {
       await loop.shutdown();

@@ -725,7 +725,8 @@ class WorkerRun implements LoopRun {
       // Detached (transferred) or resized while still being read, against
       // the README's advice: fail the task rather than throw from here.
       this.abort(stream.future);
-      const task = describeTask(stream.future[REQUEST]!);
+      // Described with its size as submitted: the view reads 0 bytes once detached.
+      const task = describeTask({ ...stream.future[REQUEST]!, object: { byteLength: stream.total } });
       stream.future._finish('failed', new InvalidStateError(`The input of ${task} was detached before its Future was done`));
       return true;
     }
