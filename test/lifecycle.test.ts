@@ -317,6 +317,18 @@ describe.each(BACKENDS)('EventLoop lifecycle (%s backend)', (backend) => {
     }
   });
 
+  it('spin: a task found while the loop thread spins times its sleep from then, not from before the spin', async () => {
+    // The loop's clock was last read before the spin: a sleep submitted
+    // 300 ms into it was due 300 ms early, and ended at once.
+    const loop = makeLoop({ spin: 1_000_000 });
+    await loop.sleep(0); // the loop thread now spins for up to a second
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const submitted = performance.now();
+    await loop.sleep(200);
+    // A lower bound only (a timer never fires early); 1 ms for the loop clock's rounding.
+    expect(performance.now() - submitted).toBeGreaterThanOrEqual(199);
+  });
+
   it('spin: a polling loop runs tasks, restarts and stops like any other', async () => {
     const name = uniqueName();
     const loop = makeLoop({ name, spin: 200 });
