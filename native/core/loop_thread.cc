@@ -273,17 +273,21 @@ void LoopThread::ReadInbox() {
 // inside Start(), so a long batch of big tasks would otherwise keep timers,
 // cancels and I/O waiting for all their first steps.
 void LoopThread::ProcessBacklog(bool budgeted) {
-  uint64_t started = 0;
+  // Timed from before its first message: a long first step ends the turn too.
+  const uint64_t started = uv_hrtime();
   uint32_t sleeps_unclocked = 0;
   while (backlog_at_ < backlog_.size()) {
     bool sleep = backlog_[backlog_at_].kind == MessageKind::kSubmitSleep;
     ProcessMessage(backlog_[backlog_at_++]);
     // The last message needs no clock: every caller publishes after this.
     if (backlog_at_ == backlog_.size()) break;
+    // The work of anything but a sleep may have taken a while: the next
+    // task's timers (a sleep, a time limit) are timed from the loop's clock,
+    // which libuv reads only once per phase, and would fire that much early.
+    if (!sleep) uv_update_time(&loop_);
     if (sleep && ++sleeps_unclocked < kSleepsPerClockRead) continue;
     sleeps_unclocked = 0;
     uint64_t now = uv_hrtime();
-    if (started == 0) started = now;  // the turn is timed from its first message on
     // Finished tasks go out in parts, by count or by age: the owner starts
     // settling them while this thread runs the rest. Without this, 16
     // hashes of 64 KiB would come back together and this thread would then
@@ -310,6 +314,7 @@ void LoopThread::ComeBackSoon() {
   uv_idle_start(&come_back_, [](uv_idle_t* idle) {
     uv_idle_stop(idle);
     auto* self = static_cast<LoopThread*>(idle->data);
+    uv_update_time(&self->loop_);  // the steps of other tasks' idle handles may have run first
     self->ProcessBacklog(true);
     self->PublishFinished();
   });

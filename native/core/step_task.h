@@ -7,6 +7,7 @@
 #define SIDELOOP_CORE_STEP_TASK_H_
 
 #include <cstddef>
+#include <cstdint>
 
 #include "task.h"
 
@@ -15,6 +16,10 @@ namespace sideloop {
 // About how many bytes one step reads or writes: small enough that a step
 // takes a millisecond or two, large enough that the per-step cost vanishes.
 constexpr size_t kStepBytes = 512 * 1024;
+// And how long a step may take, for work whose speed varies widely by
+// input (zlib at level 9 on very compressible text: 512 KiB took 100-250 ms
+// here, so a task that fit in one step could not time out or be cancelled).
+constexpr uint64_t kStepBudgetNs = 1000 * 1000;
 
 class StepTask : public Task {
  protected:

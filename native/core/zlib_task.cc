@@ -18,7 +18,9 @@ constexpr size_t kChunkBytes = 16 * 1024;
 // a limit one call with Z_FINISH can chew through megabytes of very
 // compressible input while filling one output chunk. The compressed bytes
 // do not depend on how the input is split at these levels.
-constexpr size_t kDeflateInputBytes = 64 * 1024;
+// Small enough that one call at level 9 on very compressible input stays
+// within a few milliseconds, since a step can only stop between calls.
+constexpr size_t kDeflateInputBytes = 16 * 1024;
 
 // Window bits and memory level as node:zlib uses them by default.
 constexpr int kWindowBits = 15;
@@ -73,6 +75,7 @@ void ZlibTask::EndSteps() {
 
 StepTask::StepResult ZlibTask::Step() {
   if (!initialized_ && !Init()) return StepResult::kFailed;
+  const uint64_t started = uv_hrtime();
   size_t worked = 0;
   while (worked < kStepBytes) {
     size_t in_before = stream_.avail_in + (size_ - fed_);
@@ -80,6 +83,7 @@ StepTask::StepResult ZlibTask::Step() {
     StepResult result = compressing() ? Compress() : Decompress();
     if (result != StepResult::kMore) return result;
     worked += in_before - (stream_.avail_in + (size_ - fed_)) + (output_.size() - out_before);
+    if (uv_hrtime() - started >= kStepBudgetNs) break;
   }
   return StepResult::kMore;
 }
