@@ -529,7 +529,7 @@ class WorkerRun implements LoopRun {
     for (let received; (received = receiveMessageOnPort(this.#port)) !== undefined; ) {
       const message = received.message as PortMessage;
       if (message.type === 'completions') this.#inbox.push(message);
-      else this.onMessage(message); // 'took' and 'stopped' run no callback; 'died' finds us dying
+      else this.onMessage(message); // 'took' and 'stopped' run no callback; 'died' ends the run (onWorkerGone), which concludes the rest itself
     }
     const finished: (AnyFuture | undefined)[] = [];
     while (this.#inbox.length > 0) for (const future of this.#concludeBatch(DRAIN_BUDGET)) finished.push(future);
@@ -538,10 +538,7 @@ class WorkerRun implements LoopRun {
 
   /** Pulls completions already posted, without waiting for the main loop, and settles them. */
   #settleArrived(): void {
-    for (let received; (received = receiveMessageOnPort(this.#port)) !== undefined; ) {
-      this.onMessage(received.message as PortMessage);
-    }
-    this.#drains.all();
+    announceAll(this.#concludeArrived());
   }
 
   #setBusy(busy: boolean): void {
