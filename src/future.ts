@@ -361,7 +361,9 @@ export class Future<T> implements PromiseLike<T> {
  * order. An undefined entry (one with nothing to announce) is skipped.
  */
 export function announceAll(futures: readonly (AnyFuture | undefined)[]): void {
-  for (const future of futures) future?._announce();
+  // Indexed: a batch's array is made with its length (holey), and for-of
+  // over it was left to V8's generic iterator (2-3 % of a flood's main thread).
+  for (let i = 0; i < futures.length; i++) futures[i]?._announce();
 }
 
 /**
