@@ -79,11 +79,34 @@ export interface ShutdownOptions {
 export const GROUP_STOPPING: unique symbol = Symbol('sideloop.groupStopping');
 
 /**
- * @internal The key of a flag: the last submission failed because the loop
- * could not start (out of threads or file descriptors). An EventLoopGroup
- * then submits again to a loop that runs.
+ * @internal The key of the method an EventLoopGroup gives a submission that
+ * failed only because its loop could not start (out of threads or file
+ * descriptors; see takeUnstarted): the loop that runs takes it as it was
+ * made, its arguments not read again.
  */
-export const START_FAILED: unique symbol = Symbol('sideloop.startFailed');
+export const RESUBMIT: unique symbol = Symbol('sideloop.resubmit');
+
+/** A submission its loop could not start for: what it asked, checked already. */
+export interface UnstartedSubmission {
+  readonly request: TaskRequest;
+  readonly signal: AbortSignal | undefined;
+}
+
+/**
+ * By their failed Futures: weak, so that a Future no one holds lets its
+ * request (and input) go with it.
+ */
+const unstartedSubmissions = new WeakMap<AnyFuture, UnstartedSubmission>();
+
+/**
+ * @internal The submission behind `future` if it failed only because its
+ * loop could not start, taken (asked again, undefined).
+ */
+export function takeUnstarted(future: AnyFuture): UnstartedSubmission | undefined {
+  const unstarted = unstartedSubmissions.get(future);
+  unstartedSubmissions.delete(future);
+  return unstarted;
+}
 
 /**
  * @internal The key of shutdown() without its last step: the Futures that
@@ -112,7 +135,6 @@ export class EventLoop {
 
   #state: LoopState = 'idle';
   #groupStopping = false;
-  #startFailed = false; // see START_FAILED
   #run: LoopRun | undefined;
   #pending = 0;
   #submitted = 0;
@@ -272,9 +294,9 @@ export class EventLoop {
     return this.#submit(request, normalized.signal, accessDenied('child'));
   }
 
-  /** @internal See START_FAILED. */
-  get [START_FAILED](): boolean {
-    return this.#startFailed;
+  /** @internal See RESUBMIT. */
+  [RESUBMIT]<T>(unstarted: UnstartedSubmission): Future<T> {
+    return this.#submit(unstarted.request, unstarted.signal);
   }
 
   /** @internal See GROUP_STOPPING. */
@@ -309,7 +331,6 @@ export class EventLoop {
 
   /** `denied`: what Node's permission model says against the task (src/permission.ts). */
   #submit<T>(request: TaskRequest, signal: AbortSignal | undefined, denied?: Error): Future<T> {
-    this.#startFailed = false;
     if (denied !== undefined) return Future._failed(denied);
     if (this.#state === 'stopping') return this.#refuse(request);
     if (this.#pending >= this.#maxPending) {
@@ -323,8 +344,9 @@ export class EventLoop {
         // Out of threads or file descriptors, or Worker creation denied by
         // the permission model: operational, so a failed Future, as for
         // any task that cannot run (start() itself throws it).
-        this.#startFailed = true;
-        return Future._failed(error as Error);
+        const failed = Future._failed<T>(error as Error);
+        unstartedSubmissions.set(failed, { request, signal });
+        return failed;
       }
     }
     const run = this.#run!;

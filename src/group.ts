@@ -11,7 +11,8 @@ import {
   BEGIN_SHUTDOWN,
   EventLoop,
   GROUP_STOPPING,
-  START_FAILED,
+  RESUBMIT,
+  takeUnstarted,
   type BegunShutdown,
   type EventLoopOptions,
   type LoopState,
@@ -189,16 +190,17 @@ export class EventLoopGroup {
   #submit<T>(call: (loop: EventLoop) => Future<T>): Future<T> {
     const loop = this.#pick();
     const future = call(loop);
-    if (!loop[START_FAILED]) return future;
+    const unstarted = takeUnstarted(future);
+    if (unstarted === undefined) return future;
     // It could not start (out of threads or file descriptors): with 0
     // pending it would be picked, and fail, for every task while another
-    // loop runs. Submitted again there (its arguments read again: this is
-    // rare, and nothing of the first submission was sent anywhere).
+    // loop runs. Submitted there instead, as checked and made already
+    // (nothing of it was sent anywhere).
     let running: EventLoop | undefined;
     for (const other of this.#loops) {
       if (other.state === 'running' && (running === undefined || other.pending < running.pending)) running = other;
     }
-    return running === undefined ? future : call(running); // none runs: the submission fails with the reason
+    return running === undefined ? future : running[RESUBMIT]<T>(unstarted); // none runs: the submission fails with the reason
   }
 
   #pick(): EventLoop {

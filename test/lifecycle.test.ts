@@ -419,6 +419,34 @@ describe('a loop that cannot start', () => {
     expect(result.code).toBe(0);
   });
 
+  it("a group's submission past a loop that cannot start reads its arguments once", async () => {
+    const script = `
+      const fs = require('node:fs');
+      const { EventLoopGroup } = require(${JSON.stringify(DIST)});
+      const group = new EventLoopGroup({ backend: 'native', size: 2 });
+      const busy = group.sleep(3600000); // one loop runs; the other has not started
+      ${TAKE_ALL_DESCRIPTORS}
+      let reads = 0;
+      const options = {
+        get signal() {
+          reads++;
+          return undefined;
+        },
+      };
+      const future = group.sleep(1, 'value', options); // to the idle loop, which cannot start
+      future.then(async (value) => {
+        for (const fd of held) fs.closeSync(fd);
+        console.log(value, 'reads:', reads);
+        busy.cancel();
+        await group.shutdown();
+      });
+    `;
+    const result = await runWithFewDescriptors(script);
+    expect(result.stderr).toBe('');
+    expect(result.stdout).toBe('descriptors: EMFILE\nvalue reads: 1\n');
+    expect(result.code).toBe(0);
+  });
+
   it('Workers denied by the permission model: worker-backend tasks fail with ERR_ACCESS_DENIED, start() throws it', async () => {
     const result = await runScript(
       `
