@@ -86,7 +86,15 @@ export const GROUP_STOPPING: unique symbol = Symbol('sideloop.groupStopping');
  */
 export const RESUBMIT: unique symbol = Symbol('sideloop.resubmit');
 
-/** A submission its loop could not start for: what it asked, checked already. */
+/**
+ * @internal The key of a flag an EventLoopGroup sets on its loops: a
+ * submission they cannot start for is kept for the group (takeUnstarted).
+ * A loop of its own keeps nothing: its failed Future holds only the error,
+ * not the task's input.
+ */
+export const GROUP_MEMBER: unique symbol = Symbol('sideloop.groupMember');
+
+/** @internal A submission its loop could not start for: what it asked, checked already. */
 export interface UnstartedSubmission {
   readonly request: TaskRequest;
   readonly signal: AbortSignal | undefined;
@@ -135,6 +143,7 @@ export class EventLoop {
 
   #state: LoopState = 'idle';
   #groupStopping = false;
+  #groupMember = false; // see GROUP_MEMBER
   #run: LoopRun | undefined;
   #pending = 0;
   #submitted = 0;
@@ -294,6 +303,11 @@ export class EventLoop {
     return this.#submit(request, normalized.signal, accessDenied('child'));
   }
 
+  /** @internal See GROUP_MEMBER. */
+  set [GROUP_MEMBER](member: boolean) {
+    this.#groupMember = member;
+  }
+
   /** @internal See RESUBMIT. */
   [RESUBMIT]<T>(unstarted: UnstartedSubmission): Future<T> {
     return this.#submit(unstarted.request, unstarted.signal);
@@ -345,7 +359,7 @@ export class EventLoop {
         // the permission model: operational, so a failed Future, as for
         // any task that cannot run (start() itself throws it).
         const failed = Future._failed<T>(error as Error);
-        unstartedSubmissions.set(failed, { request, signal });
+        if (this.#groupMember) unstartedSubmissions.set(failed, { request, signal });
         return failed;
       }
     }

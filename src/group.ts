@@ -10,6 +10,7 @@ import { InvalidStateError, outOfRange } from './errors.js';
 import {
   BEGIN_SHUTDOWN,
   EventLoop,
+  GROUP_MEMBER,
   GROUP_STOPPING,
   RESUBMIT,
   takeUnstarted,
@@ -42,6 +43,7 @@ export class EventLoopGroup {
     this.size = size;
     this.#loops = [new EventLoop(loopOptions)];
     for (let i = 1; i < size; i++) this.#loops.push(new EventLoop(loopOptions));
+    for (const loop of this.#loops) loop[GROUP_MEMBER] = true;
   }
 
   get backend(): BackendName {

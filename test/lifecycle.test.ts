@@ -398,6 +398,31 @@ describe('a loop that cannot start', () => {
     expect(result.code).toBe(0);
   });
 
+  it("a loop of its own that cannot start keeps nothing of the task: its failed Future holds only the error", async () => {
+    const script = `
+      const fs = require('node:fs');
+      require('node:v8').setFlagsFromString('--expose-gc');
+      const gc = require('node:vm').runInNewContext('gc');
+      const { EventLoop } = require(${JSON.stringify(DIST)});
+      const loop = new EventLoop({ backend: 'native' }); // the addon is loaded by now
+      ${TAKE_ALL_DESCRIPTORS}
+      let value = { big: 'input' };
+      const kept = new WeakRef(value);
+      const refused = loop.sleep(1, value);
+      value = undefined;
+      refused.then(undefined, async (error) => {
+        for (const fd of held) fs.closeSync(fd);
+        await new Promise((resolve) => setImmediate(resolve)); // a WeakRef's target lives until its job ends
+        gc();
+        console.log('failed:', typeof error.code, 'value kept:', kept.deref() !== undefined, refused.done());
+      });
+    `;
+    const result = await runWithFewDescriptors(script);
+    expect(result.stderr).toBe('');
+    expect(result.stdout).toBe('descriptors: EMFILE\nfailed: string value kept: false true\n');
+    expect(result.code).toBe(0);
+  });
+
   it('a group sends work past a loop that cannot start to one that runs', async () => {
     const script = `
       const fs = require('node:fs');
@@ -427,23 +452,26 @@ describe('a loop that cannot start', () => {
       const busy = group.sleep(3600000); // one loop runs; the other has not started
       ${TAKE_ALL_DESCRIPTORS}
       let reads = 0;
+      const controller = new AbortController();
       const options = {
         get signal() {
           reads++;
-          return undefined;
+          return controller.signal;
         },
       };
-      const future = group.sleep(1, 'value', options); // to the idle loop, which cannot start
-      future.then(async (value) => {
+      const future = group.sleep(1000, 'value', options); // to the idle loop, which cannot start
+      const taken = future.state; // the running loop's: the task is not lost, and its signal is followed there
+      controller.abort();
+      future.then(undefined, async (error) => {
         for (const fd of held) fs.closeSync(fd);
-        console.log(value, 'reads:', reads);
+        console.log(taken, error.code, 'reads:', reads, 'pending:', group.pending);
         busy.cancel();
         await group.shutdown();
       });
     `;
     const result = await runWithFewDescriptors(script);
     expect(result.stderr).toBe('');
-    expect(result.stdout).toBe('descriptors: EMFILE\nvalue reads: 1\n');
+    expect(result.stdout).toBe('descriptors: EMFILE\npending ERR_SIDELOOP_CANCELLED reads: 1 pending: 1\n');
     expect(result.code).toBe(0);
   });
 
