@@ -21,6 +21,11 @@ export interface ChildResult {
   stderr: string;
   /** True when the child had to be killed for not exiting on its own. */
   hung: boolean;
+  /**
+   * True when the child's stdout or stderr stayed open long after it had
+   * exited: a process it left behind holds them (its output may be cut short).
+   */
+  heldOpen: boolean;
 }
 
 export interface RunOptions {
@@ -71,6 +76,8 @@ export function runProgram(file: string, args: string[], options: RunOptions = {
     let stdout = '';
     let stderr = '';
     let hung = false;
+    let heldOpen = false;
+    let heldOpenTimer: NodeJS.Timeout | undefined;
     child.stdout.on('data', (chunk) => (stdout += chunk));
     child.stderr.on('data', (chunk) => (stderr += chunk));
     const timer = setTimeout(() => {
@@ -78,9 +85,20 @@ export function runProgram(file: string, args: string[], options: RunOptions = {
       child.kill('SIGKILL');
     }, options.hangAfterMs ?? 60_000);
     child.on('error', reject);
+    // 'close' waits for the pipes too, which a process the child left
+    // behind may hold open: without this, a child killed as hung would
+    // leave the test to time out with none of its output shown.
+    child.on('exit', () => {
+      heldOpenTimer = setTimeout(() => {
+        heldOpen = true;
+        child.stdout.destroy();
+        child.stderr.destroy();
+      }, 10_000);
+    });
     child.on('close', (code, signal) => {
       clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr, hung });
+      clearTimeout(heldOpenTimer);
+      resolve({ code, signal, stdout, stderr, hung, heldOpen });
     });
     child.stdin.end(options.input ?? '');
   });

@@ -24,7 +24,8 @@ const RUNTIMES = {
 
 /** What the addon would print if it were ever called there (Bun's panic, Deno's missing symbol). */
 const expectNoCrash = (result: ChildResult) => {
-  expect(result.hung, `hung; stderr: ${result.stderr}`).toBe(false);
+  expect(result.hung, `hung; stdout: ${result.stdout}; stderr: ${result.stderr}`).toBe(false);
+  expect(result.heldOpen, `its output held open after it exited; stdout: ${result.stdout}`).toBe(false);
   expect(result.signal, `killed by a signal; stderr: ${result.stderr}`).toBeNull();
   expect(result.stdout + result.stderr).not.toMatch(/panic|undefined symbol|unsupported uv function/i);
 };
