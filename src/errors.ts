@@ -38,6 +38,15 @@ export function invalidArgType(name: string, expected: string, actual: unknown):
   return withCode(new TypeError(`The "${name}" argument must be ${expected}. Received ${describe(actual)}`), 'ERR_INVALID_ARG_TYPE');
 }
 
+/**
+ * A method called on anything but an instance of its class: one passed on
+ * without its object (`process.once('SIGTERM', loop.shutdown)`), a Proxy, an
+ * object made from one. Node's own classes throw the same.
+ */
+export function invalidThis(type: string): TypeError {
+  return withCode(new TypeError(`Value of "this" must be of type ${type}`), 'ERR_INVALID_THIS');
+}
+
 /** As Node's `new AbortSignal()`: a class users may hold but not make. */
 export function illegalConstructor(): TypeError {
   return withCode(new TypeError('Illegal constructor'), 'ERR_ILLEGAL_CONSTRUCTOR');

@@ -14,7 +14,7 @@ import { addAbortListener } from 'node:events';
 
 import type { Backend, BackendName, LoopRun } from './backends/backend.js';
 import { selectBackend, type BackendOption } from './backends/select.js';
-import { EventLoopClosedError, InvalidStateError, QueueFullError, invalidArgType, nativeOnly, outOfRange } from './errors.js';
+import { EventLoopClosedError, InvalidStateError, QueueFullError, invalidArgType, invalidThis, nativeOnly, outOfRange } from './errors.js';
 import { Future, announceAll, type AnyFuture, type Outcome } from './future.js';
 import { NATIVE_API, SUBMIT_NATIVE } from './native-extension.js';
 import { accessDenied } from './permission.js';
@@ -175,6 +175,11 @@ export class EventLoop {
     this.#spin = spin;
   }
 
+  /** Throws ERR_INVALID_THIS unless `self` is an EventLoop itself (see invalidThis). */
+  static #checkThis(self: unknown): void {
+    if (typeof self !== 'object' || self === null || !(#state in self)) throw invalidThis('EventLoop');
+  }
+
   get state(): LoopState {
     return this.#state;
   }
@@ -186,6 +191,7 @@ export class EventLoop {
 
   /** Starts the loop thread; does nothing when running. Throws InvalidStateError while stopping. */
   start(): this {
+    EventLoop.#checkThis(this);
     if (this.#state === 'running') return this;
     if (this.#state === 'stopping') throw new InvalidStateError('The loop cannot start while it is stopping');
     const run: LoopRun = this.#backend.startRun({
@@ -206,6 +212,7 @@ export class EventLoop {
    * returns the same promise (and `cancelPending` still cancels what is left).
    */
   shutdown(options?: ShutdownOptions): Promise<void> {
+    EventLoop.#checkThis(this);
     const { stopped, cancelled } = this[BEGIN_SHUTDOWN](options);
     announceAll(cancelled);
     return stopped;
@@ -223,10 +230,12 @@ export class EventLoop {
   }
 
   [Symbol.asyncDispose](): Promise<void> {
+    EventLoop.#checkThis(this);
     return this.shutdown();
   }
 
   stats(): LoopStats {
+    EventLoop.#checkThis(this);
     return {
       submitted: this.#submitted,
       completed: this.#completed,
@@ -241,42 +250,49 @@ export class EventLoop {
   sleep(ms: number, value?: undefined, options?: SubmitOptions): Future<undefined>;
   sleep<T>(ms: number, value: T, options?: SubmitOptions): Future<T>;
   sleep<T>(ms: number, value?: T, options?: SubmitOptions): Future<T | undefined> {
+    EventLoop.#checkThis(this);
     const normalized = normalizeSubmitOptions(options);
     return this.#submit(sleepRequest(ms, value, normalized), normalized.signal);
   }
 
   /** The digest of `data`, equal to `crypto.createHash(algorithm).update(data).digest()`. */
   hash(algorithm: HashAlgorithm | Uppercase<HashAlgorithm>, data: BinaryLike, options?: SubmitOptions): Future<Buffer> {
+    EventLoop.#checkThis(this);
     const normalized = normalizeSubmitOptions(options);
     return this.#submit(hashRequest(algorithm, data, normalized), normalized.signal);
   }
 
   /** `data` gzip-compressed, byte for byte as `zlib.gzipSync(data, { level })`. */
   gzip(data: BinaryLike, options?: CompressOptions): Future<Buffer> {
+    EventLoop.#checkThis(this);
     const normalized = normalizeSubmitOptions(options);
     return this.#submit(compressRequest(TaskKind.gzip, data, options?.level, normalized), normalized.signal);
   }
 
   /** gzip data decompressed; corrupt or truncated input fails with node:zlib's code. */
   gunzip(data: BinaryLike, options?: SubmitOptions): Future<Buffer> {
+    EventLoop.#checkThis(this);
     const normalized = normalizeSubmitOptions(options);
     return this.#submit(decompressRequest(TaskKind.gunzip, data, normalized), normalized.signal);
   }
 
   /** `data` zlib-deflated, byte for byte as `zlib.deflateSync(data, { level })`. */
   deflate(data: BinaryLike, options?: CompressOptions): Future<Buffer> {
+    EventLoop.#checkThis(this);
     const normalized = normalizeSubmitOptions(options);
     return this.#submit(compressRequest(TaskKind.deflate, data, options?.level, normalized), normalized.signal);
   }
 
   /** zlib (deflate) data decompressed; corrupt or truncated input fails with node:zlib's code. */
   inflate(data: BinaryLike, options?: SubmitOptions): Future<Buffer> {
+    EventLoop.#checkThis(this);
     const normalized = normalizeSubmitOptions(options);
     return this.#submit(decompressRequest(TaskKind.inflate, data, normalized), normalized.signal);
   }
 
   /** A file's contents, read on the loop's thread (never behind Node's threadpool). */
   readFile(path: string | URL, options?: SubmitOptions): Future<Buffer> {
+    EventLoop.#checkThis(this);
     const normalized = normalizeSubmitOptions(options);
     const request = readFileRequest(path, normalized);
     return this.#submit(request, normalized.signal, accessDenied('fs.read', request.object as string));
@@ -284,6 +300,7 @@ export class EventLoop {
 
   /** Writes (creates or truncates) a file on the loop's thread. */
   writeFile(path: string | URL, data: BinaryLike, options?: SubmitOptions): Future<void> {
+    EventLoop.#checkThis(this);
     const normalized = normalizeSubmitOptions(options);
     const request = writeFileRequest(path, data, normalized);
     return this.#submit(request, normalized.signal, accessDenied('fs.write', (request.object as WriteFileRequest).path));
@@ -293,6 +310,7 @@ export class EventLoop {
   exec(file: string, args?: readonly string[] | null, options?: ExecOptions | null): Future<ExecResult>;
   exec(file: string, options?: ExecOptions | null): Future<ExecResult>;
   exec(file: string, args?: readonly string[] | ExecOptions | null, options?: ExecOptions | null): Future<ExecResult> {
+    EventLoop.#checkThis(this);
     if (options === null) options = undefined; // as execFile takes it
     if (options === undefined && args !== null && typeof args === 'object' && !Array.isArray(args)) {
       options = args as ExecOptions;

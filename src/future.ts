@@ -1,7 +1,7 @@
 import { AsyncResource } from 'node:async_hooks';
 import { inspect, type InspectOptionsStylized } from 'node:util';
 
-import { CancelledError, TimeoutError, illegalConstructor, invalidArgType } from './errors.js';
+import { CancelledError, TimeoutError, illegalConstructor, invalidArgType, invalidThis } from './errors.js';
 import { queueMicrotask } from './scheduling.js';
 import type { TaskRequest } from './tasks.js';
 import { validateWaitTimeout } from './validate.js';
@@ -133,6 +133,11 @@ export class Future<T> implements PromiseLike<T> {
     return typeof value === 'object' && value !== null && #status in value;
   }
 
+  /** Throws ERR_INVALID_THIS unless `self` is a Future itself (see invalidThis). */
+  static #checkThis(self: unknown): void {
+    if (!Future._isFuture(self)) throw invalidThis('Future');
+  }
+
   get state(): FutureState {
     if (this.#status !== PENDING || this.#owner === undefined) return STATE_OF[this.#status]!;
     // Asking the loop settles the Future first when its work is over: so
@@ -143,6 +148,7 @@ export class Future<T> implements PromiseLike<T> {
   }
 
   done(): boolean {
+    Future.#checkThis(this);
     if (this.#status === PENDING) this.#owner?.settleIfDone(this, true);
     return this.#status !== PENDING;
   }
@@ -157,10 +163,12 @@ export class Future<T> implements PromiseLike<T> {
   }
 
   running(): boolean {
+    Future.#checkThis(this);
     return this.state === 'running';
   }
 
   cancelled(): boolean {
+    Future.#checkThis(this);
     return this.#status === CANCELLED;
   }
 
@@ -170,6 +178,7 @@ export class Future<T> implements PromiseLike<T> {
    * Returns false only when the Future already finished.
    */
   cancel(): boolean {
+    Future.#checkThis(this);
     return this._cancelBecause(undefined);
   }
 
@@ -188,6 +197,7 @@ export class Future<T> implements PromiseLike<T> {
 
   /** The value; throws the task's error, `CancelledError`, or `TimeoutError` if `timeout` ms pass first. */
   result(timeout?: number): T {
+    Future.#checkThis(this);
     this.#waitSync(timeout);
     if (this.#status === CANCELLED) throw this.#cancelledError();
     if (this.#status === FAILED) throw this.#result;
@@ -196,6 +206,7 @@ export class Future<T> implements PromiseLike<T> {
 
   /** The task's error, or undefined on success; waits as `result()` does. */
   exception(timeout?: number): Error | undefined {
+    Future.#checkThis(this);
     this.#waitSync(timeout);
     if (this.#status === CANCELLED) throw this.#cancelledError();
     return this.#status === FAILED ? (this.#result as Error) : undefined;
@@ -206,6 +217,7 @@ export class Future<T> implements PromiseLike<T> {
    * already is), in the async context it was added in.
    */
   addDoneCallback(fn: DoneCallback<T>): void {
+    Future.#checkThis(this);
     if (typeof fn !== 'function') throw invalidArgType('fn', 'of type function', fn);
     if (this.#status !== PENDING) {
       this._onDone(fn); // a microtask, which keeps the caller's async context itself
@@ -253,14 +265,17 @@ export class Future<T> implements PromiseLike<T> {
     onfulfilled?: ((value: T) => R1 | PromiseLike<R1>) | null,
     onrejected?: ((reason: any) => R2 | PromiseLike<R2>) | null,
   ): Promise<R1 | R2> {
+    Future.#checkThis(this);
     return this.#getPromise().then(onfulfilled, onrejected);
   }
 
   catch<R = never>(onrejected?: ((reason: any) => R | PromiseLike<R>) | null): Promise<T | R> {
+    Future.#checkThis(this);
     return this.#getPromise().catch(onrejected);
   }
 
   finally(onfinally?: (() => void) | null): Promise<T> {
+    Future.#checkThis(this);
     return this.#getPromise().finally(onfinally);
   }
 

@@ -6,7 +6,7 @@ import os from 'node:os';
 import { inspect } from 'node:util';
 
 import type { BackendName } from './backends/backend.js';
-import { InvalidStateError, outOfRange } from './errors.js';
+import { InvalidStateError, invalidThis, outOfRange } from './errors.js';
 import {
   BEGIN_SHUTDOWN,
   EventLoop,
@@ -46,6 +46,11 @@ export class EventLoopGroup {
     for (const loop of this.#loops) loop[GROUP_MEMBER] = true;
   }
 
+  /** Throws ERR_INVALID_THIS unless `self` is an EventLoopGroup itself (see invalidThis). */
+  static #checkThis(self: unknown): void {
+    if (typeof self !== 'object' || self === null || !(#loops in self)) throw invalidThis('EventLoopGroup');
+  }
+
   get backend(): BackendName {
     return this.#loops[0]!.backend;
   }
@@ -68,6 +73,7 @@ export class EventLoopGroup {
   }
 
   start(): this {
+    EventLoopGroup.#checkThis(this);
     if (this.#stopping !== undefined) throw new InvalidStateError('The group cannot start while it is stopping');
     for (const loop of this.#loops) loop.start();
     return this;
@@ -79,6 +85,7 @@ export class EventLoopGroup {
    * while stopping returns the same promise (`cancelPending` still cancels).
    */
   shutdown(options?: ShutdownOptions): Promise<void> {
+    EventLoopGroup.#checkThis(this);
     if (this.#stopping !== undefined) {
       // Again while stopping (maybe from a done callback that the first
       // call runs): the same promise; cancelPending still cancels.
@@ -128,6 +135,7 @@ export class EventLoopGroup {
   }
 
   [Symbol.asyncDispose](): Promise<void> {
+    EventLoopGroup.#checkThis(this);
     return this.shutdown();
   }
 
@@ -136,6 +144,7 @@ export class EventLoopGroup {
   }
 
   stats(): LoopStats {
+    EventLoopGroup.#checkThis(this);
     const total: LoopStats = { submitted: 0, completed: 0, failed: 0, cancelled: 0, pending: 0, running: 0 };
     for (const loop of this.#loops) {
       const stats = loop.stats();
@@ -147,40 +156,49 @@ export class EventLoopGroup {
   sleep(ms: number, value?: undefined, options?: SubmitOptions): Future<undefined>;
   sleep<T>(ms: number, value: T, options?: SubmitOptions): Future<T>;
   sleep<T>(ms: number, value?: T, options?: SubmitOptions): Future<T | undefined> {
+    EventLoopGroup.#checkThis(this);
     return this.#submit((loop) => loop.sleep(ms, value, options));
   }
 
   hash(algorithm: HashAlgorithm | Uppercase<HashAlgorithm>, data: BinaryLike, options?: SubmitOptions): Future<Buffer> {
+    EventLoopGroup.#checkThis(this);
     return this.#submit((loop) => loop.hash(algorithm, data, options));
   }
 
   gzip(data: BinaryLike, options?: CompressOptions): Future<Buffer> {
+    EventLoopGroup.#checkThis(this);
     return this.#submit((loop) => loop.gzip(data, options));
   }
 
   gunzip(data: BinaryLike, options?: SubmitOptions): Future<Buffer> {
+    EventLoopGroup.#checkThis(this);
     return this.#submit((loop) => loop.gunzip(data, options));
   }
 
   deflate(data: BinaryLike, options?: CompressOptions): Future<Buffer> {
+    EventLoopGroup.#checkThis(this);
     return this.#submit((loop) => loop.deflate(data, options));
   }
 
   inflate(data: BinaryLike, options?: SubmitOptions): Future<Buffer> {
+    EventLoopGroup.#checkThis(this);
     return this.#submit((loop) => loop.inflate(data, options));
   }
 
   readFile(path: string | URL, options?: SubmitOptions): Future<Buffer> {
+    EventLoopGroup.#checkThis(this);
     return this.#submit((loop) => loop.readFile(path, options));
   }
 
   writeFile(path: string | URL, data: BinaryLike, options?: SubmitOptions): Future<void> {
+    EventLoopGroup.#checkThis(this);
     return this.#submit((loop) => loop.writeFile(path, data, options));
   }
 
   exec(file: string, args?: readonly string[] | null, options?: ExecOptions | null): Future<ExecResult>;
   exec(file: string, options?: ExecOptions | null): Future<ExecResult>;
   exec(file: string, args?: readonly string[] | ExecOptions | null, options?: ExecOptions | null): Future<ExecResult> {
+    EventLoopGroup.#checkThis(this);
     return this.#submit((loop) => loop.exec(file, args as readonly string[], options));
   }
 

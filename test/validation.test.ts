@@ -95,3 +95,41 @@ describe.each(BACKENDS)('bad input to sleep (%s backend)', (backend) => {
     expect(result.stdout).toBe('survived true true\n');
   });
 });
+
+describe('a method called without its object', () => {
+  const LOOP_METHODS = ['start', 'shutdown', 'stats', 'sleep', 'hash', 'gzip', 'gunzip', 'deflate', 'inflate', 'readFile', 'writeFile', 'exec'] as const;
+  const FUTURE_METHODS = ['done', 'running', 'cancelled', 'cancel', 'result', 'exception', 'addDoneCallback', 'then', 'catch', 'finally'] as const;
+  // Passed on as a callback (`process.once('SIGTERM', loop.shutdown)`), or
+  // called on a Proxy or on an object made from one. V8's own errors for
+  // the private fields came without a code.
+  const impostors = (of: object) => [undefined, process, {}, new Proxy(of, {}), Object.create(of)];
+
+  it.each([
+    ['EventLoop', () => new EventLoop(), LOOP_METHODS],
+    ['EventLoopGroup', () => new EventLoopGroup({ size: 1 }), LOOP_METHODS],
+  ] as const)("throws ERR_INVALID_THIS from every method of an %s, and starts nothing", async (type, make, methods) => {
+    const loop = make();
+    for (const name of [...methods, Symbol.asyncDispose] as const) {
+      const method = loop[name as keyof typeof loop] as (...args: unknown[]) => unknown;
+      for (const self of impostors(loop)) {
+        expect(() => method.call(self, 0), `${String(name)} on ${typeof self}`).toThrow(code('ERR_INVALID_THIS'));
+        expect(() => method.call(self, 0)).toThrow(`Value of "this" must be of type ${type}`);
+      }
+    }
+    expect(loop.state).toBe('idle');
+    await loop.shutdown();
+  });
+
+  it('throws ERR_INVALID_THIS from every method of a Future, and leaves it as it was', async () => {
+    const loop = new EventLoop();
+    const future = loop.sleep(0, 'value');
+    for (const name of FUTURE_METHODS) {
+      const method = future[name] as (...args: unknown[]) => unknown;
+      for (const self of impostors(future)) {
+        expect(() => method.call(self, () => {}), `${name} on ${typeof self}`).toThrow(code('ERR_INVALID_THIS'));
+      }
+    }
+    expect(await future).toBe('value');
+    await loop.shutdown();
+  });
+});
