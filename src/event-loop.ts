@@ -7,7 +7,7 @@
  *
  * It knows nothing of threads: a LoopRun (one per start) does.
  */
-import { inspect } from 'node:util';
+import { inspect, type InspectOptions } from 'node:util';
 // After the import above: the file's comment goes with the first import into
 // the .d.ts, and this one is not there.
 import { addAbortListener } from 'node:events';
@@ -177,15 +177,22 @@ export class EventLoop {
 
   /** Throws ERR_INVALID_THIS unless `self` is an EventLoop itself (see invalidThis). */
   static #checkThis(self: unknown): void {
-    if (typeof self !== 'object' || self === null || !(#state in self)) throw invalidThis('EventLoop');
+    if (!EventLoop.#isLoop(self)) throw invalidThis('EventLoop');
+  }
+
+  /** Whether `self` is an EventLoop itself: not a Proxy of one, nor an object made from one. */
+  static #isLoop(self: unknown): self is EventLoop {
+    return typeof self === 'object' && self !== null && #state in self;
   }
 
   get state(): LoopState {
+    EventLoop.#checkThis(this);
     return this.#state;
   }
 
   /** Tasks submitted and not yet done. */
   get pending(): number {
+    EventLoop.#checkThis(this);
     return this.#pending;
   }
 
@@ -357,7 +364,9 @@ export class EventLoop {
     return this.#submit(extensionRequest(handle, normalized), normalized.signal);
   }
 
-  [inspect.custom](): string {
+  [inspect.custom](depth: number, options: InspectOptions): string {
+    // Printing an object made from a loop shows it as it is, without a throw.
+    if (!EventLoop.#isLoop(this)) return inspect(this, { ...options, customInspect: false });
     return `EventLoop { name: ${inspect(this.name)}, backend: '${this.backend}', state: '${this.#state}', pending: ${this.#pending} }`;
   }
 

@@ -139,6 +139,7 @@ export class Future<T> implements PromiseLike<T> {
   }
 
   get state(): FutureState {
+    Future.#checkThis(this);
     if (this.#status !== PENDING || this.#owner === undefined) return STATE_OF[this.#status]!;
     // Asking the loop settles the Future first when its work is over: so
     // state, done() and cancel() agree with the loop even while the main
@@ -284,6 +285,8 @@ export class Future<T> implements PromiseLike<T> {
   }
 
   [inspect.custom](depth: number, options: InspectOptionsStylized): string {
+    // Printing an object made from a Future shows it as it is, without a throw.
+    if (!Future._isFuture(this)) return inspect(this, { ...options, customInspect: false });
     const state = this.state;
     let shown: string;
     if (state === 'finished') {

@@ -3,7 +3,7 @@
  * core. Each submission goes to the loop with the fewest pending tasks.
  */
 import os from 'node:os';
-import { inspect } from 'node:util';
+import { inspect, type InspectOptions } from 'node:util';
 
 import type { BackendName } from './backends/backend.js';
 import { InvalidStateError, invalidThis, outOfRange } from './errors.js';
@@ -48,18 +48,26 @@ export class EventLoopGroup {
 
   /** Throws ERR_INVALID_THIS unless `self` is an EventLoopGroup itself (see invalidThis). */
   static #checkThis(self: unknown): void {
-    if (typeof self !== 'object' || self === null || !(#loops in self)) throw invalidThis('EventLoopGroup');
+    if (!EventLoopGroup.#isGroup(self)) throw invalidThis('EventLoopGroup');
+  }
+
+  /** Whether `self` is an EventLoopGroup itself: not a Proxy of one, nor an object made from one. */
+  static #isGroup(self: unknown): self is EventLoopGroup {
+    return typeof self === 'object' && self !== null && #loops in self;
   }
 
   get backend(): BackendName {
+    EventLoopGroup.#checkThis(this);
     return this.#loops[0]!.backend;
   }
 
   get name(): string {
+    EventLoopGroup.#checkThis(this);
     return this.#loops[0]!.name;
   }
 
   get state(): LoopState {
+    EventLoopGroup.#checkThis(this);
     if (this.#stopping !== undefined) return 'stopping';
     const states = this.#loops.map((loop) => loop.state);
     if (states.includes('stopping')) return 'stopping';
@@ -69,6 +77,7 @@ export class EventLoopGroup {
   }
 
   get pending(): number {
+    EventLoopGroup.#checkThis(this);
     return this.#loops.reduce((sum, loop) => sum + loop.pending, 0);
   }
 
@@ -139,7 +148,9 @@ export class EventLoopGroup {
     return this.shutdown();
   }
 
-  [inspect.custom](): string {
+  [inspect.custom](depth: number, options: InspectOptions): string {
+    // Printing an object made from a group shows it as it is, without a throw.
+    if (!EventLoopGroup.#isGroup(this)) return inspect(this, { ...options, customInspect: false });
     return `EventLoopGroup { name: ${inspect(this.name)}, backend: '${this.backend}', size: ${this.size}, state: '${this.state}', pending: ${this.pending} }`;
   }
 

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 
-import { EventLoop, EventLoopGroup } from '../dist/index.js';
+import { inspect } from 'node:util';
+
+import { EventLoop, EventLoopGroup, Future } from '../dist/index.js';
 import { BACKENDS, runScript, testLoops } from './helpers.js';
 
 const code = (c: string) => expect.objectContaining({ code: c });
@@ -96,9 +98,10 @@ describe.each(BACKENDS)('bad input to sleep (%s backend)', (backend) => {
   });
 });
 
-describe('a method called without its object', () => {
+describe('a method or getter called without its object', () => {
   const LOOP_METHODS = ['start', 'shutdown', 'stats', 'sleep', 'hash', 'gzip', 'gunzip', 'deflate', 'inflate', 'readFile', 'writeFile', 'exec'] as const;
   const FUTURE_METHODS = ['done', 'running', 'cancelled', 'cancel', 'result', 'exception', 'addDoneCallback', 'then', 'catch', 'finally'] as const;
+  const GETTERS = { EventLoop: ['state', 'pending'], EventLoopGroup: ['backend', 'name', 'state', 'pending'] } as const;
   // Passed on as a callback (`process.once('SIGTERM', loop.shutdown)`), or
   // called on a Proxy or on an object made from one. V8's own errors for
   // the private fields came without a code.
@@ -107,7 +110,7 @@ describe('a method called without its object', () => {
   it.each([
     ['EventLoop', () => new EventLoop(), LOOP_METHODS],
     ['EventLoopGroup', () => new EventLoopGroup({ size: 1 }), LOOP_METHODS],
-  ] as const)("throws ERR_INVALID_THIS from every method of an %s, and starts nothing", async (type, make, methods) => {
+  ] as const)("throws ERR_INVALID_THIS from every method and getter of an %s, and starts nothing", async (type, make, methods) => {
     const loop = make();
     for (const name of [...methods, Symbol.asyncDispose] as const) {
       const method = loop[name as keyof typeof loop] as (...args: unknown[]) => unknown;
@@ -116,11 +119,15 @@ describe('a method called without its object', () => {
         expect(() => method.call(self, 0)).toThrow(`Value of "this" must be of type ${type}`);
       }
     }
+    for (const name of GETTERS[type]) {
+      const getter = Object.getOwnPropertyDescriptor(Object.getPrototypeOf(loop), name)!.get!;
+      for (const self of impostors(loop)) expect(() => getter.call(self), `${name} of ${typeof self}`).toThrow(code('ERR_INVALID_THIS'));
+    }
     expect(loop.state).toBe('idle');
     await loop.shutdown();
   });
 
-  it('throws ERR_INVALID_THIS from every method of a Future, and leaves it as it was', async () => {
+  it('throws ERR_INVALID_THIS from every method and getter of a Future, and leaves it as it was', async () => {
     const loop = new EventLoop();
     const future = loop.sleep(0, 'value');
     for (const name of FUTURE_METHODS) {
@@ -129,7 +136,21 @@ describe('a method called without its object', () => {
         expect(() => method.call(self, () => {}), `${name} on ${typeof self}`).toThrow(code('ERR_INVALID_THIS'));
       }
     }
+    const getter = Object.getOwnPropertyDescriptor(Future.prototype, 'state')!.get!;
+    for (const self of impostors(future)) expect(() => getter.call(self), `state of ${typeof self}`).toThrow(code('ERR_INVALID_THIS'));
     expect(await future).toBe('value');
     await loop.shutdown();
+  });
+
+  it('prints an object made from a loop, a group or a Future as it is, without a throw', async () => {
+    const loop = new EventLoop();
+    const group = new EventLoopGroup({ size: 1 });
+    const future = loop.sleep(0);
+    expect(inspect(Object.create(loop))).toBe('EventLoop {}');
+    expect(inspect(Object.create(group))).toBe('EventLoopGroup {}');
+    expect(inspect({ made: Object.create(future) })).toBe('{ made: Future {} }');
+    expect(inspect(loop)).toMatch(/^EventLoop \{ name: 'sideloop', backend: '\w+', state: 'running', pending: 1 \}$/);
+    await future;
+    await Promise.all([loop.shutdown(), group.shutdown()]);
   });
 });
