@@ -131,6 +131,18 @@ export interface BegunShutdown {
   cancelled: (AnyFuture | undefined)[];
 }
 
+/**
+ * @internal shutdown()'s options, read and checked once: a group passes the
+ * result to each member, so a getter is not read again for each (and cannot
+ * throw halfway, with some members stopping and their Futures concluded).
+ */
+export function normalizeShutdownOptions(options: unknown): Required<ShutdownOptions> {
+  validateObject(options, 'options');
+  const cancelPending = (options as ShutdownOptions | undefined)?.cancelPending ?? false;
+  validateBoolean(cancelPending, 'options.cancelPending');
+  return { cancelPending };
+}
+
 export class EventLoop {
   /** The backend in use. */
   readonly backend: BackendName;
@@ -227,9 +239,7 @@ export class EventLoop {
 
   /** @internal See BEGIN_SHUTDOWN. */
   [BEGIN_SHUTDOWN](options?: ShutdownOptions): BegunShutdown {
-    validateObject(options, 'options');
-    const cancelPending = (options as ShutdownOptions | undefined)?.cancelPending ?? false;
-    validateBoolean(cancelPending, 'options.cancelPending');
+    const { cancelPending } = normalizeShutdownOptions(options);
     if (this.#state === 'idle' || this.#state === 'stopped') return { stopped: this.#reaping ?? Promise.resolve(), cancelled: [] };
     // 'stopping' first: what the cancelled Futures' callbacks submit is refused.
     this.#shutdown ??= this.#stop();

@@ -13,8 +13,8 @@ import {
   GROUP_MEMBER,
   GROUP_STOPPING,
   RESUBMIT,
+  normalizeShutdownOptions,
   takeUnstarted,
-  type BegunShutdown,
   type EventLoopOptions,
   type LoopState,
   type LoopStats,
@@ -95,16 +95,18 @@ export class EventLoopGroup {
    */
   shutdown(options?: ShutdownOptions): Promise<void> {
     EventLoopGroup.#checkThis(this);
+    // Read once, before any loop changes: bad options throw here, as a
+    // loop's do, and each member gets the values read.
+    const normalized = normalizeShutdownOptions(options);
     if (this.#stopping !== undefined) {
       // Again while stopping (maybe from a done callback that the first
       // call runs): the same promise; cancelPending still cancels.
-      announceAll(this.#loops.flatMap((loop) => loop[BEGIN_SHUTDOWN](options).cancelled));
+      announceAll(this.#loops.flatMap((loop) => loop[BEGIN_SHUTDOWN](normalized).cancelled));
       return this.#stopping;
     }
     if (this.#loops.every((loop) => loop.state === 'idle' || loop.state === 'stopped')) {
-      // Nothing to stop: resolved at once, the group open to work, as a
-      // loop is (bad options still throw, from the first loop).
-      return Promise.all(this.#loops.map((loop) => loop.shutdown(options))).then(() => undefined);
+      // Nothing to stop: resolved at once, the group open to work, as a loop is.
+      return Promise.all(this.#loops.map((loop) => loop.shutdown(normalized))).then(() => undefined);
     }
     // 'stopping' and refusing work before any loop stops: with
     // cancelPending, the done callbacks run inside a loop's shutdown(), and
@@ -117,15 +119,7 @@ export class EventLoopGroup {
       this.#refuseWork(false);
       this.#stopping = undefined;
     };
-    let begun: BegunShutdown[];
-    try {
-      // Not async: bad options throw here, as EventLoop's do (the first loop
-      // throws before any loop has changed).
-      begun = this.#loops.map((loop) => loop[BEGIN_SHUTDOWN](options));
-    } catch (error) {
-      reopen();
-      throw error;
-    }
+    const begun = this.#loops.map((loop) => loop[BEGIN_SHUTDOWN](normalized));
     // With cancelPending: every member's Futures are done before any
     // callback runs, as in one loop, so a callback that waits on a sibling
     // on another member finds it cancelled (it waited for the sibling's work).

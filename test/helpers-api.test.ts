@@ -216,6 +216,29 @@ describe.each(BACKENDS)('wait, asCompleted and groups (%s backend)', (backend) =
     expect(() => group.shutdown({ cancelPending: 1 } as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
   });
 
+  it('EventLoopGroup.shutdown() reads its options once, not once per loop', async () => {
+    // Each loop read them again: a getter that threw on its second read
+    // left the first loop's Futures cancelled and their callbacks never run.
+    const group = new EventLoopGroup({ backend, size: 2 });
+    track(group);
+    const futures = [group.sleep(60_000), group.sleep(60_000)]; // one on each loop
+    let called = 0;
+    for (const future of futures) future.addDoneCallback(() => called++);
+    let reads = 0;
+    const options = {
+      get cancelPending() {
+        reads++;
+        return true;
+      },
+    };
+    await group.shutdown(options);
+    expect(reads).toBe(1);
+    expect(called).toBe(2);
+    expect(futures.every((future) => future.cancelled())).toBe(true);
+    await group.shutdown(options); // stopped: read once too
+    expect(reads).toBe(2);
+  });
+
   it('EventLoopGroup spreads work to the least busy loop and has the same lifecycle', async () => {
     const group = new EventLoopGroup({ backend, size: 3, name: 'grouped' });
     track(group);
