@@ -1058,6 +1058,43 @@ describe('worker backend: large inputs are streamed from the caller’s memory',
     }
   });
 
+  // ASan's allocator aborts the process when it is out of memory, where V8's throws.
+  it.skipIf(process.env.LD_PRELOAD?.includes('asan'))(
+    'an input there is no memory to copy fails its Future, and the loop still stops',
+    async () => {
+      // The copy the worker needs threw from writeFile() itself, after the
+      // task was counted: it stayed pending for ever, and shutdown() never
+      // resolved. The address space is limited to what the process has, plus
+      // half the input: the input can be made, its copy cannot.
+      const result = await runScript(`
+        const { execFileSync } = require('node:child_process');
+        const { readFileSync } = require('node:fs');
+        const { EventLoop } = require(SIDELOOP);
+        const loop = new EventLoop({ backend: 'worker' });
+        (async () => {
+          await loop.sleep(0);
+          const size = 512 * 1024 * 1024;
+          const input = Buffer.allocUnsafe(size);
+          const vmSize = Number(readFileSync('/proc/self/status', 'utf8').match(/VmSize:\\s+(\\d+)/)[1]) * 1024;
+          execFileSync('prlimit', ['--pid', String(process.pid), '--as=' + (vmSize + size / 2)]);
+          for (const future of [loop.writeFile('/dev/null', input), loop.exec('cat', [], { input })]) {
+            const error = await future.then(() => undefined, (e) => e);
+            console.log(error.message, '|', error.cause?.message);
+          }
+          console.log(JSON.stringify(loop.stats()));
+          await loop.shutdown();
+          console.log('stopped');
+        })();
+      `);
+      expect(result).toMatchObject({ code: 0, stderr: '' });
+      expect(result.stdout).toBe(
+        "writeFile('/dev/null'): its input could not be copied for the worker thread: Array buffer allocation failed | Array buffer allocation failed\n" +
+          "exec('cat'): its input could not be copied for the worker thread: Array buffer allocation failed | Array buffer allocation failed\n" +
+          '{"submitted":3,"completed":1,"failed":2,"cancelled":0,"pending":0,"running":0}\nstopped\n',
+      );
+    },
+  );
+
   it('a result() that finds its own input detached returns at once, without waiting on the worker', async () => {
     // The Future fails on this thread, which wakes no wait: result() slept
     // through a whole quiet check (0.1 s) before it looked again.

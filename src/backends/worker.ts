@@ -286,7 +286,14 @@ class WorkerRun implements LoopRun {
           this.#releaseAllHeld();
         }).unref();
       }
-      this.#heldAtExit.set(future, withOwnInput(request));
+      let held: TaskRequest;
+      try {
+        held = withOwnInput(request);
+      } catch (error) {
+        this.#failUncopied(request, future, slot, error);
+        return;
+      }
+      this.#heldAtExit.set(future, held);
       return;
     }
     this.#stage(request, future, slot, false);
@@ -294,12 +301,18 @@ class WorkerRun implements LoopRun {
 
   /** Puts a task in the batch for the next submit message; `atExit`: an exec held during the exit (ExecAtExit). */
   #stage(request: TaskRequest, future: AnyFuture, slot: number, atExit: boolean): void {
+    let object: unknown;
+    try {
+      object = this.#portableObject(request, future, slot, atExit);
+    } catch (error) {
+      this.#failUncopied(request, future, slot, error);
+      return;
+    }
     const at = this.#stagedCount * TASK_FIELDS;
     this.#staged[at] = slot;
     this.#staged[at + 1] = request.kind;
     this.#staged[at + 2] = request.timeout;
     this.#staged[at + 3] = request.number;
-    const object = this.#portableObject(request, future, slot, atExit);
     this.#stagedObjects.push(object);
     if (object !== undefined) this.#stagedAnyObject = true;
     if (++this.#stagedCount === BATCH_CAPACITY) this.#flush();
@@ -655,6 +668,18 @@ class WorkerRun implements LoopRun {
       default:
         return request.object;
     }
+  }
+
+  /**
+   * Fails a task whose input could not be copied for the worker (out of
+   * memory: the native backend reads inputs in place, this one must copy
+   * them). Operational, so its Future fails; nothing of it was sent. It
+   * stayed pending for ever before, and kept the loop from stopping.
+   */
+  #failUncopied(request: TaskRequest, future: AnyFuture, slot: number, error: unknown): void {
+    this.#slots.release(slot);
+    const message = `${describeTask(request)}: its input could not be copied for the worker thread: ${(error as Error)?.message ?? error}`;
+    future._finish('failed', new Error(message, { cause: error }));
   }
 
   #schedulePump(): void {
