@@ -49,8 +49,11 @@ export interface CompressOptions extends SubmitOptions {
 export interface ExecOptions extends SubmitOptions {
   /** Working directory of the child (a path or a `file:` URL); default the process's. */
   cwd?: string | URL | null;
-  /** The child's whole environment; default `process.env`. */
-  env?: Record<string, string | undefined> | null;
+  /**
+   * The child's whole environment; default `process.env`. As in execFile,
+   * inherited keys count and numbers and booleans are turned into text.
+   */
+  env?: Record<string, string | number | boolean | undefined> | null;
   /** Written to the child's stdin, which is then closed. Without it stdin is empty. */
   input?: BinaryLike | null;
   /** Bytes allowed on stdout and on stderr each; beyond it the child is killed and the Future fails. Default 1 MiB. */
@@ -241,13 +244,19 @@ export function execRequest(file: unknown, args: unknown, options: ExecOptions |
   const cwdPath = cwd == null ? undefined : toPath(cwd, 'options.cwd');
   validateObject(env, 'options.env');
   const envList: string[] = [];
-  for (const [key, value] of Object.entries(env)) {
+  // As in execFile: inherited keys too (`{ __proto__: process.env, DEBUG: '1' }`
+  // keeps PATH), and numbers and booleans as text (`{ PORT: 3000 }`).
+  for (const key in env as object) {
+    const value: unknown = (env as Record<string, unknown>)[key];
     if (value === undefined) continue;
-    if (typeof value !== 'string') throw invalidArgType(`options.env.${key}`, 'of type string', value);
-    if (key.includes('\0') || key.includes('=') || value.includes('\0')) {
+    if (typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'boolean' && typeof value !== 'bigint') {
+      throw invalidArgType(`options.env.${key}`, 'of type string, number or boolean', value);
+    }
+    const text = String(value);
+    if (key.includes('\0') || key.includes('=') || text.includes('\0')) {
       throw invalidArgValue(`options.env.${key}`, 'must not contain null bytes (or "=" in its name)', value);
     }
-    envList.push(`${key}=${value}`);
+    envList.push(`${key}=${text}`);
   }
   validateNumber(maxBuffer, 'options.maxBuffer');
   if (!(maxBuffer >= 0)) throw outOfRange('options.maxBuffer', 'a number >= 0', maxBuffer);

@@ -510,6 +510,12 @@ describe.each(BACKENDS)('built-in tasks (%s backend)', (backend) => {
       // Any name a variable may have, __proto__ too (the worker backend dropped it).
       const odd = await loop.exec('env', [], { env: JSON.parse('{"__proto__":"x","constructor":"y","A":"1"}') });
       expect(odd.stdout.toString().split('\n').sort()).toEqual(['', 'A=1', '__proto__=x', 'constructor=y']);
+      // As in execFile: inherited keys count (only own ones did, so
+      // { __proto__: process.env, ... } lost PATH), numbers and booleans
+      // become text (they threw), undefined leaves a variable out.
+      const env = Object.assign(Object.create({ INHERITED: 'yes' }), { PORT: 3000, DEBUG: true, LEFT_OUT: undefined });
+      const converted = await loop.exec('env', [], { env });
+      expect(converted.stdout.toString().split('\n').sort()).toEqual(['', 'DEBUG=true', 'INHERITED=yes', 'PORT=3000']);
     });
 
     it('a spawn that fails for want of file descriptors fails that task only', async () => {
@@ -816,7 +822,8 @@ describe.each(BACKENDS)('built-in tasks (%s backend)', (backend) => {
       const sparse: string[] = [];
       sparse[1] = 'a';
       expect(() => loop.exec('printf', sparse)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE', message: expect.stringContaining('args[0]') }));
-      expect(() => loop.exec('sh', [], { env: { A: 1 } as never })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+      expect(() => loop.exec('sh', [], { env: { A: {} } as never })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+      expect(() => loop.exec('sh', [], { env: { A: null } as never })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
       expect(() => loop.exec('sh', [], { maxBuffer: -1 })).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
       expect(() => loop.exec('sh', [], { input: 5 as never })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
       expect(() => loop.exec('sh', [], { cwd: 5 as never })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
