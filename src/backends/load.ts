@@ -24,7 +24,7 @@ export function loadNativeBinding(): LoadResult {
   const result = load();
   // A failure for want of a resource the process may get back (file
   // descriptors, memory) is tried again next time; any other is for good.
-  if (result.binding !== undefined || !(lackedResource(result.error.cause) || outOfDescriptors())) cached = result;
+  if (result.binding !== undefined || !(lackedResource(result.error) || outOfDescriptors())) cached = result;
   return result;
 }
 
@@ -69,7 +69,9 @@ function load(): LoadResult {
       throw new Error(`the addon speaks protocol ${binding.abiVersion}, this code expects ${ABI_VERSION}`);
     }
     return { binding };
-  } catch (cause) {
-    return { error: new Error(`sideloop's native addon could not be loaded: ${(cause as Error)?.message ?? cause}`, { cause }) };
+  } catch (error) {
+    // The load error itself: it becomes the cause of the error that
+    // backend: 'native' throws, as the contract says (it was one level down).
+    return { error: error instanceof Error ? error : new Error(`sideloop's native addon could not be loaded: ${String(error)}`) };
   }
 }
