@@ -14,7 +14,7 @@ import { addAbortListener } from 'node:events';
 
 import type { Backend, BackendName, LoopRun } from './backends/backend.js';
 import { selectBackend, type BackendOption } from './backends/select.js';
-import { EventLoopClosedError, InvalidStateError, QueueFullError, invalidArgType, invalidThis, nativeOnly, outOfRange } from './errors.js';
+import { EventLoopClosedError, InvalidStateError, QueueFullError, invalidArgType, invalidArgValue, invalidThis, nativeOnly, outOfRange } from './errors.js';
 import { Future, announceAll, type AnyFuture, type Outcome } from './future.js';
 import { NATIVE_API, SUBMIT_NATIVE } from './native-extension.js';
 import { accessDenied } from './permission.js';
@@ -170,6 +170,8 @@ export class EventLoop {
     validateObject(options, 'options');
     const { backend, name = 'sideloop', keepAlive = true, maxPending = Infinity, spin = 0 } = (options ?? {}) as EventLoopOptions;
     validateString(name, 'options.name');
+    // It names the loop's thread, which would end at a NUL byte.
+    if (name.includes('\0')) throw invalidArgValue('options.name', 'must be a string without null bytes', name);
     validateBoolean(keepAlive, 'options.keepAlive');
     validateNumber(maxPending, 'options.maxPending');
     if (maxPending !== Infinity && !(Number.isInteger(maxPending) && maxPending >= 1)) {

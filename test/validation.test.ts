@@ -11,6 +11,8 @@ describe('EventLoop options', () => {
   it.each([
     [{ backend: 'fast' }, TypeError, 'ERR_INVALID_ARG_VALUE'],
     [{ name: 7 }, TypeError, 'ERR_INVALID_ARG_TYPE'],
+    // The thread's name would end at the NUL, as Node refuses such strings for the OS.
+    [{ name: 'a\0b' }, TypeError, 'ERR_INVALID_ARG_VALUE'],
     [{ keepAlive: 'yes' }, TypeError, 'ERR_INVALID_ARG_TYPE'],
     [{ maxPending: 0 }, RangeError, 'ERR_OUT_OF_RANGE'],
     [{ maxPending: -1 }, RangeError, 'ERR_OUT_OF_RANGE'],
