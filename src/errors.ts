@@ -1,3 +1,5 @@
+import { inspect } from 'node:util';
+
 /** The errors of the sideloop contract. Each has a stable `name` and `code`. */
 
 abstract class SideloopError extends Error {
@@ -35,7 +37,8 @@ export class QueueFullError extends SideloopError {
 
 /** A programmer error, shaped like Node's own (`code` such as `ERR_INVALID_ARG_TYPE`). */
 export function invalidArgType(name: string, expected: string, actual: unknown): TypeError {
-  return withCode(new TypeError(`The "${name}" argument must be ${expected}. Received ${describe(actual)}`), 'ERR_INVALID_ARG_TYPE');
+  const kind = name.includes('.') ? 'property' : 'argument'; // as Node says it: 'The "options.signal" property'
+  return withCode(new TypeError(`The "${name}" ${kind} must be ${expected}. Received ${describe(actual)}`), 'ERR_INVALID_ARG_TYPE');
 }
 
 /**
@@ -52,15 +55,26 @@ export function illegalConstructor(): TypeError {
   return withCode(new TypeError('Illegal constructor'), 'ERR_ILLEGAL_CONSTRUCTOR');
 }
 
+/** Node's ERR_OUT_OF_RANGE, the value shown as Node shows it (`Received -1`, `Received 4_294_967_297`). */
 export function outOfRange(name: string, expected: string, actual: unknown): RangeError {
-  return withCode(
-    new RangeError(`The value of "${name}" is out of range. It must be ${expected}. Received ${describe(actual)}`),
-    'ERR_OUT_OF_RANGE',
-  );
+  let received: string;
+  if (typeof actual === 'bigint') received = `${actual > 2n ** 32n || actual < -(2n ** 32n) ? withSeparators(String(actual)) : actual}n`;
+  else if (Number.isInteger(actual) && Math.abs(actual as number) > 2 ** 32) received = withSeparators(String(actual));
+  else received = inspect(actual);
+  return withCode(new RangeError(`The value of "${name}" is out of range. It must be ${expected}. Received ${received}`), 'ERR_OUT_OF_RANGE');
 }
 
+/** Node's ERR_INVALID_ARG_VALUE: a property ('options.name') or an argument, the value inspected. */
 export function invalidArgValue(name: string, reason: string, actual: unknown): TypeError {
-  return withCode(new TypeError(`The argument '${name}' ${reason}. Received ${describe(actual)}`), 'ERR_INVALID_ARG_VALUE');
+  let received = inspect(actual);
+  if (received.length > 128) received = `${received.slice(0, 128)}...`;
+  const kind = name.includes('.') ? 'property' : 'argument';
+  return withCode(new TypeError(`The ${kind} '${name}' ${reason}. Received ${received}`), 'ERR_INVALID_ARG_VALUE');
+}
+
+/** Underscores between thousands, as Node writes large integers in range errors (1e+21 stays as it is). */
+function withSeparators(digits: string): string {
+  return digits.replace(/\B(?=(\d{3})+$)/g, '_');
 }
 
 /** A native extension's task (include/sideloop.h) submitted to a loop that runs no native code. */

@@ -26,6 +26,25 @@ describe('EventLoop options', () => {
     expect(() => new EventLoop(options as never)).toThrow(code(errorCode));
   });
 
+  it("words its messages as Node's own errors of the same code do", async () => {
+    const loop = new EventLoop();
+    // The same call to Node's own API, for the same option: the same words.
+    const nodes = await import('node:timers/promises').then(({ setTimeout }) => {
+      try {
+        void setTimeout(1, undefined, { signal: 1 as never });
+      } catch (error) {
+        return (error as Error).message;
+      }
+    });
+    expect(() => loop.sleep(1, undefined, { signal: 1 as never })).toThrow(nodes);
+    expect(() => loop.sleep(-1)).toThrow('The value of "ms" is out of range. It must be >= 0 && <= 2147483647. Received -1');
+    expect(() => loop.sleep(2 ** 40)).toThrow(/Received 1_099_511_627_776$/);
+    expect(() => loop.sleep(0.5e300)).toThrow(/Received 5e\+299$/);
+    expect(() => new EventLoop({ name: 'a\0b' })).toThrow("The property 'options.name' must be a string without null bytes. Received 'a\\x00b'");
+    expect(() => loop.exec('')).toThrow(/^The argument 'file' .* Received ''$/);
+    expect(loop.state).toBe('idle');
+  });
+
   it('rejects options that are not an object', () => {
     expect(() => new EventLoop('native' as never)).toThrow(code('ERR_INVALID_ARG_TYPE'));
     expect(() => new EventLoop(null as never)).toThrow(code('ERR_INVALID_ARG_TYPE'));
