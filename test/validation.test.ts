@@ -29,13 +29,9 @@ describe('EventLoop options', () => {
   it("words its messages as Node's own errors of the same code do", async () => {
     const loop = new EventLoop();
     // The same call to Node's own API, for the same option: the same words.
-    const nodes = await import('node:timers/promises').then(({ setTimeout }) => {
-      try {
-        void setTimeout(1, undefined, { signal: 1 as never });
-      } catch (error) {
-        return (error as Error).message;
-      }
-    });
+    const { setTimeout } = await import('node:timers/promises');
+    const nodes = await setTimeout(1, undefined, { signal: 1 as never }).then(String, (error: Error) => error.message);
+    expect(nodes).toMatch(/^The "options.signal" property/);
     expect(() => loop.sleep(1, undefined, { signal: 1 as never })).toThrow(nodes);
     expect(() => loop.sleep(-1)).toThrow('The value of "ms" is out of range. It must be >= 0 && <= 2147483647. Received -1');
     expect(() => loop.sleep(2 ** 40)).toThrow(/Received 1_099_511_627_776$/);
