@@ -187,20 +187,6 @@ describe.each(BACKENDS)('Future (%s backend)', (backend) => {
     expect(immediateRan).toBe(false); // we never returned to the event loop
   });
 
-  it("runs no callback in the middle of a blocked result(): a sibling's waits for the end of the wait", async () => {
-    // The worker backend ran it as soon as the sibling was done, while
-    // result() still blocked (a process.exit() there came a whole wait
-    // earlier than on the native backend).
-    const loop = makeLoop();
-    await started(loop);
-    const sibling = loop.sleep(0, 'sibling');
-    const waited = loop.sleep(100, 'waited');
-    let waitedWasDone: boolean | undefined;
-    sibling.addDoneCallback(() => (waitedWasDone = waited.done()));
-    expect(waited.result()).toBe('waited');
-    expect(waitedWasDone).toBe(true);
-  });
-
   it('a timeout too large for any clock (1e20 ms, 2^64 ms, MAX_VALUE) waits as if there were none', () => {
     const loop = makeLoop();
     for (const timeout of [1e20, 2 ** 64, Number.MAX_VALUE]) {

@@ -213,7 +213,6 @@ class WorkerRun implements LoopRun {
   #stagedCancels: number[] = [];
   /** Execs submitted during the process's exit, sent only once something waits (submit). */
   readonly #heldAtExit = new Map<AnyFuture, TaskRequest>();
-  #announceAfterWait: (AnyFuture | undefined)[] | undefined; // while result() blocks: see waitFor
   #flushQueued = false;
   readonly #pendingReads = new Set<number>(); // slots of pending tasks whose state was read since the last flush
 
@@ -348,25 +347,6 @@ class WorkerRun implements LoopRun {
   }
 
   waitFor(future: AnyFuture, ms: number): void {
-    // What settles while the caller is blocked is announced (callbacks,
-    // promises) once the wait is over, as on the native backend: no
-    // callback runs in the middle of a result(). Before, a sibling's
-    // callback ran while this thread was blocked, and its process.exit()
-    // came a whole wait earlier than on the native backend.
-    const outermost = this.#announceAfterWait === undefined;
-    if (outermost) this.#announceAfterWait = [];
-    try {
-      this.#waitUntilSettled(future, ms);
-    } finally {
-      if (outermost) {
-        const concluded = this.#announceAfterWait!;
-        this.#announceAfterWait = undefined;
-        announceAll(concluded);
-      }
-    }
-  }
-
-  #waitUntilSettled(future: AnyFuture, ms: number): void {
     this.#releaseHeld(future);
     this.#flush();
     const deadline = now() + ms;
@@ -382,8 +362,8 @@ class WorkerRun implements LoopRun {
       // Other inputs go on from the next turn (their tasks do not hold up
       // this one's).
       this.#sendOwnInput(future, deadline);
-      // Settled on this thread meanwhile (an input found detached): no
-      // counter was bumped for it, so do not wait.
+      // Settled on this thread meanwhile (an input found detached, a
+      // callback's cancel): no counter was bumped for it, so do not wait.
       if (future._settled()) return;
       const left = deadline - now();
       if (left <= 0) return;
@@ -571,14 +551,7 @@ class WorkerRun implements LoopRun {
 
   /** Pulls completions already posted, without waiting for the main loop, and settles them. */
   #settleArrived(): void {
-    this.#announce(this.#concludeArrived());
-  }
-
-  /** Announces concluded Futures now, or when the wait of a blocked result() is over (waitFor). */
-  #announce(concluded: readonly (AnyFuture | undefined)[]): void {
-    const later = this.#announceAfterWait;
-    if (later === undefined) announceAll(concluded);
-    else for (let i = 0; i < concluded.length; i++) later.push(concluded[i]);
+    announceAll(this.#concludeArrived());
   }
 
   #setBusy(busy: boolean): void {
@@ -706,7 +679,7 @@ class WorkerRun implements LoopRun {
   #failUncopied(request: TaskRequest, future: AnyFuture, slot: number, error: unknown): void {
     this.#slots.release(slot);
     const message = `${describeTask(request)}: its input could not be copied for the worker thread: ${(error as Error)?.message ?? error}`;
-    if (future._conclude('failed', new Error(message, { cause: error }))) this.#announce([future]);
+    future._finish('failed', new Error(message, { cause: error }));
   }
 
   #schedulePump(): void {
@@ -776,8 +749,7 @@ class WorkerRun implements LoopRun {
       this.abort(stream.future);
       // Described with its size as submitted: the view reads 0 bytes once detached.
       const task = describeTask({ ...stream.future[REQUEST]!, object: { byteLength: stream.total } });
-      const error = new InvalidStateError(`The input of ${task} was detached before its Future was done`);
-      if (stream.future._conclude('failed', error)) this.#announce([stream.future]);
+      stream.future._finish('failed', new InvalidStateError(`The input of ${task} was detached before its Future was done`));
       return true;
     }
     const bytes = new Uint8Array(stream.bytes.subarray(stream.sent, stream.sent + INPUT_CHUNK)); // a copy (Buffer#slice would not be)
