@@ -72,9 +72,13 @@ export function invalidArgValue(name: string, reason: string, actual: unknown): 
   return withCode(new TypeError(`The ${kind} '${name}' ${reason}. Received ${received}`), 'ERR_INVALID_ARG_VALUE');
 }
 
-/** Underscores between thousands, as Node writes large integers in range errors (1e+21 stays as it is). */
-function withSeparators(digits: string): string {
-  return digits.replace(/\B(?=(\d{3})+$)/g, '_');
+/** Underscores between thousands, as Node's range errors write integers beyond 2 ** 32 (addNumericalSeparator). */
+function withSeparators(text: string): string {
+  let grouped = '';
+  let end = text.length;
+  const start = text[0] === '-' ? 1 : 0;
+  for (; end >= start + 4; end -= 3) grouped = `_${text.slice(end - 3, end)}${grouped}`;
+  return `${text.slice(0, end)}${grouped}`;
 }
 
 /** A native extension's task (include/sideloop.h) submitted to a loop that runs no native code. */
@@ -99,16 +103,29 @@ export function setOwnField(error: Error, key: string, value: unknown): void {
   Object.defineProperty(error, key, { value, writable: true, enumerable: true, configurable: true });
 }
 
+/** What a value is, worded as Node's ERR_INVALID_ARG_TYPE words it (determineSpecificType). */
 function describe(value: unknown): string {
-  if (value === null) return 'null';
-  if (value === undefined) return 'undefined';
-  if (typeof value === 'function') return `function ${value.name || '<anonymous>'}`;
-  if (typeof value === 'object') {
-    const name = (value as object).constructor?.name;
-    return name ? `an instance of ${name}` : 'an object';
+  switch (typeof value) {
+    case 'undefined':
+      return 'undefined';
+    case 'bigint':
+      return `type bigint (${value}n)`;
+    case 'number':
+      return `type number (${Object.is(value, -0) ? '-0' : value})`;
+    case 'boolean':
+    case 'symbol':
+      return `type ${typeof value} (${String(value)})`;
+    case 'function':
+      return `function ${value.name}`;
+    case 'string': {
+      const shown = value.length > 28 ? `${value.slice(0, 25)}...` : value;
+      return `type string (${shown.includes("'") ? JSON.stringify(shown) : `'${shown}'`})`;
+    }
+    default: {
+      if (value === null) return 'null';
+      const constructor = (value as object).constructor as { name?: unknown } | undefined;
+      if (constructor && 'name' in constructor) return `an instance of ${String(constructor.name)}`;
+      return inspect(value, { depth: -1 });
+    }
   }
-  let shown = String(value);
-  if (typeof value === 'string') shown = `'${shown.length > 28 ? `${shown.slice(0, 25)}...` : shown}'`;
-  if (typeof value === 'bigint') shown += 'n';
-  return `type ${typeof value} (${shown})`;
 }
