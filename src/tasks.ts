@@ -51,9 +51,9 @@ export interface ExecOptions extends SubmitOptions {
   cwd?: string | URL | null;
   /**
    * The child's whole environment; default `process.env`. As in execFile,
-   * inherited keys count and numbers and booleans are turned into text.
+   * inherited keys count and numbers, booleans and bigints are turned into text.
    */
-  env?: Record<string, string | number | boolean | undefined> | null;
+  env?: Record<string, string | number | boolean | bigint | undefined> | null;
   /** Written to the child's stdin, which is then closed. Without it stdin is empty. */
   input?: BinaryLike | null;
   /** Bytes allowed on stdout and on stderr each; beyond it the child is killed and the Future fails. Default 1 MiB. */
@@ -245,12 +245,13 @@ export function execRequest(file: unknown, args: unknown, options: ExecOptions |
   validateObject(env, 'options.env');
   const envList: string[] = [];
   // As in execFile: inherited keys too (`{ __proto__: process.env, DEBUG: '1' }`
-  // keeps PATH), and numbers and booleans as text (`{ PORT: 3000 }`).
+  // keeps PATH), and numbers, booleans and bigints as text (`{ PORT: 3000 }`).
+  // Unlike it, other values throw: execFile would pass `null` or `[object Object]`.
   for (const key in env as object) {
     const value: unknown = (env as Record<string, unknown>)[key];
     if (value === undefined) continue;
     if (typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'boolean' && typeof value !== 'bigint') {
-      throw invalidArgType(`options.env.${key}`, 'of type string, number or boolean', value);
+      throw invalidArgType(`options.env.${key}`, 'of type string, number, boolean or bigint', value);
     }
     const text = String(value);
     if (key.includes('\0') || key.includes('=') || text.includes('\0')) {

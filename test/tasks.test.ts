@@ -511,11 +511,11 @@ describe.each(BACKENDS)('built-in tasks (%s backend)', (backend) => {
       const odd = await loop.exec('env', [], { env: JSON.parse('{"__proto__":"x","constructor":"y","A":"1"}') });
       expect(odd.stdout.toString().split('\n').sort()).toEqual(['', 'A=1', '__proto__=x', 'constructor=y']);
       // As in execFile: inherited keys count (only own ones did, so
-      // { __proto__: process.env, ... } lost PATH), numbers and booleans
+      // { __proto__: process.env, ... } lost PATH), numbers, booleans and bigints
       // become text (they threw), undefined leaves a variable out.
-      const env = Object.assign(Object.create({ INHERITED: 'yes' }), { PORT: 3000, DEBUG: true, LEFT_OUT: undefined });
+      const env = Object.assign(Object.create({ INHERITED: 'yes' }), { PORT: 3000, DEBUG: true, BIG: 10n ** 20n, LEFT_OUT: undefined });
       const converted = await loop.exec('env', [], { env });
-      expect(converted.stdout.toString().split('\n').sort()).toEqual(['', 'DEBUG=true', 'INHERITED=yes', 'PORT=3000']);
+      expect(converted.stdout.toString().split('\n').sort()).toEqual(['', 'BIG=100000000000000000000', 'DEBUG=true', 'INHERITED=yes', 'PORT=3000']);
     });
 
     it('a spawn that fails for want of file descriptors fails that task only', async () => {
