@@ -1,5 +1,5 @@
 /** The built-in tasks, checked against Node's own modules, for every backend. */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -1065,8 +1065,10 @@ describe('worker backend: large inputs are streamed from the caller’s memory',
     }
   });
 
-  // ASan's allocator aborts the process when it is out of memory, where V8's throws.
-  it.skipIf(process.env.LD_PRELOAD?.includes('asan'))(
+  // ASan's allocator aborts the process when it is out of memory, where V8's
+  // throws; and the address space is limited with util-linux's prlimit.
+  const canLimitMemory = process.platform === 'linux' && !process.env.LD_PRELOAD?.includes('asan') && !spawnSync('prlimit', ['--version']).error;
+  it.skipIf(!canLimitMemory)(
     'an input there is no memory to copy fails its Future, and the loop still stops',
     async () => {
       // The copy the worker needs threw from writeFile() itself, after the
@@ -1101,6 +1103,39 @@ describe('worker backend: large inputs are streamed from the caller’s memory',
       );
     },
   );
+
+  it('a chunk of a large input there is no memory to copy fails its Future, and throws nowhere', async () => {
+    // The copy of each chunk threw from the setImmediate that sends them:
+    // an uncaught exception. Too little memory for a 1 MiB chunk leaves V8
+    // itself none, so the copy's failure is made here, as V8 reports it.
+    const result = await runScript(`
+      const { EventLoop } = require(SIDELOOP);
+      const loop = new EventLoop({ backend: 'worker' });
+      const RealUint8Array = Uint8Array;
+      let failCopies = false;
+      globalThis.Uint8Array = class extends RealUint8Array {
+        constructor(...args) {
+          if (failCopies && args[0] instanceof RealUint8Array) throw new RangeError('Array buffer allocation failed');
+          super(...args);
+        }
+      };
+      (async () => {
+        await loop.sleep(0);
+        const hashed = loop.hash('sha256', Buffer.alloc(8 * 1024 * 1024, 1));
+        failCopies = true;
+        const error = await hashed.then(() => undefined, (e) => e);
+        failCopies = false;
+        console.log(error.message, '|', error.cause.message);
+        console.log(JSON.stringify(loop.stats()), await loop.sleep(0, 'still working'));
+        await loop.shutdown();
+      })();
+    `);
+    expect(result).toMatchObject({ code: 0, stderr: '' });
+    expect(result.stdout).toBe(
+      "hash('sha256', 8388608 bytes): its input could not be copied for the worker thread: Array buffer allocation failed | Array buffer allocation failed\n" +
+        '{"submitted":2,"completed":1,"failed":1,"cancelled":0,"pending":0,"running":0} still working\n',
+    );
+  });
 
   it('a result() that finds its own input detached returns at once, without waiting on the worker', async () => {
     // The Future fails on this thread, which wakes no wait: result() slept

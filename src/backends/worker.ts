@@ -129,6 +129,11 @@ function withOwnInput(request: TaskRequest): TaskRequest {
   return object.input === undefined ? request : { ...request, object: { ...object, input: new Uint8Array(object.input) } };
 }
 
+/** Why a task failed whose input (or a chunk of it) could not be copied for the worker: `error`, the allocation's. */
+function uncopiedError(request: TaskRequest, error: unknown): Error {
+  return new Error(`${describeTask(request)}: its input could not be copied for the worker thread: ${(error as Error)?.message ?? error}`, { cause: error });
+}
+
 function killAtExit(table: Int32Array, control: Int32Array): void {
   pidTables.set(table, control);
   if (exitHookAdded) return;
@@ -678,8 +683,7 @@ class WorkerRun implements LoopRun {
    */
   #failUncopied(request: TaskRequest, future: AnyFuture, slot: number, error: unknown): void {
     this.#slots.release(slot);
-    const message = `${describeTask(request)}: its input could not be copied for the worker thread: ${(error as Error)?.message ?? error}`;
-    future._finish('failed', new Error(message, { cause: error }));
+    future._finish('failed', uncopiedError(request, error));
   }
 
   #schedulePump(): void {
@@ -752,7 +756,17 @@ class WorkerRun implements LoopRun {
       stream.future._finish('failed', new InvalidStateError(`The input of ${task} was detached before its Future was done`));
       return true;
     }
-    const bytes = new Uint8Array(stream.bytes.subarray(stream.sent, stream.sent + INPUT_CHUNK)); // a copy (Buffer#slice would not be)
+    let bytes: Uint8Array;
+    try {
+      bytes = new Uint8Array(stream.bytes.subarray(stream.sent, stream.sent + INPUT_CHUNK)); // a copy (Buffer#slice would not be)
+    } catch (error) {
+      // Out of memory for the chunk: the task fails, as one whose whole
+      // input could not be copied (#failUncopied), rather than throw from a
+      // setImmediate (an uncaught exception) or from result().
+      this.abort(stream.future);
+      stream.future._finish('failed', uncopiedError(stream.future[REQUEST]!, error));
+      return true;
+    }
     stream.sent += bytes.byteLength;
     const message: ChunkMessage = { type: 'chunk', slot: stream.slot, bytes };
     this.#worker.postMessage(message, [bytes.buffer as ArrayBuffer]);
