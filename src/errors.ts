@@ -123,8 +123,11 @@ function describe(value: unknown): string {
     }
     default: {
       if (value === null) return 'null';
-      const constructor = (value as object).constructor as { name?: unknown } | undefined;
-      if (constructor && 'name' in constructor) return `an instance of ${String(constructor.name)}`;
+      const constructor: unknown = (value as object).constructor;
+      // Node's own check throws for a primitive `constructor` ({ constructor: 5 }): not here.
+      if ((typeof constructor === 'function' || (typeof constructor === 'object' && constructor !== null)) && 'name' in constructor) {
+        return `an instance of ${String(constructor.name)}`;
+      }
       return inspect(value, { depth: -1 });
     }
   }

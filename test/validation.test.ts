@@ -49,6 +49,8 @@ describe('EventLoop options', () => {
     for (const value of [-0, NaN, true, "it's", 'x'.repeat(40), 5n, Symbol('s'), null, undefined, {}, [], Object.create(null), new (class Named {})()]) {
       expect(received(() => future.addDoneCallback(value as never)), inspect(value)).toBe(received(() => promisify(value as never)));
     }
+    // Where Node's own check throws a TypeError without a code, a code still.
+    expect(() => future.addDoneCallback({ constructor: 5 } as never)).toThrow(code('ERR_INVALID_ARG_TYPE'));
     expect(() => new EventLoop({ name: 'a\0b' })).toThrow("The property 'options.name' must be a string without null bytes. Received 'a\\x00b'");
     expect(() => loop.exec('')).toThrow(/^The argument 'file' .* Received ''$/);
     await future;
