@@ -197,11 +197,17 @@ describe.each(BACKENDS)('built-in tasks (%s backend)', (backend) => {
     it('gunzip reads concatenated members and ignores what follows zero padding, as node:zlib does, wherever the input is cut', async () => {
       // The worker backend fed each 1 MiB input chunk to a fresh call: zeros
       // ending at a chunk's end were read past, and what came next was read
-      // as another member (or failed as garbage).
+      // as another member (or failed as garbage). The native backend feeds
+      // zlib 16 KiB at a time: a member ending with a piece was the last read.
       const loop = makeLoop();
       const member = zlib.gzipSync(Buffer.from('x'.repeat(100)));
       const toBoundary = Buffer.alloc(2 ** 20 - member.length);
+      const stored = zlib.gzipSync(sample(105), { level: 0 });
+      expect(stored.length).toBe(128);
+      const membersTo16KiB = Buffer.concat(Array.from({ length: 128 }, () => stored));
       for (const [name, input] of [
+        ['members to 16 KiB, member', Buffer.concat([membersTo16KiB, member])],
+        ['members to 16 KiB, zeros, member', Buffer.concat([membersTo16KiB, Buffer.alloc(10), member])],
         ['member, zeros to 1 MiB, member', Buffer.concat([member, toBoundary, member])],
         ['member, zeros to 1 MiB, garbage', Buffer.concat([member, toBoundary, Buffer.from('garbage')])],
         ['two members, 3 MiB of zeros, member', Buffer.concat([member, member, Buffer.alloc(3 * 2 ** 20), member])],
@@ -872,6 +878,12 @@ describe.each(BACKENDS)('built-in tasks (%s backend)', (backend) => {
     const big = Buffer.alloc(512 * 1024 * 1024, 7);
     const bomb = zlib.gzipSync(Buffer.alloc(256 * 1024 * 1024)); // 256 KiB
     const text = Buffer.from(crypto.randomBytes(512 * 1024).toString('hex')); // 1 MiB, compressible
+    // 100 MiB of empty stored blocks (5 bytes each), which inflate to nothing.
+    const emptyBlocks = Buffer.alloc(100 * 1024 * 1024 + 5);
+    for (let at = 0; at < emptyBlocks.length - 5; at += 5) emptyBlocks.writeUInt16LE(0xffff, at + 3);
+    emptyBlocks.set([1, 0, 0, 0xff, 0xff], emptyBlocks.length - 5); // the last block
+    const deflatedNothing = Buffer.concat([Buffer.from([0x78, 0x01]), emptyBlocks, Buffer.from([0, 0, 0, 1])]);
+    const gzippedNothing = Buffer.concat([Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3]), emptyBlocks, Buffer.alloc(8)]);
 
     it.each([
       ['hash', (loop: EventLoop, o: object) => loop.hash('sha256', big, o)],
@@ -908,6 +920,10 @@ describe.each(BACKENDS)('built-in tasks (%s backend)', (backend) => {
       // Native steps were bounded by bytes only: this input fit in the first
       // one, inside which no timer can fire, so its time limit was ignored.
       ['gzip of 256 KiB at level 9', (loop: EventLoop, o: object) => loop.gzip(text.subarray(0, 256 * 1024), { level: 9, ...o })],
+      // Native inflate took all input in one call, bounded by its output
+      // only: input that makes none ran to its end in that call.
+      ['inflate of 100 MiB that inflates to nothing', (loop: EventLoop, o: object) => loop.inflate(deflatedNothing, o)],
+      ['gunzip of 100 MiB that inflates to nothing', (loop: EventLoop, o: object) => loop.gunzip(gzippedNothing, o)],
     ])('%s stops at its timeout', async (_name, start) => {
       const loop = makeLoop();
       expect(await start(loop, {})).toBeInstanceOf(Buffer); // the yardstick: it can finish

@@ -14,13 +14,16 @@ namespace {
 // cut to fit the output buffer, so the same size gives the same bytes.
 constexpr size_t kChunkBytes = 16 * 1024;
 
-// Input handed to deflate per call when compressing at levels 1-9. Without
-// a limit one call with Z_FINISH can chew through megabytes of very
-// compressible input while filling one output chunk. The compressed bytes
-// do not depend on how the input is split at these levels.
-// Small enough that one call at level 9 on very compressible input stays
-// within a few milliseconds, since a step can only stop between calls.
-constexpr size_t kDeflateInputBytes = 16 * 1024;
+// Input handed to zlib per call (but when compressing at level 0). Without
+// a limit one call can chew through megabytes of input while filling one
+// output chunk: very compressible input with Z_FINISH, or, decompressing,
+// input that inflates to almost nothing (thousands of empty blocks). A
+// step can only stop between calls, so its time limit and a cancel waited
+// for the whole input. Neither the compressed bytes at levels 1-9 nor the
+// inflated bytes depend on how the input is split. Small enough that one
+// call at level 9 on very compressible input stays within a few
+// milliseconds.
+constexpr size_t kInputPieceBytes = 16 * 1024;
 
 // Window bits and memory level as node:zlib uses them by default.
 constexpr int kWindowBits = 15;
@@ -101,7 +104,7 @@ StepTask::StepResult ZlibTask::Compress() {
   // Level 0 (stored blocks) gets all input at once, as node:zlib gives it:
   // there the block boundaries depend on how much input is at hand. Each
   // call then copies at most one output chunk.
-  Feed(level_ == 0 ? SIZE_MAX : kDeflateInputBytes);
+  Feed(level_ == 0 ? SIZE_MAX : kInputPieceBytes);
   if (!ReserveOutput()) {
     failure_ = OutOfMemoryError();
     return StepResult::kFailed;
@@ -119,20 +122,21 @@ StepTask::StepResult ZlibTask::Compress() {
 }
 
 StepTask::StepResult ZlibTask::Decompress() {
-  // Like node:zlib's one-shot functions, inflate sees all input at once;
-  // the output chunk bounds the work of each call.
-  Feed(SIZE_MAX);
+  // The input piece and the output chunk together bound the work of a call.
+  Feed(kInputPieceBytes);
   if (!ReserveOutput()) {
     failure_ = OutOfMemoryError();
     return StepResult::kFailed;
   }
-  int ret = inflate(&stream_, Z_FINISH);
+  int ret = inflate(&stream_, fed_ == size_ ? Z_FINISH : Z_NO_FLUSH);
   output_.Commit(chunk_left_ - stream_.avail_out);
   chunk_left_ = stream_.avail_out;
   if (output_.size() > kMaxResultBytes) return TooLarge();  // a gzip bomb, say
   if (ret == Z_STREAM_END) {
     // As node:zlib: more input after a gzip member is another member,
     // unless it is zero bytes (padding); after a deflate stream it is ignored.
+    // The member may have ended with a piece: what follows is in the next.
+    if (kind() == kTaskGunzip) Feed(kInputPieceBytes);
     if (kind() == kTaskGunzip && stream_.avail_in > 0 && stream_.next_in[0] != 0) {
       inflateReset(&stream_);
       return StepResult::kMore;

@@ -1,5 +1,5 @@
 // gzip, gunzip, deflate and inflate with zlib (the copy inside the node
-// binary), called exactly as node:zlib's one-shot functions call it, so the
+// binary), with the settings node:zlib's one-shot functions use, so the
 // output is byte for byte theirs and errors carry their codes. The input is
 // borrowed: whoever submits the task keeps it alive until it is taken back.
 #ifndef SIDELOOP_CORE_ZLIB_TASK_H_
