@@ -286,19 +286,42 @@ export function extensionRequest(handle: unknown, options: NormalizedOptions): T
 export function toBytes(data: unknown, name: string): Uint8Array {
   if (typeof data === 'string') return Buffer.from(data, 'utf8');
   if (ArrayBuffer.isView(data)) {
-    let offset: number;
+    const own = types.isDataView(data) ? DATA_VIEW : TYPED_ARRAY;
     let length: number;
     try {
-      offset = data.byteOffset;
-      length = data.byteLength;
+      length = own.byteLength.call(data);
     } catch {
       return new Uint8Array(0); // a DataView whose buffer was detached, or resized to end before it
     }
-    return length === 0 ? new Uint8Array(0) : inPlaceOrCopied(new Uint8Array(data.buffer, offset, length));
+    return length === 0 ? new Uint8Array(0) : inPlaceOrCopied(new Uint8Array(own.buffer.call(data), own.byteOffset.call(data), length));
   }
-  if (types.isAnyArrayBuffer(data)) return data.byteLength === 0 ? new Uint8Array(0) : inPlaceOrCopied(new Uint8Array(data));
+  if (types.isAnyArrayBuffer(data)) {
+    const length = (types.isSharedArrayBuffer(data) ? SHARED_BUFFER_LENGTH : BUFFER_LENGTH).call(data);
+    return length === 0 ? new Uint8Array(0) : inPlaceOrCopied(new Uint8Array(data));
+  }
   throw invalidArgType(name, 'of type string or an instance of Buffer, TypedArray, DataView or ArrayBuffer', data);
 }
+
+/**
+ * The engine's own accessors of views and buffers, which read what the
+ * object is: a subclass's getters (a `byteLength` overridden, a `buffer`
+ * that throws) must not decide which memory the loop's thread reads. They
+ * did: a hash covered other bytes than node:crypto's, an override that
+ * threw gave an empty input, and one out of range threw V8's RangeError,
+ * without a code.
+ */
+function ownGetter(prototype: object, key: string): (this: unknown) => any {
+  return Object.getOwnPropertyDescriptor(prototype, key)!.get!;
+}
+const viewGetters = (prototype: object) => ({
+  buffer: ownGetter(prototype, 'buffer') as (this: unknown) => ArrayBufferLike,
+  byteOffset: ownGetter(prototype, 'byteOffset') as (this: unknown) => number,
+  byteLength: ownGetter(prototype, 'byteLength') as (this: unknown) => number,
+});
+const TYPED_ARRAY = viewGetters(Object.getPrototypeOf(Uint8Array.prototype));
+const DATA_VIEW = viewGetters(DataView.prototype);
+const BUFFER_LENGTH = ownGetter(ArrayBuffer.prototype, 'byteLength') as (this: unknown) => number;
+const SHARED_BUFFER_LENGTH = ownGetter(SharedArrayBuffer.prototype, 'byteLength') as (this: unknown) => number;
 
 /**
  * Inputs are read in place, except those of a resizable ArrayBuffer: a

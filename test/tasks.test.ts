@@ -107,6 +107,52 @@ describe.each(BACKENDS)('built-in tasks (%s backend)', (backend) => {
       expect((await loop.hash('sha256', view)).equals(empty)).toBe(true);
     });
 
+    it("reads a view's own bytes, whatever its subclass's getters say, as node:crypto does", async () => {
+      // The getters decided which bytes the loop read: other bytes hashed,
+      // a throwing one taken for an empty input, and one out of range threw
+      // V8's RangeError, without a code.
+      const loop = makeLoop();
+      const digest = (data: crypto.BinaryLike) => crypto.createHash('sha256').update(data).digest();
+      class Short extends Uint8Array {
+        override get byteLength() {
+          return 1;
+        }
+      }
+      class Throwing extends Uint8Array {
+        override get byteOffset(): number {
+          throw new Error('not asked');
+        }
+      }
+      class Huge extends Uint8Array {
+        override get byteLength() {
+          return 2 ** 40;
+        }
+      }
+      class Elsewhere extends Uint8Array {
+        override get buffer() {
+          return new ArrayBuffer(100);
+        }
+      }
+      class ShortView extends DataView {
+        override get byteLength() {
+          return 1;
+        }
+      }
+      class EmptyBuffer extends ArrayBuffer {
+        override get byteLength() {
+          return 0;
+        }
+      }
+      const bytes = Uint8Array.of(1, 2, 3, 4);
+      for (const view of [new Short(bytes), new Throwing(bytes), new Huge(bytes), new Elsewhere(bytes), new ShortView(bytes.slice().buffer)]) {
+        expect((await loop.hash('sha256', view)).equals(digest(bytes)), view.constructor.name).toBe(true);
+        expect(zlib.gunzipSync(await loop.gzip(view)).equals(bytes), view.constructor.name).toBe(true);
+      }
+      const buffer = new EmptyBuffer(4);
+      new Uint8Array(buffer).set(bytes);
+      expect((await loop.hash('sha256', buffer)).equals(digest(bytes))).toBe(true);
+    });
+
     it('copies a resizable ArrayBuffer: shrinking it while the loop reads it changes nothing', async () => {
       // Read in place, its memory went back at the shrink, under the native
       // loop's thread: the process died of SIGSEGV. A child, in case it does.
