@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The package's install step. It never fails the install:
 // 1. a prebuilt binary for this platform loads -> nothing to do;
-// 2. otherwise compile from source with node-gyp (npm's own, or one on PATH);
+// 2. otherwise, on Linux, compile from source with node-gyp (npm's own, or one on PATH);
 // 3. if that fails too (no compiler, no Python), say in one line that the
 //    worker backend will serve, and succeed: backend 'auto' falls back at run time.
 // (npm may skip it: npm 11 with --ignore-scripts or a project that denies
@@ -33,6 +33,14 @@ function loads() {
 }
 
 if (loads()) process.exit(0);
+
+// The native code uses Linux's thread and process calls (thread names,
+// tgkill, pidfds): elsewhere a compile can only fail, after a while and
+// with a screenful of errors.
+if (process.platform !== 'linux') {
+  console.log(`sideloop: the native addon is for Linux; on ${target} sideloop uses its worker backend`);
+  process.exit(0);
+}
 
 const nodeGyp = process.env.npm_config_node_gyp;
 const compile = nodeGyp

@@ -124,3 +124,34 @@ describe('installing the packed package without a compiler', () => {
     expect(run.stdout).toBe('worker ran\n');
   });
 });
+
+describe('the install script where no binary loads', () => {
+  /** Runs scripts/install.js from a copy of the package with no binary, its platform given; node-gyp is a stand-in that records its call. */
+  function install(platform: string) {
+    const root = fs.mkdtempSync(path.join(work, 'script-'));
+    fs.mkdirSync(path.join(root, 'scripts'));
+    fs.copyFileSync(path.join(PACKAGE_DIR, 'scripts', 'install.js'), path.join(root, 'scripts', 'install.js'));
+    fs.symlinkSync(path.join(PACKAGE_DIR, 'node_modules'), path.join(root, 'node_modules'));
+    const called = path.join(root, 'node-gyp-called');
+    const nodeGyp = path.join(root, 'fake-node-gyp.js');
+    fs.writeFileSync(nodeGyp, `require('fs').writeFileSync(${JSON.stringify(called)}, ''); process.exit(1);`);
+    const pretend = path.join(root, 'platform.js');
+    fs.writeFileSync(pretend, `Object.defineProperty(process, 'platform', { value: ${JSON.stringify(platform)} });`);
+    const result = spawnSync(process.execPath, ['--require', pretend, path.join(root, 'scripts', 'install.js')], {
+      env: { ...process.env, npm_config_node_gyp: nodeGyp },
+      encoding: 'utf8',
+    });
+    return { ...result, compiled: fs.existsSync(called) };
+  }
+
+  it('compiles on Linux, and elsewhere says the worker backend serves without trying (the native code is Linux-only)', () => {
+    const linux = install('linux');
+    expect(linux).toMatchObject({ status: 0, compiled: true });
+    expect(linux.stdout).toMatch(/compiling failed .*worker backend/);
+    for (const platform of ['darwin', 'win32']) {
+      const other = install(platform);
+      expect(other, platform).toMatchObject({ status: 0, compiled: false, stderr: '' });
+      expect(other.stdout).toBe(`sideloop: the native addon is for Linux; on ${platform}-${process.arch} sideloop uses its worker backend\n`);
+    }
+  });
+});
