@@ -136,10 +136,12 @@ StepTask::StepResult ZlibTask::Decompress() {
     // As node:zlib: more input after a gzip member is another member,
     // unless it is zero bytes (padding); after a deflate stream it is ignored.
     // The member may have ended with a piece: what follows is in the next.
-    if (kind() == kTaskGunzip) Feed(kInputPieceBytes);
-    if (kind() == kTaskGunzip && stream_.avail_in > 0 && stream_.next_in[0] != 0) {
-      inflateReset(&stream_);
-      return StepResult::kMore;
+    if (kind() == kTaskGunzip) {
+      Feed(kInputPieceBytes);
+      if (stream_.avail_in > 0 && stream_.next_in[0] != 0) {
+        inflateReset(&stream_);
+        return StepResult::kMore;
+      }
     }
     return StepResult::kDone;
   }
