@@ -296,8 +296,13 @@ export function toBytes(data: unknown, name: string): Uint8Array {
     return length === 0 ? new Uint8Array(0) : inPlaceOrCopied(new Uint8Array(own.buffer.call(data), own.byteOffset.call(data), length));
   }
   if (types.isAnyArrayBuffer(data)) {
-    const length = (types.isSharedArrayBuffer(data) ? SHARED_BUFFER_LENGTH : BUFFER_LENGTH).call(data);
-    return length === 0 ? new Uint8Array(0) : inPlaceOrCopied(new Uint8Array(data));
+    let bytes: Uint8Array;
+    try {
+      bytes = new Uint8Array(data); // its own length, whatever a subclass's getter says
+    } catch {
+      return new Uint8Array(0); // detached
+    }
+    return bytes.length === 0 ? new Uint8Array(0) : inPlaceOrCopied(bytes);
   }
   throw invalidArgType(name, 'of type string or an instance of Buffer, TypedArray, DataView or ArrayBuffer', data);
 }
@@ -305,10 +310,11 @@ export function toBytes(data: unknown, name: string): Uint8Array {
 /**
  * The engine's own accessors of views and buffers, which read what the
  * object is: a subclass's getters (a `byteLength` overridden, a `buffer`
- * that throws) must not decide which memory the loop's thread reads. They
- * did: a hash covered other bytes than node:crypto's, an override that
- * threw gave an empty input, and one out of range threw V8's RangeError,
- * without a code.
+ * that throws, a `resizable` that says false) must not decide which memory
+ * the loop's thread reads. They did: a hash covered other bytes than
+ * node:crypto's, an override that threw gave an empty input, one out of
+ * range threw V8's RangeError, without a code, and a resizable buffer that
+ * said it was not was read in place, and crashed the process as it shrank.
  */
 function ownGetter(prototype: object, key: string): (this: unknown) => any {
   return Object.getOwnPropertyDescriptor(prototype, key)!.get!;
@@ -320,8 +326,7 @@ const viewGetters = (prototype: object) => ({
 });
 const TYPED_ARRAY = viewGetters(Object.getPrototypeOf(Uint8Array.prototype));
 const DATA_VIEW = viewGetters(DataView.prototype);
-const BUFFER_LENGTH = ownGetter(ArrayBuffer.prototype, 'byteLength') as (this: unknown) => number;
-const SHARED_BUFFER_LENGTH = ownGetter(SharedArrayBuffer.prototype, 'byteLength') as (this: unknown) => number;
+const RESIZABLE = ownGetter(ArrayBuffer.prototype, 'resizable') as (this: unknown) => boolean;
 
 /**
  * Inputs are read in place, except those of a resizable ArrayBuffer: a
@@ -330,9 +335,7 @@ const SHARED_BUFFER_LENGTH = ownGetter(SharedArrayBuffer.prototype, 'byteLength'
  * shrinks, and is read in place.
  */
 function inPlaceOrCopied(bytes: Uint8Array): Uint8Array {
-  return (bytes.buffer as { resizable?: boolean }).resizable === true && !types.isSharedArrayBuffer(bytes.buffer)
-    ? new Uint8Array(bytes)
-    : bytes;
+  return !types.isSharedArrayBuffer(bytes.buffer) && RESIZABLE.call(bytes.buffer) ? new Uint8Array(bytes) : bytes;
 }
 
 function toPath(path: unknown, name: string): string {
