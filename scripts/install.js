@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The package's install step. It never fails the install:
 // 1. a prebuilt binary for this platform loads -> nothing to do;
-// 2. otherwise, on Linux, compile from source with node-gyp (npm's own, or one on PATH);
+// 2. otherwise, on Linux (Android too), compile from source with node-gyp (npm's own, or one on PATH);
 // 3. if that fails too (no compiler, no Python), say in one line that the
 //    worker backend will serve, and succeed: backend 'auto' falls back at run time.
 // (npm may skip it: npm 11 with --ignore-scripts or a project that denies
@@ -34,10 +34,10 @@ function loads() {
 
 if (loads()) process.exit(0);
 
-// The native code uses Linux's thread and process calls (thread names,
-// tgkill, pidfds): elsewhere a compile can only fail, after a while and
-// with a screenful of errors.
-if (process.platform !== 'linux') {
+// The native code uses Linux's thread calls (gettid, tgkill, the two-argument
+// pthread_setname_np): elsewhere a compile can only fail, after a while and
+// with a screenful of errors. Android's C library has them all.
+if (process.platform !== 'linux' && process.platform !== 'android') {
   console.log(`sideloop: the native addon is for Linux; on ${target} sideloop uses its worker backend`);
   process.exit(0);
 }
@@ -45,7 +45,7 @@ if (process.platform !== 'linux') {
 const nodeGyp = process.env.npm_config_node_gyp;
 const compile = nodeGyp
   ? spawnSync(process.execPath, [nodeGyp, 'rebuild'], { cwd: root, stdio: 'pipe' })
-  : spawnSync('node-gyp', ['rebuild'], { cwd: root, stdio: 'pipe', shell: process.platform === 'win32' });
+  : spawnSync('node-gyp', ['rebuild'], { cwd: root, stdio: 'pipe' });
 
 if (compile.status === 0 && loads()) {
   console.log(`sideloop: compiled the native addon for ${target}`);

@@ -148,10 +148,12 @@ describe('the install script where no binary loads', () => {
   }
 
   it('compiles on Linux, and elsewhere says the worker backend serves without trying (the native code is Linux-only)', () => {
-    const linux = install('linux');
-    expect(linux).toMatchObject({ status: 0, compiled: true });
-    expect(linux.stdout).toMatch(/compiling failed .*worker backend/);
-    for (const platform of ['darwin', 'win32']) {
+    for (const platform of ['linux', 'android']) {
+      const linux = install(platform);
+      expect(linux, platform).toMatchObject({ status: 0, compiled: true });
+      expect(linux.stdout).toMatch(/compiling failed .*worker backend/);
+    }
+    for (const platform of ['darwin', 'win32', 'freebsd']) {
       const other = install(platform);
       expect(other, platform).toMatchObject({ status: 0, compiled: false, stderr: '' });
       expect(other.stdout).toBe(`sideloop: the native addon is for Linux; on ${platform}-${process.arch} sideloop uses its worker backend\n`);
