@@ -1048,6 +1048,10 @@ describe("Node's permission model", () => {
   });
 });
 
+// ASan's allocator aborts the process when it is out of memory, where V8's
+// throws; and the address space is limited with util-linux's prlimit.
+const canLimitMemory = process.platform === 'linux' && !process.env.LD_PRELOAD?.includes('asan') && !spawnSync('prlimit', ['--version']).error;
+
 describe('worker backend: large inputs are streamed from the caller’s memory', () => {
   it('a blocking result() sends its own Future\'s input, not every other one first', async () => {
     // result(1) on a sleep used to copy and post every large input in flight
@@ -1140,9 +1144,6 @@ describe('worker backend: large inputs are streamed from the caller’s memory',
     }
   });
 
-  // ASan's allocator aborts the process when it is out of memory, where V8's
-  // throws; and the address space is limited with util-linux's prlimit.
-  const canLimitMemory = process.platform === 'linux' && !process.env.LD_PRELOAD?.includes('asan') && !spawnSync('prlimit', ['--version']).error;
   it.skipIf(!canLimitMemory)(
     'an input there is no memory to copy fails its Future, and the loop still stops',
     async () => {
@@ -1280,6 +1281,39 @@ describe('native backend: what a failed task produced', () => {
       endless.catch((error) => console.log(error.code, freed));
     `);
     expect(result).toMatchObject({ code: 0, stderr: '', stdout: 'ERR_FS_FILE_TOO_LARGE true\n' });
+  });
+});
+
+describe('native backend: an input it has no memory for', () => {
+  it.skipIf(!canLimitMemory)('a path or argument there is no memory to convert to UTF-8 fails its Future', async () => {
+    // The addon's std::string for it threw std::bad_alloc, which unwound
+    // through V8's frames: the process aborted (SIGABRT). The string is made
+    // (and flattened) before the limit, which leaves room for half its UTF-8.
+    const result = await runScript(`
+      const { execFileSync } = require('node:child_process');
+      const { readFileSync } = require('node:fs');
+      const { EventLoop } = require(SIDELOOP);
+      const loop = new EventLoop({ backend: 'native' });
+      (async () => {
+        await loop.sleep(0);
+        const path = '\u4e00'.repeat(1e8); // 200 MB as UTF-16, 300 MB as UTF-8
+        path.charCodeAt(path.length - 1); // flattened now
+        const vmSize = Number(readFileSync('/proc/self/status', 'utf8').match(/VmSize:\\s+(\\d+)/)[1]) * 1024;
+        execFileSync('prlimit', ['--pid', String(process.pid), '--as=' + (vmSize + 150 * 1024 * 1024)]);
+        for (const future of [loop.readFile(path), loop.exec('echo', [path])]) {
+          const error = await future.then(() => undefined, (e) => e);
+          console.log(error.code, error.message);
+        }
+        console.log(JSON.stringify(loop.stats()));
+        await loop.shutdown();
+        console.log('stopped');
+      })();
+    `);
+    expect(result).toMatchObject({ code: 0, signal: null, stderr: '' });
+    expect(result.stdout).toBe(
+      'ERR_MEMORY_ALLOCATION_FAILED Failed to allocate memory\n'.repeat(2) +
+        '{"submitted":3,"completed":1,"failed":2,"cancelled":0,"pending":0,"running":0}\nstopped\n',
+    );
   });
 });
 

@@ -3,6 +3,7 @@
 #include <openssl/evp.h>
 
 #include <algorithm>
+#include <memory>
 
 #include "../../include/sideloop.h"
 #include "extension_task.h"
@@ -112,11 +113,13 @@ const sideloop_task_vtable kHashVtable = {sizeof(sideloop_task_vtable), Start, C
 Task* NewHashTask(napi_env env, int index, const uint8_t* data, size_t size) {
   const EVP_MD* md = Algorithm(index);
   if (md == nullptr) return nullptr;
-  auto* job = new HashJob();
+  auto job = std::make_unique<HashJob>();  // freed here if the task cannot be made
   job->md = md;
   job->data = data;
   job->size = size;
-  return new ExtensionTask(kHashVtable, job, env);
+  auto* task = new ExtensionTask(kHashVtable, job.get(), env);
+  job.release();
+  return task;
 }
 
 }  // namespace sideloop

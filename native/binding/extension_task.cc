@@ -199,8 +199,11 @@ napi_status MakeExtensionRequest(napi_env env, const sideloop_task_vtable& vtabl
 Task* TakeExtensionRequest(napi_env env, napi_value value) {
   ExtensionRequest* request = GetRequest(env, value);
   if (request == nullptr || !request->owned) return nullptr;
+  // Made first: were there no memory for it, the request keeps its data,
+  // and frees it when collected.
+  auto* task = new ExtensionTask(request->vtable, request->user_data, request->env);
   request->owned = false;
-  return new ExtensionTask(request->vtable, request->user_data, request->env);
+  return task;
 }
 
 void ReleaseUntaken(napi_env env, ExtensionRequest* request) {

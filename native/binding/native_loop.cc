@@ -242,13 +242,24 @@ Napi::Value NativeLoop::Submit(const Napi::CallbackInfo& info) {
     bool& flag;
     ~Done() { flag = false; }
   } done{submitting_};
-  const double* fields = batch.Data();
-  if (!MakeRoomForSlots(fields, count)) {
-    Napi::RangeError::New(env, "sideloop: bad slot or kind in a submitted batch").ThrowAsJavaScriptException();
+  // A copy, checked and then read: a getter run below could otherwise
+  // change a slot already checked (writing past slots_) or detach the
+  // batch's buffer (leaving a pointer into freed memory).
+  bool made_room;
+  try {
+    fields_.assign(batch.Data(), batch.Data() + static_cast<size_t>(count) * 4);
+    batch_.clear();
+    batch_.reserve(count);
+    made_room = MakeRoomForSlots(fields_.data(), count);
+  } catch (const std::bad_alloc&) {
+    made_room = false;  // a slot no real batch reaches, or a raw caller's huge batch
+  }
+  if (!made_room) {
+    Napi::RangeError::New(env, "sideloop: bad slot or kind in a submitted batch, or no memory for it").ThrowAsJavaScriptException();
     return env.Undefined();
   }
+  const double* fields = fields_.data();
   const uint32_t object_count = objects.Length();
-  batch_.clear();
   for (uint32_t i = 0; i < count; i++, fields += 4) {
     auto slot = static_cast<uint32_t>(fields[0]);
     auto kind = static_cast<int>(fields[1]);
@@ -294,15 +305,12 @@ bool NativeLoop::MakeRoomForSlots(const double* fields, uint32_t count) {
     made_here_slots_.push_back(slot);
   }
   if (needed > slots_.size()) {
-    try {
-      // borrowed_ first: were only it to grow, the next batch grows both again;
-      // were only slots_ to grow, a slot past borrowed_ would pass as checked.
-      size_t size = std::max(needed, slots_.size() * 2);
-      borrowed_.resize(size);
-      slots_.resize(size, nullptr);
-    } catch (const std::bad_alloc&) {
-      return false;  // a slot no real batch reaches
-    }
+    // borrowed_ first: were only it to grow, the next batch grows both again;
+    // were only slots_ to grow, a slot past borrowed_ would pass as checked.
+    // (No memory for them throws std::bad_alloc, which Submit catches.)
+    size_t size = std::max(needed, slots_.size() * 2);
+    borrowed_.resize(size);
+    slots_.resize(size, nullptr);
   }
   // A slot still in flight, or twice in the batch, would have the first
   // task's input let go of (borrowed_) while the loop thread reads it.

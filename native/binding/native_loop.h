@@ -106,6 +106,7 @@ class NativeLoop : public Napi::ObjectWrap<NativeLoop>, public CompletionSink {
   // References are made and deleted on this (the JS) thread only.
   std::vector<Napi::ObjectReference> borrowed_;
   std::vector<Submission> batch_;  // submit()'s scratch space
+  std::vector<double> fields_;  // submit()'s copy of the batch's numbers (see Submit)
   std::vector<uint32_t> made_here_slots_;  // MakeRoomForSlots()'s scratch space
   std::vector<napi_env> extension_envs_;   // whose tasks came here (CleanUpBefore)
 };

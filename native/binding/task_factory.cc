@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <new>
 #include <vector>
 
 #include "builtin_hash.h"
@@ -9,6 +10,7 @@
 #include "../core/exec_task.h"
 #include "../core/read_file_task.h"
 #include "../core/rejected_task.h"
+#include "../core/task_errors.h"
 #include "../core/task_kinds.h"
 #include "../core/write_file_task.h"
 #include "../core/zlib_task.h"
@@ -167,8 +169,21 @@ Napi::Value ExecResultToJs(Napi::Env env, ExecTask* task) {
 }  // namespace
 
 Task* CreateTask(int kind, double number, Napi::Value object) {
-  Task* task = CreateTaskOfKind(kind, number, object);
-  if (task == nullptr) task = new RejectedTask("sideloop: the addon cannot run this task description (kind " + std::to_string(kind) + ")");
+  Task* task;
+  try {
+    task = CreateTaskOfKind(kind, number, object);
+  } catch (const std::bad_alloc&) {
+    // Its input could not be taken (the UTF-8 copy of a path or an
+    // argument of hundreds of megabytes, under a memory limit): the task
+    // fails. Left to unwind through V8's frames, it aborted the process.
+    return new RejectedTask(OutOfMemoryError());
+  }
+  if (task == nullptr) {
+    TaskError error;
+    error.code = "ERR_SIDELOOP_BAD_TASK";
+    error.message = "sideloop: the addon cannot run this task description (kind " + std::to_string(kind) + ")";
+    task = new RejectedTask(std::move(error));
+  }
   return task;
 }
 
