@@ -428,7 +428,44 @@ describe('JS that an extension\'s to_js calls (test/native/reentrant-extension)'
     expect(result.stdout).toBe('undefined ba7816bf undefined\nthrown by free: finished | a string: finished\nstopped 0\n');
     expect(result.code).toBe(0);
   });
+
+  it("a request made through one copy of sideloop's table for another copy's loop fails its Future, and is not read as the other's", async () => {
+    // Both copies tagged their requests alike: the other copy took the
+    // request as its own, read with its own layout (another version's would
+    // differ). Each copy's tag is its own now.
+    const copy = copyOfPackage();
+    try {
+      const result = await runScript(`
+        const loop = new (require(SIDELOOP).EventLoop)({ backend: 'native' });
+        const other = new (require(${JSON.stringify(copy)}).EventLoop)({ backend: 'native' });
+        const reentrant = require(${JSON.stringify(addon)});
+        (async () => {
+          const crossed = await reentrant.submitThrough(loop, other).then((value) => value, (error) => error.code);
+          console.log(await reentrant.submitThrough(loop, loop), await reentrant.submitThrough(other, other), crossed);
+          await Promise.all([loop.shutdown(), other.shutdown()]);
+        })();
+      `);
+      expect(result).toMatchObject({ code: 0, stderr: '', stdout: '42 42 ERR_SIDELOOP_BAD_TASK\n' });
+    } finally {
+      rmSync(copy, { recursive: true, force: true });
+    }
+  });
 });
+
+/**
+ * A second copy of the package, as a dependency tree with two versions of
+ * sideloop has: its own JS and its own binary (the one under test, copied:
+ * a file of its own, so the process loads a second addon). Remove it after.
+ */
+function copyOfPackage(): string {
+  const copy = mkdtempSync(path.join(os.tmpdir(), 'sideloop-copy-'));
+  cpSync(path.join(PACKAGE_DIR, 'dist'), path.join(copy, 'dist'), { recursive: true });
+  cpSync(path.join(PACKAGE_DIR, 'package.json'), path.join(copy, 'package.json'));
+  cpSync(path.dirname(require.resolve('node-gyp-build/package.json')), path.join(copy, 'node_modules', 'node-gyp-build'), { recursive: true });
+  const binary = (require('node-gyp-build') as { resolve(dir: string): string }).resolve(PACKAGE_DIR);
+  cpSync(binary, path.join(copy, path.relative(PACKAGE_DIR, binary)));
+  return copy;
+}
 
 /**
  * Builds the example against a changed copy of the public header, as an
@@ -502,15 +539,8 @@ describe('a native extension across process and thread exits', () => {
   });
 
   it('two copies of sideloop in one process: each loop uses its own copy, and process.exit() with work on both is clean', async () => {
-    // A second copy of the package, as a dependency tree with two versions of sideloop has:
-    // its own JS and its own binary (the one under test, copied), so two addons are loaded.
-    const copy = mkdtempSync(path.join(os.tmpdir(), 'sideloop-copy-'));
+    const copy = copyOfPackage();
     try {
-      cpSync(path.join(PACKAGE_DIR, 'dist'), path.join(copy, 'dist'), { recursive: true });
-      cpSync(path.join(PACKAGE_DIR, 'package.json'), path.join(copy, 'package.json'));
-      cpSync(path.dirname(require.resolve('node-gyp-build/package.json')), path.join(copy, 'node_modules', 'node-gyp-build'), { recursive: true });
-      const binary = (require('node-gyp-build') as { resolve(dir: string): string }).resolve(PACKAGE_DIR);
-      cpSync(binary, path.join(copy, path.relative(PACKAGE_DIR, binary)));
       const result = await runScript(`const loop = new (require(SIDELOOP).EventLoop)(); ${prelude}
         const Other = require(${JSON.stringify(copy)});
         const other = new Other.EventLoop({ backend: 'native' });

@@ -1,5 +1,6 @@
 #include "extension_task.h"
 
+#include <cstdint>
 #include <cstring>
 
 #include "addon.h"
@@ -17,9 +18,16 @@ struct ExtensionRequest {
 
 namespace {
 
-// Marks the externals only this binding makes, so no other value can pose
-// as a task description. Not part of the public ABI.
-const napi_type_tag kRequestTag = {0x736964656c6f6f70ULL, 0x6578745265717374ULL};
+// Marks the externals only this copy of the binding makes, so no other
+// value can pose as a task description. Its second half is an address in
+// this copy: a process may load several copies of sideloop (of different
+// versions), and an extension that kept one copy's table to submit to
+// another copy's loop would have its request read with another layout.
+// Not part of the public ABI.
+const napi_type_tag& RequestTag() {
+  static const napi_type_tag tag = {0x736964656c6f6f70ULL, reinterpret_cast<uintptr_t>(&tag)};
+  return tag;
+}
 
 // The function RaiseLater queues: throws what its holder holds. Its data
 // is a reference to the holder, deleted here.
@@ -138,7 +146,7 @@ ExtensionRequest* GetRequest(napi_env env, napi_value value) {
   bool tagged = false;
   void* data = nullptr;
   if (napi_typeof(env, value, &type) != napi_ok || type != napi_external ||
-      napi_check_object_type_tag(env, value, &kRequestTag, &tagged) != napi_ok || !tagged ||
+      napi_check_object_type_tag(env, value, &RequestTag(), &tagged) != napi_ok || !tagged ||
       napi_get_value_external(env, value, &data) != napi_ok) {
     return nullptr;
   }
@@ -190,7 +198,7 @@ napi_status MakeExtensionRequest(napi_env env, const sideloop_task_vtable& vtabl
     FreeRequest(env, *request, nullptr);
     return status;
   }
-  status = napi_type_tag_object(env, *result, &kRequestTag);
+  status = napi_type_tag_object(env, *result, &RequestTag());
   // Untagged, no task would ever take it: free the user data now.
   if (status != napi_ok) ReleaseUntaken(env, *request);
   return status;

@@ -13,6 +13,9 @@
  * a cancel of either ends both (as when a resource they share goes away).
  * submitWithSize(loop, size) runs a task whose to_js gives 42, its vtable's
  * size set to `size` (to_js counts as absent unless the size covers it whole).
+ * submitThrough(apiLoop, loop) submits that task to `loop` through the table
+ * of the sideloop that owns apiLoop, as an extension that kept one copy's
+ * table for another copy's loop would.
  * foreignEnvCalls(): how many times to_js or free got an env that is not
  * this addon's own (whose instance data is `own_instance`).
  * submitWithoutFuture(loop): api->submit with no future_out; returns
@@ -260,6 +263,22 @@ static napi_value submit_with_size(napi_env env, napi_callback_info info) {
   return future;
 }
 
+/* submitThrough(apiLoop, loop): Future<42> */
+static napi_value submit_through(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], future;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 2) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "the arguments are two loops");
+    return NULL;
+  }
+  const sideloop_api* api = sideloop_get_api(env, argv[0]);
+  if (api == NULL) return NULL;
+  sideloop_task_vtable vtable = {sizeof vtable, complete_at_once, job_cancel, forty_two, NULL};
+  if (api->submit(env, argv[1], &vtable, (void*)api, NULL, &future) != napi_ok) return NULL;
+  return future;
+}
+
 /* submitWithoutFuture(loop): [status, freedJobs] */
 static napi_value submit_without_future(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -292,7 +311,8 @@ NAPI_MODULE_INIT() {
       {"submitWithoutFuture", NULL, submit_without_future, NULL, NULL, NULL, napi_enumerable, NULL},
       {"pair", NULL, pair, NULL, NULL, NULL, napi_enumerable, NULL},
       {"submitWithSize", NULL, submit_with_size, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"submitThrough", NULL, submit_through, NULL, NULL, NULL, napi_enumerable, NULL},
   };
-  napi_define_properties(env, exports, 7, properties);
+  napi_define_properties(env, exports, 8, properties);
   return exports;
 }
