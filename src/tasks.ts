@@ -3,6 +3,7 @@
  * backend runs. Checking here, once, makes both backends throw the same
  * errors for the same mistakes.
  */
+import { kMaxLength } from 'node:buffer';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { types } from 'node:util';
@@ -293,40 +294,49 @@ export function toBytes(data: unknown, name: string): Uint8Array {
     } catch {
       return new Uint8Array(0); // a DataView whose buffer was detached, or resized to end before it
     }
-    return length === 0 ? new Uint8Array(0) : inPlaceOrCopied(new Uint8Array(own.buffer.call(data), own.byteOffset.call(data), length));
+    if (length === 0) return new Uint8Array(0);
+    checkLength(length, name);
+    return inPlaceOrCopied(new Uint8Array(own.buffer.call(data), own.byteOffset.call(data), length));
   }
   if (types.isAnyArrayBuffer(data)) {
-    let bytes: Uint8Array;
-    try {
-      bytes = new Uint8Array(data); // its own length, whatever a subclass's getter says
-    } catch {
-      return new Uint8Array(0); // detached
-    }
-    return bytes.length === 0 ? new Uint8Array(0) : inPlaceOrCopied(bytes);
+    const length = (types.isSharedArrayBuffer(data) ? SHARED_BUFFER_LENGTH! : BUFFER_LENGTH).call(data);
+    if (length === 0) return new Uint8Array(0); // detached ones too
+    checkLength(length, name);
+    return inPlaceOrCopied(new Uint8Array(data));
   }
   throw invalidArgType(name, 'of type string or an instance of Buffer, TypedArray, DataView or ArrayBuffer', data);
+}
+
+/** Inputs are handed over as a Uint8Array, which holds at most kMaxLength bytes (4 GiB on Node 20). */
+function checkLength(length: number, name: string): void {
+  if (length > kMaxLength) throw outOfRange(`${name}.byteLength`, `<= ${kMaxLength}`, length);
 }
 
 /**
  * The engine's own accessors of views and buffers, which read what the
  * object is: a subclass's getters (a `byteLength` overridden, a `buffer`
- * that throws, a `resizable` that says false) must not decide which memory
- * the loop's thread reads. They did: a hash covered other bytes than
- * node:crypto's, an override that threw gave an empty input, one out of
- * range threw V8's RangeError, without a code, and a resizable buffer that
- * said it was not was read in place, and crashed the process as it shrank.
+ * that throws, a `resizable` that says false), or the prototypes' own
+ * replaced, must not decide which memory the loop's thread reads. They
+ * did: a hash covered other bytes than node:crypto's, an override that
+ * threw gave an empty input, one out of range threw V8's RangeError,
+ * without a code, and a resizable buffer that said it was not was read in
+ * place, and crashed the process as it shrank. Taken as the module loads;
+ * those of a feature switched off (`--no-harmony-sharedarraybuffer`,
+ * `--no-harmony-rab-gsab`) are missing, and no object needs them then.
  */
-function ownGetter(prototype: object, key: string): (this: unknown) => any {
-  return Object.getOwnPropertyDescriptor(prototype, key)!.get!;
+function ownGetter<T>(prototype: object | undefined, key: string): ((this: unknown) => T) | undefined {
+  return prototype === undefined ? undefined : Object.getOwnPropertyDescriptor(prototype, key)?.get;
 }
 const viewGetters = (prototype: object) => ({
-  buffer: ownGetter(prototype, 'buffer') as (this: unknown) => ArrayBufferLike,
-  byteOffset: ownGetter(prototype, 'byteOffset') as (this: unknown) => number,
-  byteLength: ownGetter(prototype, 'byteLength') as (this: unknown) => number,
+  buffer: ownGetter<ArrayBufferLike>(prototype, 'buffer')!,
+  byteOffset: ownGetter<number>(prototype, 'byteOffset')!,
+  byteLength: ownGetter<number>(prototype, 'byteLength')!,
 });
 const TYPED_ARRAY = viewGetters(Object.getPrototypeOf(Uint8Array.prototype));
 const DATA_VIEW = viewGetters(DataView.prototype);
-const RESIZABLE = ownGetter(ArrayBuffer.prototype, 'resizable') as (this: unknown) => boolean;
+const BUFFER_LENGTH = ownGetter<number>(ArrayBuffer.prototype, 'byteLength')!;
+const SHARED_BUFFER_LENGTH = ownGetter<number>(globalThis.SharedArrayBuffer?.prototype, 'byteLength');
+const RESIZABLE = ownGetter<boolean>(ArrayBuffer.prototype, 'resizable');
 
 /**
  * Inputs are read in place, except those of a resizable ArrayBuffer: a
@@ -335,7 +345,8 @@ const RESIZABLE = ownGetter(ArrayBuffer.prototype, 'resizable') as (this: unknow
  * shrinks, and is read in place.
  */
 function inPlaceOrCopied(bytes: Uint8Array): Uint8Array {
-  return !types.isSharedArrayBuffer(bytes.buffer) && RESIZABLE.call(bytes.buffer) ? new Uint8Array(bytes) : bytes;
+  const buffer = TYPED_ARRAY.buffer.call(bytes);
+  return !types.isSharedArrayBuffer(buffer) && RESIZABLE?.call(buffer) === true ? new Uint8Array(bytes) : bytes;
 }
 
 function toPath(path: unknown, name: string): string {

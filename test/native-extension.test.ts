@@ -429,6 +429,62 @@ describe('JS that an extension\'s to_js calls (test/native/reentrant-extension)'
     expect(result.code).toBe(0);
   });
 
+  describe('the raw binding, with JS that a drain runs (an extension\'s free)', () => {
+    /** Script source: the raw binding as `binding`, and `capture(submit)`, which runs `submit(fake)` and returns the request it made. */
+    const prelude = `
+      const binding = require(${JSON.stringify(require.resolve('node-gyp-build'))})(${JSON.stringify(PACKAGE_DIR)});
+      const reentrant = require(${JSON.stringify(addon)});
+      const fake = {
+        [Symbol.for('sideloop.nativeApi')]: binding.nativeApi,
+        [Symbol.for('sideloop.submitNative')](request) { fake.request = request; return { _settled: () => false }; },
+      };
+      const capture = (submit) => (submit(fake), fake.request);
+      const ids = new Uint32Array(16), statuses = new Uint8Array(16), payloads = [];
+      const loop = new binding.NativeLoop('raw', false, () => {}, ids, statuses, payloads, 0);
+    `;
+
+    it('a stop() there leaves the tables to the tasks it cancelled', async () => {
+      // The drain took fewer tasks than it could and, the loop stopped,
+      // gave its tables back; the stop's cancelled task came after the take,
+      // and the next drain wrote to the tables given back (SIGSEGV).
+      const result = await runScript(`${prelude}
+        const stopping = capture((fake) => reentrant.freeCallsBack(fake, () => loop.stop())); // ends at once
+        const held = capture((fake) => reentrant.hold(fake)); // ends when cancelled: by that stop
+        loop.submit(new Float64Array([0, 9, -1, 0, 5, 9, -1, 0]), 2, [stopping, held]);
+        loop.wait(0, -1);
+        console.log(loop.drain(), ids[0]);
+        console.log(loop.drain(), ids[0], statuses[0]);
+      `);
+      expect(result).toMatchObject({ code: 0, signal: null, stderr: '', stdout: '1 0\nheld task freed in its own env, a value made\n1 5 2\n' });
+    });
+
+    it("a task submitted there into the slot just freed keeps its input", async () => {
+      // The slot was free before the free() ran, and its input's reference
+      // was let go after: the new task's input, collected, was read after
+      // its free (SIGSEGV).
+      const result = await runScript(
+        `${prelude}
+        const crypto = require('node:crypto');
+        let digest;
+        const resubmitting = capture((fake) => reentrant.freeCallsBack(fake, () => {
+          const input = new Uint8Array(256 * 1024 * 1024).fill(7); // held by the loop alone
+          digest = crypto.createHash('sha256').update(input).digest('hex');
+          loop.submit(new Float64Array([0, 1, -1, 2]), 1, [input]); // a hash, in the slot of the task being freed
+        }));
+        loop.submit(new Float64Array([0, 9, -1, 0]), 1, [resubmitting]);
+        loop.wait(0, -1);
+        console.log(loop.drain(), ids[0]);
+        for (let i = 0; i < 3; i++) gc();
+        loop.wait(0, -1);
+        console.log(loop.drain(), ids[0], statuses[0], payloads[0].toString('hex') === digest);
+        loop.stop();
+      `,
+        { nodeArgs: ['--expose-gc'] },
+      );
+      expect(result).toMatchObject({ code: 0, signal: null, stderr: '', stdout: '1 0\n1 0 0 true\n' });
+    });
+  });
+
   it("a request made through one copy of sideloop's table for another copy's loop fails its Future, and is not read as the other's", async () => {
     // Both copies tagged their requests alike: the other copy took the
     // request as its own, read with its own layout (another version's would

@@ -1,4 +1,5 @@
 /** The built-in tasks, checked against Node's own modules, for every backend. */
+import { kMaxLength } from 'node:buffer';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -169,6 +170,32 @@ describe.each(BACKENDS)('built-in tasks (%s backend)', (backend) => {
       expect((await loop.hash('sha256', buffer)).equals(digest(bytes))).toBe(true);
     });
 
+    it('an input over kMaxLength bytes (4 GiB on Node 20) throws ERR_OUT_OF_RANGE, not taken for an empty one', () => {
+      // No Uint8Array can view it: the failure was caught as a detached
+      // buffer's, and the input hashed (or written) as empty.
+      const loop = makeLoop();
+      const over = kMaxLength + 16;
+      for (const data of [new ArrayBuffer(over), new DataView(new ArrayBuffer(over)), new Float64Array(over / 8)]) {
+        expect(() => loop.hash('sha256', data)).toThrow(expect.objectContaining({ name: 'RangeError', code: 'ERR_OUT_OF_RANGE' }));
+        expect(() => loop.writeFile('/dev/null', data)).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
+      }
+      expect(loop.state).toBe('idle');
+    });
+
+    // The worker backend needs SharedArrayBuffer (for a blocking result()).
+    const switchedOff = backend === 'native' ? ['--no-harmony-sharedarraybuffer', '--no-harmony-rab-gsab'] : ['--no-harmony-rab-gsab'];
+    it.each(switchedOff)('loads, and reads inputs, with %s', async (flag) => {
+      // Its engine accessors were looked up as the module loaded: one of a
+      // feature switched off was missing, and require() threw.
+      const result = await runScript(
+        `const loop = new (require(SIDELOOP).EventLoop)({ backend: '${backend}' });
+        loop.hash('sha256', new Uint8Array([1, 2, 3])).then((digest) => { console.log(digest.toString('hex')); return loop.shutdown(); });`,
+        { nodeArgs: [flag] },
+      );
+      const digest = crypto.createHash('sha256').update(Uint8Array.of(1, 2, 3)).digest('hex');
+      expect(result).toMatchObject({ code: 0, stderr: '', stdout: `${digest}\n` });
+    });
+
     it('copies a resizable ArrayBuffer: shrinking it while the loop reads it changes nothing', async () => {
       // Read in place, its memory went back at the shrink, under the native
       // loop's thread: the process died of SIGSEGV. A child, in case it does.
@@ -180,21 +207,28 @@ describe.each(BACKENDS)('built-in tasks (%s backend)', (backend) => {
         (async () => {
           await loop.sleep(0); // running: the thread reads the input as soon as it comes
           const size = 64 * 1024 * 1024;
-          // One says it is not resizable: it was taken at its word.
+          // One says it is not resizable, and one is looked at while the
+          // views' own buffer getter is replaced: each was taken at its word.
           class Unresizable extends ArrayBuffer { get resizable() { return false; } }
-          const buffers = [ArrayBuffer, ArrayBuffer, Unresizable].map((Type) => new Type(size, { maxByteLength: 2 * size }));
+          const buffers = [ArrayBuffer, ArrayBuffer, Unresizable, ArrayBuffer].map((Type) => new Type(size, { maxByteLength: 2 * size }));
           for (const buffer of buffers) new Uint8Array(buffer).fill(7); // its pages in use
           const original = Buffer.alloc(size, 7);
           const hashed = loop.hash('sha256', new Uint8Array(buffers[0], 0, size));
           const gzipped = loop.gzip(buffers[1], { level: 1 }); // the whole buffer: a view that tracks its length
-          const hashedToo = loop.hash('sha256', buffers[2]);
+          const unresizable = loop.hash('sha256', buffers[2]);
+          const typedArray = Object.getPrototypeOf(Uint8Array.prototype);
+          const realBuffer = Object.getOwnPropertyDescriptor(typedArray, 'buffer');
+          Object.defineProperty(typedArray, 'buffer', { configurable: true, get: () => new ArrayBuffer(0) });
+          const patched = loop.hash('sha256', buffers[3]);
+          Object.defineProperty(typedArray, 'buffer', realBuffer);
           setImmediate(() => buffers.forEach((buffer) => buffer.resize(0))); // handed over by then
           const digest = crypto.createHash('sha256').update(original).digest();
-          console.log((await hashed).equals(digest), zlib.gunzipSync(await gzipped).equals(original), (await hashedToo).equals(digest));
+          const results = [await hashed, zlib.gunzipSync(await gzipped), await unresizable, await patched];
+          console.log(results.map((result, i) => result.equals(i === 1 ? original : digest)).join(' '));
           await loop.shutdown();
         })();
       `);
-      expect(result).toMatchObject({ code: 0, signal: null, stderr: '', stdout: 'true true true\n' });
+      expect(result).toMatchObject({ code: 0, signal: null, stderr: '', stdout: 'true true true true\n' });
     });
 
     it('rejects bad arguments synchronously', () => {
@@ -1285,10 +1319,11 @@ describe('native backend: what a failed task produced', () => {
 });
 
 describe('native backend: an input it has no memory for', () => {
-  it.skipIf(!canLimitMemory)('a path or argument there is no memory to convert to UTF-8 fails its Future', async () => {
+  it.skipIf(!canLimitMemory)('a path or argument there is no memory to convert to UTF-8 fails its Future; such a loop name is cut short', async () => {
     // The addon's std::string for it threw std::bad_alloc, which unwound
     // through V8's frames: the process aborted (SIGABRT). The string is made
     // (and flattened) before the limit, which leaves room for half its UTF-8.
+    // Of a loop's name the addon now reads only what names the thread.
     const result = await runScript(`
       const { execFileSync } = require('node:child_process');
       const { readFileSync } = require('node:fs');
@@ -1305,14 +1340,16 @@ describe('native backend: an input it has no memory for', () => {
           console.log(error.code, error.message);
         }
         console.log(JSON.stringify(loop.stats()));
-        await loop.shutdown();
+        const named = new EventLoop({ backend: 'native', name: path });
+        console.log(await named.sleep(0, 'named'), named.name === path);
+        await Promise.all([loop.shutdown(), named.shutdown()]);
         console.log('stopped');
       })();
     `);
     expect(result).toMatchObject({ code: 0, signal: null, stderr: '' });
     expect(result.stdout).toBe(
       'ERR_MEMORY_ALLOCATION_FAILED Failed to allocate memory\n'.repeat(2) +
-        '{"submitted":3,"completed":1,"failed":2,"cancelled":0,"pending":0,"running":0}\nstopped\n',
+        '{"submitted":3,"completed":1,"failed":2,"cancelled":0,"pending":0,"running":0}\nnamed true\nstopped\n',
     );
   });
 });

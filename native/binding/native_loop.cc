@@ -92,7 +92,14 @@ NativeLoop::NativeLoop(const Napi::CallbackInfo& info) : ObjectWrap<NativeLoop>(
   cleanup_hook_added_ = true;
 
   LoopOptions options;
-  options.name = info[0].As<Napi::String>().Utf8Value();
+  // Only the first 15 bytes name the thread: read a few more than that,
+  // never the whole string (a copy of a name of hundreds of megabytes
+  // could fail, and std::bad_alloc aborted the process). Cut at a
+  // character's end.
+  char name[64];
+  size_t name_length = 0;
+  napi_get_value_string_utf8(env, info[0], name, sizeof name, &name_length);
+  options.name.assign(name, name_length);
   if (info.Length() > 6 && info[6].IsNumber()) options.spin_us = info[6].As<Napi::Number>().Uint32Value();
   spin_us_ = options.spin_us;
   core_ = std::make_unique<LoopThread>(std::move(options), this);
@@ -242,15 +249,22 @@ Napi::Value NativeLoop::Submit(const Napi::CallbackInfo& info) {
     bool& flag;
     ~Done() { flag = false; }
   } done{submitting_};
-  // A copy, checked and then read: a getter run below could otherwise
-  // change a slot already checked (writing past slots_) or detach the
-  // batch's buffer (leaving a pointer into freed memory).
+  const uint32_t object_count = objects.Length();
+  // Reading an object may run a getter, which could change a slot already
+  // checked (to be written past slots_) or shrink the batch's buffer (to
+  // be read after its free): then the numbers are copied, checked and read
+  // from the copy. A batch without objects (sleeps) runs no JS: read in
+  // place (the copy cost a flood of sleeps 5-7 %).
+  const double* fields = batch.Data();
   bool made_room;
   try {
-    fields_.assign(batch.Data(), batch.Data() + static_cast<size_t>(count) * 4);
+    if (object_count > 0) {
+      fields_.assign(fields, fields + static_cast<size_t>(count) * 4);
+      fields = fields_.data();
+    }
     batch_.clear();
     batch_.reserve(count);
-    made_room = MakeRoomForSlots(fields_.data(), count);
+    made_room = MakeRoomForSlots(fields, count);
   } catch (const std::bad_alloc&) {
     made_room = false;  // a slot no real batch reaches, or a raw caller's huge batch
   }
@@ -258,8 +272,6 @@ Napi::Value NativeLoop::Submit(const Napi::CallbackInfo& info) {
     Napi::RangeError::New(env, "sideloop: bad slot or kind in a submitted batch, or no memory for it").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  const double* fields = fields_.data();
-  const uint32_t object_count = objects.Length();
   for (uint32_t i = 0; i < count; i++, fields += 4) {
     auto slot = static_cast<uint32_t>(fields[0]);
     auto kind = static_cast<int>(fields[1]);
@@ -280,6 +292,7 @@ Napi::Value NativeLoop::Submit(const Napi::CallbackInfo& info) {
     // limit (a timeout of 0 would report it as timed out instead).
     if (task->kind() != kTaskRejected) task->set_timeout(fields[2]);
     slots_[slot] = task;
+    tasks_in_slots_++;
     if (object.IsObject()) borrowed_[slot] = Napi::Persistent(object.As<Napi::Object>());
     batch_.push_back({task, slot, 0, -1});
   }
@@ -361,11 +374,16 @@ Napi::Value NativeLoop::Drain(const Napi::CallbackInfo& info) {
       payload = napi_get_and_clear_last_exception(env, &reason) == napi_ok ? Napi::Value(env, reason) : Napi::Value();
     }
     if (!payload.IsEmpty()) payloads.Set(static_cast<uint32_t>(i), payload);
+    // Taken out of the table before the slot is free: JS that ReleaseTask
+    // runs (an extension's free) may submit a task into it, whose input
+    // must stay held.
+    Napi::ObjectReference input = std::move(borrowed_[task_slot]);
     slots_[task_slot] = nullptr;
+    tasks_in_slots_--;
     ReleaseTask(env, task);
     core_->Dispose(task);
     // Only now: a disposed task reads none of its inputs any more.
-    borrowed_[task_slot].Reset();
+    input.Reset();
   }
   draining_ = false;
   // Slots and statuses go out last, through the arrays looked up again now:
@@ -384,10 +402,13 @@ Napi::Value NativeLoop::Drain(const Napi::CallbackInfo& info) {
     id[i] = taken_[i].tag;
     status[i] = static_cast<uint8_t>(taken_[i].status);
   }
-  // Fewer than asked for: none is left, and after a stop the thread sends
-  // no more (only a late submit() could, which makes room again). Not from
-  // JS that a submit() runs (a getter of its batch): it holds the tables.
-  if (stopped_ && n < max && !submitting_) ReleaseDrainSpace();
+  // A stopped loop sends no more but what is in its tables (and what a
+  // late submit() brings, which makes room again). Counted, not inferred
+  // from a drain that took fewer than it could: JS this drain ran (an
+  // extension's free) may have stopped the loop, whose cancelled tasks came
+  // after the take. Not from JS that a submit() runs (a getter of its
+  // batch): it holds the tables.
+  if (stopped_ && tasks_in_slots_ == 0 && !submitting_) ReleaseDrainSpace();
   return Napi::Number::New(env, static_cast<double>(n));
 }
 
@@ -404,6 +425,7 @@ void NativeLoop::ReleaseDrainSpace() {
   std::vector<Task*>().swap(slots_);
   std::vector<Napi::ObjectReference>().swap(borrowed_);
   std::vector<Submission>().swap(batch_);
+  std::vector<double>().swap(fields_);
   std::vector<uint32_t>().swap(made_here_slots_);
 }
 

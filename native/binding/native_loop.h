@@ -101,12 +101,13 @@ class NativeLoop : public Napi::ObjectWrap<NativeLoop>, public CompletionSink {
   bool draining_ = false;
   bool submitting_ = false;  // inside submit(), which may run JS (see Submit)
   std::vector<Task*> slots_;       // slot -> task made here, until drain() reports it
+  size_t tasks_in_slots_ = 0;      // how many of slots_ hold a task
   // slot -> the JS object the task was described by, kept alive until the
   // task is freed: tasks read byte inputs in place, from the loop thread.
   // References are made and deleted on this (the JS) thread only.
   std::vector<Napi::ObjectReference> borrowed_;
   std::vector<Submission> batch_;  // submit()'s scratch space
-  std::vector<double> fields_;  // submit()'s copy of the batch's numbers (see Submit)
+  std::vector<double> fields_;  // submit()'s copy of a batch's numbers, when getters may run (see Submit)
   std::vector<uint32_t> made_here_slots_;  // MakeRoomForSlots()'s scratch space
   std::vector<napi_env> extension_envs_;   // whose tasks came here (CleanUpBefore)
 };
