@@ -299,7 +299,7 @@ export function toBytes(data: unknown, name: string): Uint8Array {
     return inPlaceOrCopied(new Uint8Array(own.buffer.call(data), own.byteOffset.call(data), length));
   }
   if (types.isAnyArrayBuffer(data)) {
-    const length = (types.isSharedArrayBuffer(data) ? SHARED_BUFFER_LENGTH! : BUFFER_LENGTH).call(data);
+    const length = (types.isSharedArrayBuffer(data) ? SHARED_BUFFER_LENGTH : BUFFER_LENGTH).call(data);
     if (length === 0) return new Uint8Array(0); // detached ones too
     checkLength(length, name);
     return inPlaceOrCopied(new Uint8Array(data));
@@ -321,8 +321,10 @@ function checkLength(length: number, name: string): void {
  * threw gave an empty input, one out of range threw V8's RangeError,
  * without a code, and a resizable buffer that said it was not was read in
  * place, and crashed the process as it shrank. Taken as the module loads;
- * those of a feature switched off (`--no-harmony-sharedarraybuffer`,
- * `--no-harmony-rab-gsab`) are missing, and no object needs them then.
+ * that of a feature switched off (`--no-harmony-rab-gsab`) is missing, and
+ * no object needs it then. Shared buffers may exist without their global
+ * (a shared WebAssembly memory's, with `--no-harmony-sharedarraybuffer`):
+ * a view of one tells its length then.
  */
 function ownGetter<T>(prototype: object | undefined, key: string): ((this: unknown) => T) | undefined {
   return prototype === undefined ? undefined : Object.getOwnPropertyDescriptor(prototype, key)?.get;
@@ -335,7 +337,15 @@ const viewGetters = (prototype: object) => ({
 const TYPED_ARRAY = viewGetters(Object.getPrototypeOf(Uint8Array.prototype));
 const DATA_VIEW = viewGetters(DataView.prototype);
 const BUFFER_LENGTH = ownGetter<number>(ArrayBuffer.prototype, 'byteLength')!;
-const SHARED_BUFFER_LENGTH = ownGetter<number>(globalThis.SharedArrayBuffer?.prototype, 'byteLength');
+const SHARED_BUFFER_LENGTH =
+  ownGetter<number>(globalThis.SharedArrayBuffer?.prototype, 'byteLength') ??
+  function (this: unknown): number {
+    try {
+      return new Uint8Array(this as SharedArrayBuffer).length;
+    } catch {
+      return Infinity; // no view holds it: too large
+    }
+  };
 const RESIZABLE = ownGetter<boolean>(ArrayBuffer.prototype, 'resizable');
 
 /**

@@ -186,14 +186,21 @@ describe.each(BACKENDS)('built-in tasks (%s backend)', (backend) => {
     const switchedOff = backend === 'native' ? ['--no-harmony-sharedarraybuffer', '--no-harmony-rab-gsab'] : ['--no-harmony-rab-gsab'];
     it.each(switchedOff)('loads, and reads inputs, with %s', async (flag) => {
       // Its engine accessors were looked up as the module loaded: one of a
-      // feature switched off was missing, and require() threw.
+      // feature switched off was missing, and require() threw. A shared
+      // WebAssembly memory's buffer exists without SharedArrayBuffer: its
+      // length getter, taken from that global, was missing too.
       const result = await runScript(
         `const loop = new (require(SIDELOOP).EventLoop)({ backend: '${backend}' });
-        loop.hash('sha256', new Uint8Array([1, 2, 3])).then((digest) => { console.log(digest.toString('hex')); return loop.shutdown(); });`,
+        const memory = new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true });
+        new Uint8Array(memory.buffer).fill(3);
+        Promise.all([loop.hash('sha256', new Uint8Array([1, 2, 3])), loop.hash('sha256', memory.buffer)]).then((digests) => {
+          console.log(digests.map((digest) => digest.toString('hex')).join(' '));
+          return loop.shutdown();
+        });`,
         { nodeArgs: [flag] },
       );
-      const digest = crypto.createHash('sha256').update(Uint8Array.of(1, 2, 3)).digest('hex');
-      expect(result).toMatchObject({ code: 0, stderr: '', stdout: `${digest}\n` });
+      const digests = [Uint8Array.of(1, 2, 3), Buffer.alloc(65536, 3)].map((bytes) => crypto.createHash('sha256').update(bytes).digest('hex'));
+      expect(result).toMatchObject({ code: 0, stderr: '', stdout: `${digests.join(' ')}\n` });
     });
 
     it('copies a resizable ArrayBuffer: shrinking it while the loop reads it changes nothing', async () => {

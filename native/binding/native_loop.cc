@@ -252,13 +252,15 @@ Napi::Value NativeLoop::Submit(const Napi::CallbackInfo& info) {
   const uint32_t object_count = objects.Length();
   // Reading an object may run a getter, which could change a slot already
   // checked (to be written past slots_) or shrink the batch's buffer (to
-  // be read after its free): then the numbers are copied, checked and read
-  // from the copy. A batch without objects (sleeps) runs no JS: read in
-  // place (the copy cost a flood of sleeps 5-7 %).
+  // be read after its free), and another thread may write a batch in
+  // shared memory: then the numbers are copied, checked and read from the
+  // copy. A batch of its own without objects (sleeps) cannot change while
+  // it is read: read in place (the copy cost a flood of sleeps 5-7 %).
   const double* fields = batch.Data();
+  bool in_shared_memory = !batch.ArrayBuffer().IsArrayBuffer();  // a SharedArrayBuffer is not one
   bool made_room;
   try {
-    if (object_count > 0) {
+    if (object_count > 0 || in_shared_memory) {
       fields_.assign(fields, fields + static_cast<size_t>(count) * 4);
       fields = fields_.data();
     }
