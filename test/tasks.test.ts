@@ -11,7 +11,7 @@ import zlib from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 
 import { CancelledError, EventLoop, TimeoutError } from '../dist/index.js';
-import { BACKENDS, DIST, PACKAGE_DIR, countProcesses, countProcessesSource, processesWith, runScript, runWithFewDescriptors, testLoops } from './helpers.js';
+import { BACKENDS, DIST, PACKAGE_DIR, countProcesses, countProcessesSource, processesWith, runProgram, runScript, runWithFewDescriptors, testLoops } from './helpers.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sideloop-tasks-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -1325,6 +1325,30 @@ describe('native backend: what a failed task produced', () => {
   });
 });
 
+const hasScript = !spawnSync('script', ['--version']).error; // util-linux's: runs a command on a pseudo-terminal
+
+describe('writeFile to a terminal', () => {
+  it.skipIf(!hasScript).each(BACKENDS)('writes all of a large input, as node:fs does, on the %s backend', async (backend) => {
+    // Files are opened non-blocking (a FIFO must not block the loop's
+    // thread): once the terminal's buffer was full, the write failed with
+    // EAGAIN, part of the data written.
+    const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'sideloop-'));
+    const report = path.join(scratch, 'report');
+    const script = `const { EventLoop } = require(${JSON.stringify(DIST)});
+      const loop = new EventLoop({ backend: '${backend}' });
+      loop.writeFile('/dev/stdout', Buffer.alloc(4 * 1024 * 1024, 0x41))
+        .then(() => 'written', (error) => error.code)
+        .then((outcome) => require('node:fs').writeFileSync(${JSON.stringify(report)}, require('node:tty').isatty(1) + ' ' + outcome))
+        .then(() => loop.shutdown());`;
+    fs.writeFileSync(path.join(scratch, 'write.js'), script);
+    // The terminal's output goes to /dev/null; what happened, to the report.
+    const result = await runProgram('script', ['-qec', `"${process.execPath}" "${path.join(scratch, 'write.js')}"`, '/dev/null'], { input: '' });
+    expect(result).toMatchObject({ code: 0, hung: false });
+    expect(fs.readFileSync(report, 'utf8')).toBe('true written');
+    fs.rmSync(scratch, { recursive: true });
+  });
+});
+
 describe('native backend: an input it has no memory for', () => {
   it.skipIf(!canLimitMemory)('a path or argument there is no memory to convert to UTF-8 fails its Future; such a loop name is cut short', async () => {
     // The addon's std::string for it threw std::bad_alloc, which unwound
@@ -1361,8 +1385,55 @@ describe('native backend: an input it has no memory for', () => {
   });
 });
 
-describe('worker backend: a child it may not signal', () => {
-  it('leaves its Worker and the other tasks alone, and does not hold up the stop', async () => {
+describe('a child it may not signal', () => {
+  it('native backend: neither a cancelling shutdown nor process.exit() waits for it', async () => {
+    // kill() fails with EPERM for a child that became another user (as
+    // sudo does); the stop sent SIGKILL and then waited for the child to
+    // exit by itself, maybe never. A preloaded kill() refuses as for such
+    // a child; the children are killed by this test afterwards.
+    const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'sideloop-'));
+    const shim = path.join(scratch, 'eperm.so');
+    fs.writeFileSync(
+      path.join(scratch, 'eperm.c'),
+      `#define _GNU_SOURCE
+      #include <dlfcn.h>
+      #include <errno.h>
+      #include <signal.h>
+      #include <sys/types.h>
+      int kill(pid_t pid, int sig) {
+        static int (*real)(pid_t, int);
+        if (real == NULL) real = (int (*)(pid_t, int))dlsym(RTLD_NEXT, "kill");
+        if (pid > 0 && (sig == SIGTERM || sig == SIGKILL)) {
+          errno = EPERM;
+          return -1;
+        }
+        return real(pid, sig);
+      }`,
+    );
+    execFileSync('cc', ['-shared', '-fPIC', '-o', shim, path.join(scratch, 'eperm.c'), '-ldl']);
+    const marker = `${1000 + (Date.now() % 1000)}.${process.pid}`; // seconds of sleep: long, and found by it afterwards
+    try {
+      for (const end of ['await loop.shutdown({ cancelPending: true }); console.log(loop.state, child.state);', 'process.exit(0);']) {
+        const result = await runScript(
+          `const loop = new (require(SIDELOOP).EventLoop)({ backend: 'native' });
+          (async () => {
+            const child = loop.exec('sleep', ['${marker}']);
+            while (!child.running()) await new Promise((resolve) => setImmediate(resolve));
+            ${end}
+          })();`,
+          // After what is preloaded already (ASan's runtime, in the sanitizer run), which must come first.
+          { env: { LD_PRELOAD: [process.env.LD_PRELOAD, shim].filter(Boolean).join(' ') }, hangAfterMs: 20_000 },
+        );
+        expect(result, end).toMatchObject({ code: 0, hung: false, stderr: '' });
+        if (end.startsWith('await')) expect(result.stdout).toBe('stopped cancelled\n');
+      }
+    } finally {
+      for (const pid of processesWith(marker)) process.kill(pid, 'SIGKILL');
+      fs.rmSync(scratch, { recursive: true });
+    }
+  });
+
+  it('worker backend: leaves its Worker and the other tasks alone, and does not hold up the stop', async () => {
     // kill() reports EPERM (a child that became root, as sudo does) as an
     // 'error' event. The exec listened once: the SIGTERM at its timeout used
     // that up, and the SIGKILL 2 s later threw in the Worker, which died with

@@ -13,19 +13,18 @@ namespace {
 // the loop never touches libuv's signal handling (see exec_task.h).
 constexpr uint64_t kTickMs = 10;
 
-// Blocks until `pid` is reaped.
-void WaitFor(int pid) {
+}  // namespace
+
+void KillAndReap(int pid) {
+  int options = kill(pid, SIGKILL) == 0 ? 0 : WNOHANG;
   int status;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  while (waitpid(pid, &status, options) < 0 && errno == EINTR) {
   }
 }
 
-}  // namespace
-
 void ChildReaper::Adopt(int pid) {
   if (stopped_) {  // no later turn to look at it in
-    kill(pid, SIGKILL);
-    WaitFor(pid);
+    KillAndReap(pid);
     return;
   }
   if (!timer_started_) {
@@ -64,10 +63,7 @@ void ChildReaper::ReapExited() {
 }
 
 void ChildReaper::Stop() {
-  for (const Orphan& orphan : orphans_) {
-    kill(orphan.pid, SIGKILL);
-    WaitFor(orphan.pid);
-  }
+  for (const Orphan& orphan : orphans_) KillAndReap(orphan.pid);
   orphans_.clear();
   if (timer_started_) uv_close(reinterpret_cast<uv_handle_t*>(&timer_), nullptr);
   stopped_ = true;

@@ -16,6 +16,13 @@
 
 namespace sideloop {
 
+// Sends `pid`, an unreaped child, SIGKILL and reaps it. A child that may
+// not be signalled (it became another user, as sudo does) is left running,
+// reaped only if it has exited: waiting for it would hold up the loop's
+// stop, and with it process.exit() or a worker's end, until it exits by
+// itself, maybe never (node:child_process waits for none either).
+void KillAndReap(int pid);
+
 // How long a child has between SIGTERM and SIGKILL. The worker backend
 // gives its children the same (KILL_GRACE_MS in src/backends/worker-exec.ts).
 constexpr uint64_t kKillGraceMs = 2000;
@@ -26,8 +33,8 @@ class ChildReaper {
 
   // Takes over `pid`, an unreaped child that was sent SIGTERM.
   void Adopt(int pid);
-  // The loop is stopping: every child left gets SIGKILL and is reaped now,
-  // and the timer is closed. At process exit too: waitpid needs none of
+  // The loop is stopping: every child left gets SIGKILL and is reaped now
+  // (KillAndReap), and the timer is closed. At process exit too: waitpid needs none of
   // libuv's signal handling, which process.exit() has shut down by then.
   void Stop();
 

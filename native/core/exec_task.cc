@@ -391,14 +391,11 @@ void ExecTask::Abort() { StopEarly(nullptr); }
 
 // The loop is stopping and waits for this task, which must not hang on a
 // child that ignores SIGTERM (the abort's): it gets SIGKILL, which it cannot
-// ignore, and is reaped right here.
+// ignore, and is reaped right here (or left, if it may not be signalled).
 void ExecTask::OnLoopStop() {
   if (!spawned_) return;
   if (!exited_) {
-    kill(pid_, SIGKILL);
-    int status;
-    while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-    }
+    KillAndReap(pid_);
     MarkExited();
   }
   if (stopping_early_) CloseAllAfterExit();  // no abort follows for a task already stopping

@@ -1,6 +1,7 @@
 #include "write_file_task.h"
 
 #include <fcntl.h>
+#include <poll.h>
 
 #include <algorithm>
 
@@ -45,6 +46,15 @@ StepTask::StepResult WriteFileTask::Write() {
   uv_fs_t req;
   auto n = static_cast<ssize_t>(uv_fs_write(loop(), &req, fd_, &buf, 1, -1, nullptr));
   uv_fs_req_cleanup(&req);
+  if (n == UV_EAGAIN) {
+    // A terminal (opened non-blocking, see OpenFile) whose buffer is full:
+    // node:fs's blocking write would wait for room. Wait a moment, within a
+    // step's time, and go on in the next step, so that a cancel or a
+    // timeout still stops it.
+    struct pollfd room = {fd_, POLLOUT, 0};
+    poll(&room, 1, 1);
+    return StepResult::kMore;
+  }
   if (n < 0) return Failed(UvError(static_cast<int>(n), "write"));
   written_ += static_cast<size_t>(n);  // a short write goes on in the next step
   return StepResult::kMore;

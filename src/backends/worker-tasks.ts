@@ -157,9 +157,18 @@ function readWhole(fd: number, checkpoint: () => void): Buffer {
 function writeWhole(fd: number, data: Uint8Array, checkpoint: () => void): void {
   for (let written = 0; written < data.byteLength; ) {
     checkpoint();
-    written += fs.writeSync(fd, data, written, Math.min(data.byteLength - written, INPUT_CHUNK));
+    try {
+      written += fs.writeSync(fd, data, written, Math.min(data.byteLength - written, INPUT_CHUNK));
+    } catch (error) {
+      // A terminal (opened non-blocking, see withFile) whose buffer is
+      // full: node:fs's blocking write would wait for room. Wait a moment,
+      // then look at the checkpoint again.
+      if ((error as NodeJS.ErrnoException).code !== 'EAGAIN') throw error;
+      Atomics.wait(PAUSE, 0, 0, 1);
+    }
   }
 }
+const PAUSE = new Int32Array(new SharedArrayBuffer(4));
 
 function mayBlock(stats: fs.Stats | undefined): boolean {
   return stats !== undefined && (stats.isFIFO() || stats.isSocket());
