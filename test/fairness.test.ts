@@ -1,4 +1,7 @@
 import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import zlib from 'node:zlib';
 
 import { describe, expect, it } from 'vitest';
@@ -55,6 +58,25 @@ describe.each(BACKENDS)('main-thread fairness (%s backend)', (backend) => {
     const timer = loop.sleep(5, 'timer');
     expect(await Promise.race([expanded.then(() => 'expanded'), timer])).toBe('timer');
     expect((await expanded).byteLength).toBe(256 * 2 ** 20);
+  });
+
+  it('a timer on the loop fires while a large file is written, and while it is read back', async () => {
+    // The worker backend read and wrote a file in one go on its thread:
+    // a sleep(5) came back after 1.4 s behind a 1 GiB read.
+    const loop = makeLoop();
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sideloop-'));
+    const file = path.join(dir, 'big');
+    const data = new Uint8Array(new SharedArrayBuffer(256 * 2 ** 20)).fill(7); // shared: the worker backend takes it in place
+    try {
+      const written = loop.writeFile(file, data);
+      expect(await Promise.race([written.then(() => 'written'), loop.sleep(5, 'timer')])).toBe('timer');
+      await written;
+      const read = loop.readFile(file);
+      expect(await Promise.race([read.then(() => 'read'), loop.sleep(5, 'timer')])).toBe('timer');
+      expect((await read).equals(data)).toBe(true);
+    } finally {
+      fs.rmSync(dir, { recursive: true });
+    }
   });
 
   it('a timer on the loop fires while a large Buffer is compressed', async () => {

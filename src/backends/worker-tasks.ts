@@ -73,14 +73,11 @@ export function runTask(kind: number, number: number, object: unknown, context: 
     case TaskKind.inflate:
       return consume(object as Uint8Array | StreamedInput, zlibSink(kind, number, context.checkpoint), context);
     case TaskKind.readFile:
-      finish(TaskStatus.ok, withFile(object as string, fs.constants.O_RDONLY, (fd) => readWhole(fd, context.checkpoint)));
-      return undefined;
+      return inPieces(object as string, fs.constants.O_RDONLY, context, fileReader);
     case TaskKind.writeFile: {
       const { path, data } = object as WriteFileRequest;
       const { O_WRONLY, O_CREAT, O_TRUNC } = fs.constants;
-      withFile(path, O_WRONLY | O_CREAT | O_TRUNC, (fd) => writeWhole(fd, data, context.checkpoint));
-      finish(TaskStatus.ok);
-      return undefined;
+      return inPieces(path, O_WRONLY | O_CREAT | O_TRUNC, context, (fd) => fileWriter(fd, data));
     }
     case TaskKind.exec:
       return runExec(object as ExecAtExit, finish);
@@ -89,24 +86,74 @@ export function runTask(kind: number, number: number, object: unknown, context: 
   }
 }
 
+/** A file task's work, done a piece at a time by inPieces(). */
+interface FileWork {
+  /** Reads or writes at most INPUT_CHUNK bytes; returns how much of a turn's INPUT_CHUNK that used. */
+  piece(): number;
+  readonly done: boolean;
+  /** The task's result, once done. */
+  result(): Buffer | undefined;
+}
+
 /**
- * Runs `use` on `path` opened with `flags`, as the native backend's OpenFile
- * does: FIFOs (pipes included) and sockets, whose reads and writes could
- * block this thread (and so every task of the loop, and process exit), are
- * refused without being opened (opening a FIFO would release a writer
- * waiting for a reader, which our close would kill with SIGPIPE); the rest
- * is opened with O_NONBLOCK, in case it became a FIFO meanwhile, and checked
- * again.
+ * Works on the file at `path` (opened as openFile() opens it) a piece at a
+ * time, as consume() works on bytes: about INPUT_CHUNK bytes per turn of
+ * this thread's loop, so that the loop's other tasks (timers, timeouts,
+ * children) are not held up behind a large file. It ran in one go: a
+ * sleep(5) came back after 1.4 s behind a 1 GiB read. The file is closed
+ * however the work ends.
  */
-function withFile<T>(path: string, flags: number, use: (fd: number) => T): T {
+function inPieces(path: string, flags: number, context: TaskContext, start: (fd: number) => FileWork): Abortable {
+  const fd = openFile(path, flags);
+  let open = true;
+  const closeQuietly = (): void => {
+    if (!open) return;
+    open = false;
+    try {
+      fs.closeSync(fd);
+    } catch {
+      // the work's own error, or its abort, is what the task reports
+    }
+  };
+  let work: FileWork | undefined;
+  const step = (): void => {
+    try {
+      work ??= start(fd);
+      for (let moved = 0; !work.done && moved < INPUT_CHUNK; ) {
+        context.checkpoint();
+        moved += work.piece();
+      }
+    } catch (error) {
+      closeQuietly();
+      throw error;
+    }
+    if (!work.done) return context.later(step);
+    open = false;
+    fs.closeSync(fd); // a failed close can mean lost data (NFS, a quota): reported, as node:fs does
+    context.finish(TaskStatus.ok, work.result());
+  };
+  step();
+  return { abort: closeQuietly };
+}
+
+/**
+ * Opens `path` with `flags` as the native backend's OpenFile does: FIFOs
+ * (pipes included) and sockets, whose reads and writes could block this
+ * thread (and so every task of the loop, and process exit), are refused
+ * without being opened (opening a FIFO would release a writer waiting for a
+ * reader, which our close would kill with SIGPIPE); the rest is opened with
+ * O_NONBLOCK, in case it became a FIFO meanwhile, and checked again.
+ */
+function openFile(path: string, flags: number): number {
   if (mayBlock(statIfAny(path))) throw unsupportedFile(path);
   const fd = fs.openSync(path, flags | fs.constants.O_NONBLOCK, 0o666);
   try {
     if (mayBlock(fs.fstatSync(fd))) throw unsupportedFile(path);
-    return use(fd);
-  } finally {
+  } catch (error) {
     fs.closeSync(fd);
+    throw error;
   }
+  return fd;
 }
 
 /**
@@ -127,46 +174,66 @@ const READ_CHUNK = 512 * 1024;
 /**
  * The whole of an open file, as fs.readFileSync(fd) reads it, but bounded
  * as the native backend's readFile is: that one reads a file that never
- * ends (/dev/zero) until memory runs out. Read at most INPUT_CHUNK at a
- * time, with a checkpoint before each, so a cancel or a timeout stops it.
+ * ends (/dev/zero) until memory runs out.
  */
-function readWhole(fd: number, checkpoint: () => void): Buffer {
+function fileReader(fd: number): FileWork {
   const { size } = fs.fstatSync(fd); // 0 where the kernel does not know (devices, /proc)
   if (size > MAX_FILE_BYTES) throw fileTooLarge(size);
   const parts: Buffer[] = [];
   let total = 0;
-  for (;;) {
-    // A known size is read into a buffer of that size (handed over whole,
-    // not copied), then one byte more must find the end.
-    const want = total < size ? size - total : total === size && size > 0 ? 1 : READ_CHUNK;
-    const part = Buffer.allocUnsafeSlow(want);
-    let filled = 0;
-    for (let read = -1; read !== 0 && filled < want; filled += read) {
-      checkpoint();
-      read = fs.readSync(fd, part, filled, Math.min(want - filled, INPUT_CHUNK), null);
-    }
-    if (filled === 0) break;
-    total += filled;
-    if (total > MAX_FILE_BYTES) throw fileTooLarge(undefined); // grew while read, or never ends
-    parts.push(filled === want ? part : part.subarray(0, filled));
-  }
-  return parts.length === 1 ? parts[0]! : Buffer.concat(parts, total);
+  let part: Buffer | undefined;
+  let filled = 0;
+  let done = false;
+  return {
+    get done() {
+      return done;
+    },
+    piece() {
+      // A known size is read into a buffer of that size (handed over whole,
+      // not copied), then one byte more must find the end.
+      if (part === undefined) {
+        part = Buffer.allocUnsafeSlow(total < size ? size - total : total === size && size > 0 ? 1 : READ_CHUNK);
+        filled = 0;
+      }
+      const read = fs.readSync(fd, part, filled, Math.min(part.byteLength - filled, INPUT_CHUNK), null);
+      filled += read;
+      if (read !== 0 && filled < part.byteLength) return read; // this part goes on
+      if (filled === 0) done = true; // a part with nothing in it: the end
+      else {
+        total += filled;
+        if (total > MAX_FILE_BYTES) throw fileTooLarge(undefined); // grew while read, or never ends
+        parts.push(filled === part.byteLength ? part : part.subarray(0, filled));
+      }
+      part = undefined;
+      return read;
+    },
+    result: () => (parts.length === 1 ? parts[0]! : Buffer.concat(parts, total)),
+  };
 }
 
-/** Writes all of `data` at most INPUT_CHUNK at a time, with a checkpoint before each. */
-function writeWhole(fd: number, data: Uint8Array, checkpoint: () => void): void {
-  for (let written = 0; written < data.byteLength; ) {
-    checkpoint();
-    try {
-      written += fs.writeSync(fd, data, written, Math.min(data.byteLength - written, INPUT_CHUNK));
-    } catch (error) {
-      // A terminal (opened non-blocking, see withFile) whose buffer is
-      // full: node:fs's blocking write would wait for room. Wait a moment,
-      // then look at the checkpoint again.
-      if ((error as NodeJS.ErrnoException).code !== 'EAGAIN') throw error;
-      Atomics.wait(PAUSE, 0, 0, 1);
-    }
-  }
+/** All of `data`, written to an open file. */
+function fileWriter(fd: number, data: Uint8Array): FileWork {
+  let written = 0;
+  return {
+    get done() {
+      return written === data.byteLength;
+    },
+    piece() {
+      try {
+        const wrote = fs.writeSync(fd, data, written, Math.min(data.byteLength - written, INPUT_CHUNK));
+        written += wrote;
+        return wrote;
+      } catch (error) {
+        // A terminal (opened non-blocking, see openFile) whose buffer is
+        // full: node:fs's blocking write would wait for room. Wait a moment,
+        // and give the thread's other tasks their turn (the whole turn used).
+        if ((error as NodeJS.ErrnoException).code !== 'EAGAIN') throw error;
+        Atomics.wait(PAUSE, 0, 0, 1);
+        return INPUT_CHUNK;
+      }
+    },
+    result: () => undefined,
+  };
 }
 const PAUSE = new Int32Array(new SharedArrayBuffer(4));
 
