@@ -5,7 +5,8 @@
 // handed over here, and gets SIGKILL if it is still alive kKillGraceMs
 // later. Its process handle is closed (libuv no longer watches it), so it
 // is reaped here, with waitpid; until then its pid cannot be reused, so a
-// late SIGKILL never reaches a stranger. Loop thread only.
+// late SIGKILL never reaches a stranger (one that may not be signalled is
+// left when the loop stops: see KillAndReap). Loop thread only.
 #ifndef SIDELOOP_CORE_CHILD_REAPER_H_
 #define SIDELOOP_CORE_CHILD_REAPER_H_
 
@@ -20,7 +21,8 @@ namespace sideloop {
 // not be signalled (it became another user, as sudo does) is left running,
 // reaped only if it has exited: waiting for it would hold up the loop's
 // stop, and with it process.exit() or a worker's end, until it exits by
-// itself, maybe never (node:child_process waits for none either).
+// itself, maybe never (node:child_process waits for none either). Once it
+// exits it stays a zombie until the process ends: nothing waits for it.
 void KillAndReap(int pid);
 
 // How long a child has between SIGTERM and SIGKILL. The worker backend
