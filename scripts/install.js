@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // The package's install step. It never fails the install:
 // 1. a prebuilt binary for this platform loads -> nothing to do;
-// 2. otherwise, on Linux (Android too), compile from source with node-gyp (npm's own, or one on PATH);
+// 2. otherwise, on Linux (Android too), compile from source with node-gyp
+//    (npm's own, or one on PATH);
 // 3. if that fails too (no compiler, no Python), say in one line that the
 //    worker backend will serve, and succeed: backend 'auto' falls back at run time.
 // (npm may skip it: npm 11 with --ignore-scripts or a project that denies

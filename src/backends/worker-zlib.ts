@@ -28,8 +28,8 @@ export type ZlibKind = typeof TaskKind.gzip | typeof TaskKind.deflate | typeof T
 
 const OUTPUT_CHUNK = zlib.constants.Z_DEFAULT_CHUNK;
 /**
- * Input per call when compressing at levels 1-9 (kDeflateInputBytes in the
- * native backend): else one call with Z_FINISH can chew through megabytes of
+ * Input per call when compressing at levels 1-9 (the native backend's
+ * kInputPieceBytes is 16 KiB, for decompression too): else one call with Z_FINISH can chew through megabytes of
  * very compressible input while it fills one output buffer. The compressed
  * bytes do not depend on how the input is split at these levels.
  */
