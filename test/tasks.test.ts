@@ -1121,42 +1121,56 @@ describe('worker backend: large inputs are streamed from the caller’s memory',
     expect(result.stdout).toBe('slept 0 16 true\n');
   });
 
+  /**
+   * Script code that holds the worker's thread at its first message (as a
+   * slow reader would be) until `release()`, and counts the chunks posted to
+   * it in `chunks`; then `turns(n)` lets the main loop turn n times. The
+   * Worker is made through a stand-in class that puts the hold in front of
+   * sideloop's own worker script.
+   */
+  const heldWorker = `
+    const workerThreads = require('node:worker_threads');
+    const gate = new Int32Array(new SharedArrayBuffer(4));
+    const RealWorker = workerThreads.Worker;
+    let chunks = 0;
+    workerThreads.Worker = class extends RealWorker {
+      constructor(file, options) {
+        const held = \`
+          const { parentPort, workerData } = require('node:worker_threads');
+          // Added first, so called first: before sideloop's script sees the message.
+          parentPort.once('message', () => Atomics.wait(workerData.gate, 0, 0));
+          require(\${JSON.stringify(file)});
+        \`;
+        super(held, { ...options, eval: true, workerData: { ...options.workerData, gate } });
+      }
+      postMessage(message, ...rest) {
+        if (message && message.type === 'chunk') chunks++;
+        return super.postMessage(message, ...rest);
+      }
+    };
+    function release() {
+      Atomics.store(gate, 0, 1);
+      Atomics.notify(gate, 0);
+    }
+    async function turns(n) {
+      for (let turn = 0; turn < n; turn++) await new Promise((resolve) => setImmediate(resolve));
+    }
+  `;
+
   it('sends at most INPUT_WINDOW (8) chunks ahead of what the worker has taken, then the rest as it takes them', async () => {
-    // The worker's thread is held at its first message (as a slow reader
-    // would be) while the main loop turns a hundred times: before, the pump
-    // sent a chunk per turn whatever the worker had used, and a slow reader
-    // held the input a second time. The Worker is made through a stand-in
-    // class that puts the hold in front of sideloop's own worker script.
+    // Before, the pump sent a chunk per turn whatever the worker had used,
+    // and a slow reader held the input a second time.
     const result = await runScript(`
+      ${heldWorker}
       const crypto = require('node:crypto');
-      const workerThreads = require('node:worker_threads');
-      const gate = new Int32Array(new SharedArrayBuffer(4));
-      const RealWorker = workerThreads.Worker;
-      let chunks = 0;
-      workerThreads.Worker = class extends RealWorker {
-        constructor(file, options) {
-          const held = \`
-            const { parentPort, workerData } = require('node:worker_threads');
-            // Added first, so called first: before sideloop's script sees the message.
-            parentPort.once('message', () => Atomics.wait(workerData.gate, 0, 0));
-            require(\${JSON.stringify(file)});
-          \`;
-          super(held, { ...options, eval: true, workerData: { ...options.workerData, gate } });
-        }
-        postMessage(message, ...rest) {
-          if (message && message.type === 'chunk') chunks++;
-          return super.postMessage(message, ...rest);
-        }
-      };
       const { EventLoop } = require(SIDELOOP);
       const loop = new EventLoop({ backend: 'worker' });
       const input = crypto.randomBytes(32 * 1024 * 1024);
       const hashed = loop.hash('sha256', input);
       (async () => {
-        for (let turn = 0; turn < 100; turn++) await new Promise((resolve) => setImmediate(resolve));
+        await turns(100);
         const whileHeld = chunks;
-        Atomics.store(gate, 0, 1);
-        Atomics.notify(gate, 0);
+        release();
         const digest = (await hashed).equals(crypto.createHash('sha256').update(input).digest());
         console.log(whileHeld, chunks, digest);
         await loop.shutdown();
@@ -1164,6 +1178,59 @@ describe('worker backend: large inputs are streamed from the caller’s memory',
     `);
     expect(result).toMatchObject({ code: 0, stderr: '' });
     expect(result.stdout).toBe('8 32 true\n');
+  });
+
+  it('sends at most INPUT_WINDOW_TOTAL (16) chunks ahead over all inputs, however many are in flight', async () => {
+    // Each input had only its own window: 1,000 hashes of 2 MiB were all
+    // copied and posted in the next turns, 0.5 s of the main thread and 1.3 GB
+    // of memory, while the worker took a chunk at a time. Before, all 100
+    // chunks of these 50 inputs went while the worker took none.
+    const result = await runScript(`
+      ${heldWorker}
+      const crypto = require('node:crypto');
+      const { EventLoop } = require(SIDELOOP);
+      const loop = new EventLoop({ backend: 'worker' });
+      const input = crypto.randomBytes(2 * 1024 * 1024);
+      const expected = crypto.createHash('sha256').update(input).digest();
+      const hashes = Array.from({ length: 50 }, () => loop.hash('sha256', input));
+      (async () => {
+        await turns(100);
+        const whileHeld = chunks;
+        release();
+        const digests = await Promise.all(hashes);
+        console.log(whileHeld, chunks, digests.every((digest) => digest.equals(expected)));
+        await loop.shutdown();
+      })();
+    `);
+    expect(result).toMatchObject({ code: 0, stderr: '' });
+    expect(result.stdout).toBe('16 100 true\n');
+  });
+
+  it("the chunks a cancelled task had ahead stop counting: the inputs after it go on", async () => {
+    // The worker drops them unread, so it never says it took them: counted
+    // for ever, they would hold up the next input until shutdown.
+    const result = await runScript(`
+      ${heldWorker}
+      const crypto = require('node:crypto');
+      const { EventLoop } = require(SIDELOOP);
+      const loop = new EventLoop({ backend: 'worker' });
+      const input = crypto.randomBytes(2 * 1024 * 1024);
+      const cancelled = Array.from({ length: 16 }, () => loop.hash('sha256', input));
+      const kept = loop.hash('sha256', input);
+      (async () => {
+        await turns(100);
+        const beforeCancel = chunks;
+        for (const future of cancelled) future.cancel();
+        await turns(100);
+        const afterCancel = chunks;
+        release();
+        const digest = (await kept).equals(crypto.createHash('sha256').update(input).digest());
+        console.log(beforeCancel, afterCancel, digest);
+        await loop.shutdown();
+      })();
+    `);
+    expect(result).toMatchObject({ code: 0, stderr: '' });
+    expect(result.stdout).toBe('16 18 true\n');
   });
 
   it('an input detached before its Future is done fails that Future, and throws nowhere', async () => {

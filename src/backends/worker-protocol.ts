@@ -43,6 +43,15 @@ export const INPUT_CHUNK = 1024 * 1024;
 export const INPUT_WINDOW = 8;
 
 /**
+ * Chunks of all StreamedInputs together sent ahead of what the worker has
+ * taken: what one turn of the main thread copies at most, and what waits in
+ * memory at most, however many large inputs are in flight. Two inputs' worth,
+ * so that two tasks streaming at once are each held up by their own window
+ * only.
+ */
+export const INPUT_WINDOW_TOTAL = 2 * INPUT_WINDOW;
+
+/**
  * The largest result a task gives (Node 20's buffer.constants.MAX_LENGTH,
  * which node:zlib holds its output to) and the largest file readFile reads
  * (node:fs's limit, which also ends files that never end): the native

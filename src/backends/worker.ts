@@ -26,6 +26,7 @@ import {
   Control,
   INPUT_CHUNK,
   INPUT_WINDOW,
+  INPUT_WINDOW_TOTAL,
   SlotFlags,
   SlotPhase,
   TASK_FIELDS,
@@ -52,12 +53,14 @@ interface InputStream {
   /** bytes.byteLength at submission: a detached buffer reads differently (a resizable one was copied). */
   total: number;
   sent: number;
+  chunksSent: number;
   /** Chunks the worker has taken (TookMessage): at most INPUT_WINDOW more are sent. */
   chunksTaken: number;
 }
 
+/** Whether `stream` has bytes left to send and room for them in its own window. */
 function hasRoom(stream: InputStream): boolean {
-  return Math.ceil(stream.sent / INPUT_CHUNK) - stream.chunksTaken < INPUT_WINDOW;
+  return stream.sent < stream.total && stream.chunksSent - stream.chunksTaken < INPUT_WINDOW;
 }
 
 type PortMessage = CompletionMessage | TookMessage | StoppedMessage | DiedMessage;
@@ -221,7 +224,14 @@ class WorkerRun implements LoopRun {
   #flushQueued = false;
   readonly #pendingReads = new Set<number>(); // slots of pending tasks whose state was read since the last flush
 
-  readonly #streams: InputStream[] = [];
+  /**
+   * Inputs being streamed, by slot, in the order they were submitted; each
+   * stays until its Future is done (settled), so that the chunks it has
+   * ahead of the worker count in #chunksAhead until then.
+   */
+  readonly #streams = new Map<number, InputStream>();
+  /** Chunks sent and not yet taken by the worker, over all streams: at most INPUT_WINDOW_TOTAL from the pump. */
+  #chunksAhead = 0;
   #pumpScheduled = false;
 
   // Completion messages received and not yet wholly settled; #inboxAt is
@@ -433,7 +443,7 @@ class WorkerRun implements LoopRun {
   settled(future: AnyFuture, outcome: Outcome): void {
     // Its input is no longer wanted; and a stream whose window is full would
     // hear from the worker no more, so no pump would come to drop it.
-    if (this.#streams.length > 0) this.#dropStream(future);
+    if (this.#streams.size > 0) this.#dropStream(future);
     if (--this.#unsettled === 0 && !this.#stopped) this.#setBusy(false);
     this.#options.onSettled(outcome);
   }
@@ -656,7 +666,7 @@ class WorkerRun implements LoopRun {
       case TaskKind.inflate: {
         const bytes = request.object as Uint8Array;
         if (bytes.byteLength <= INPUT_CHUNK || types.isSharedArrayBuffer(bytes.buffer)) return copy(bytes);
-        this.#streams.push({ future, slot, bytes, total: bytes.byteLength, sent: 0, chunksTaken: 0 });
+        this.#streams.set(slot, { future, slot, bytes, total: bytes.byteLength, sent: 0, chunksSent: 0, chunksTaken: 0 });
         this.#schedulePump();
         const streamed: StreamedInput = { streamedBytes: bytes.byteLength };
         return streamed;
@@ -692,19 +702,21 @@ class WorkerRun implements LoopRun {
     setImmediate(() => {
       this.#pumpScheduled = false;
       this.#pump();
-      // Inputs with a full window wait for the worker to take a chunk (#onTook).
-      if (this.#streams.some(hasRoom)) this.#schedulePump();
+      // Otherwise the next pump waits for the worker to take a chunk
+      // (#onTook), or for a Future with chunks ahead to be done (#dropStream).
+      if (this.#chunksAhead < INPUT_WINDOW_TOTAL && [...this.#streams.values()].some(hasRoom)) this.#schedulePump();
     });
   }
 
   /** The worker took a chunk of the input of the task in `slot`: the next one may go. */
   #onTook(slot: number): void {
-    // Not found: the input was all sent, or its Future is done. (Never
-    // another task's: a slot is reused only after its task's completion,
-    // which the worker posts after every TookMessage of that task.)
-    const stream = this.#streams.find((candidate) => candidate.slot === slot);
+    // Not found: its Future is done. (Never another task's: a slot is
+    // reused only after its task's completion, which the worker posts after
+    // every TookMessage of that task.)
+    const stream = this.#streams.get(slot);
     if (stream === undefined) return;
     stream.chunksTaken++;
+    this.#chunksAhead--;
     this.#schedulePump();
   }
 
@@ -712,41 +724,56 @@ class WorkerRun implements LoopRun {
    * Sends the next chunk of `future`'s own input, if it is still streaming
    * and the worker has room for it, and more until `deadline`: at least one,
    * so that a wait of 0 ms, or a poll of its state, still moves the task on.
+   * Its own window bounds it, not INPUT_WINDOW_TOTAL: the inputs ahead of it
+   * may be of tasks that wait for it.
    */
   #sendOwnInput(future: AnyFuture, deadline: number): void {
-    const stream = this.#streams.find((candidate) => candidate.future === future);
+    const stream = this.#streams.get(future[TICKET]);
     if (stream === undefined) return;
     this.#flush(); // the tasks first, then their chunks
     // A caller that polls or blocks never yields to the port's listener: it
     // hears of the chunks the worker took here.
     if (!hasRoom(stream)) this.#settleArrived();
-    while (hasRoom(stream) && !this.#sendChunkOrDrop(stream) && now() < deadline);
+    while (hasRoom(stream) && !this.#sendChunk(stream) && now() < deadline);
   }
 
-  /** Sends the next chunk of every input still streaming that has room; drops those that are over. */
+  /**
+   * Sends the next chunk of each input that has room, in the order they
+   * were submitted, while fewer than INPUT_WINDOW_TOTAL are ahead of the
+   * worker: a turn copies at most that many, and that many wait in memory,
+   * however many inputs there are (1,000 hashes of 2 MiB held the main
+   * thread for 0.5 s and took 1.3 GB when each input had only its own
+   * window). The first inputs go first, so their tasks finish first.
+   */
   #pump(): void {
     this.#flush(); // the tasks first, then their chunks
-    for (const stream of [...this.#streams]) if (hasRoom(stream)) this.#sendChunkOrDrop(stream);
+    for (const stream of this.#streams.values()) {
+      if (this.#chunksAhead >= INPUT_WINDOW_TOTAL) return;
+      if (hasRoom(stream)) this.#sendChunk(stream);
+    }
   }
 
+  /** Takes `future`'s input out of the streams: its chunks ahead of the worker no longer count. */
   #dropStream(future: AnyFuture): void {
-    const at = this.#streams.findIndex((stream) => stream.future === future);
-    if (at >= 0) this.#streams.splice(at, 1);
+    const stream = this.#streams.get(future[TICKET]);
+    if (stream === undefined || stream.future !== future) return;
+    this.#streams.delete(stream.slot);
+    const ahead = stream.chunksSent - stream.chunksTaken;
+    this.#chunksAhead -= ahead;
+    // The worker will not say it took them (the task is over): room for others.
+    if (ahead > 0 && this.#streams.size > 0) this.#schedulePump();
   }
 
-  /** #sendChunk, then takes the stream out of the list when it is over; returns whether it is. */
-  #sendChunkOrDrop(stream: InputStream): boolean {
-    const over = this.#sendChunk(stream);
-    // Found again, not by a remembered index: a Future failed by #sendChunk
-    // runs its callbacks, which may change the list (a result() there drops
-    // the stream it waited for).
-    if (over) this.#dropStream(stream.future);
-    return over;
-  }
-
-  /** Sends the next chunk of `stream`; true when the stream is over (all sent, or no longer wanted). */
+  /**
+   * Sends the next chunk of `stream`; true when there is nothing more to
+   * send (all sent, or no longer wanted). A stream not wanted is dropped
+   * when its Future is done (settled), which the failures here settle.
+   */
   #sendChunk(stream: InputStream): boolean {
-    if (this.#stopped || stream.future._settled()) return true;
+    if (this.#stopped || stream.future._settled()) {
+      this.#dropStream(stream.future);
+      return true;
+    }
     if (stream.bytes.byteLength !== stream.total) {
       // Detached (transferred) or resized while still being read, against
       // the README's advice: fail the task rather than throw from here.
@@ -768,6 +795,8 @@ class WorkerRun implements LoopRun {
       return true;
     }
     stream.sent += bytes.byteLength;
+    stream.chunksSent++;
+    this.#chunksAhead++;
     const message: ChunkMessage = { type: 'chunk', slot: stream.slot, bytes };
     this.#worker.postMessage(message, [bytes.buffer as ArrayBuffer]);
     return stream.sent === stream.total;
