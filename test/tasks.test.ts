@@ -1416,6 +1416,109 @@ describe('writeFile to a terminal', () => {
   });
 });
 
+/**
+ * A python3 child that takes a lease on `file` (fcntl F_SETLEASE: 'read',
+ * or 'write', which needs the file open for writing) and, when another
+ * open() asks it to let go (SIGIO), writes `flush` first if given (as a
+ * file server writes back what it cached), then lets go; or, with `hold`,
+ * never does (the kernel breaks the lease lease-break-time later, 45 s).
+ * `taken` resolves with whether the lease could be taken here.
+ */
+function leaseHolder(file: string, kind: 'read' | 'write', options: { flush?: string; hold?: boolean } = {}) {
+  const program = `
+import fcntl, os, signal, sys, time
+fd = os.open(${JSON.stringify(file)}, os.O_RDWR if ${JSON.stringify(kind)} == 'write' else os.O_RDONLY)
+def let_go(signum, frame):
+    flush = ${JSON.stringify(options.flush ?? '')}
+    if flush:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, flush.encode(), 0)
+    fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
+    print('let go', flush=True)
+signal.signal(signal.SIGIO, signal.SIG_IGN if ${options.hold ? 'True' : 'False'} else let_go)
+try:
+    fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_WRLCK if ${JSON.stringify(kind)} == 'write' else fcntl.F_RDLCK)
+except OSError as error:
+    print('no lease', error, flush=True)
+    sys.exit(0)
+print('taken', flush=True)
+time.sleep(120)
+`;
+  const child = spawn('python3', ['-c', program], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let output = '';
+  const taken = new Promise<boolean>((resolve) => {
+    child.stdout.on('data', (chunk: Buffer) => {
+      output += chunk;
+      if (/taken|no lease/.test(output)) resolve(output.startsWith('taken'));
+    });
+    child.on('error', () => resolve(false));
+    child.on('exit', () => resolve(false));
+  });
+  const exited = new Promise((resolve) => child.on('exit', resolve));
+  const stop = (): Promise<unknown> => {
+    child.kill('SIGKILL');
+    return exited;
+  };
+  return { taken, output: () => output, stop };
+}
+
+describe.each(BACKENDS)('a file another process holds a lease on (%s backend)', (backend) => {
+  // Files are opened non-blocking (a FIFO must not block the loop's thread),
+  // and such an open fails at once with EAGAIN where node:fs's waits for the
+  // holder to let go: readFile and writeFile failed with EAGAIN.
+  it('writeFile waits for the holder of a read lease to let go, then writes', async (context) => {
+    const file = path.join(tmp, `read-lease-${backend}`);
+    fs.writeFileSync(file, 'old');
+    const holder = leaseHolder(file, 'read');
+    const loop = new EventLoop({ backend });
+    try {
+      if (!(await holder.taken)) return context.skip();
+      await loop.writeFile(file, 'new');
+      expect(fs.readFileSync(file, 'utf8')).toBe('new');
+      expect(holder.output()).toContain('let go');
+    } finally {
+      holder.stop();
+      await loop.shutdown();
+    }
+  });
+
+  it('readFile waits for the holder of a write lease to write back and let go, then reads what it wrote', async (context) => {
+    const file = path.join(tmp, `write-lease-${backend}`);
+    fs.writeFileSync(file, 'stale');
+    const holder = leaseHolder(file, 'write', { flush: 'written back' });
+    const loop = new EventLoop({ backend });
+    try {
+      if (!(await holder.taken)) return context.skip();
+      expect((await loop.readFile(file)).toString()).toBe('written back');
+    } finally {
+      holder.stop();
+      await loop.shutdown();
+    }
+  });
+
+  it('a timeout or a cancel stops the wait, and the file is left as it was', async (context) => {
+    const file = path.join(tmp, `held-lease-${backend}`);
+    fs.writeFileSync(file, 'kept');
+    const holder = leaseHolder(file, 'read', { hold: true });
+    const loop = new EventLoop({ backend });
+    try {
+      if (!(await holder.taken)) return context.skip();
+      await expect(loop.writeFile(file, 'lost', { timeout: 20 })).rejects.toBeInstanceOf(TimeoutError);
+      const cancelled = loop.writeFile(file, 'lost too');
+      while (!cancelled.running()) await new Promise((resolve) => setImmediate(resolve)); // waiting for the lease
+      expect(cancelled.cancel()).toBe(true);
+      await expect(cancelled).rejects.toBeInstanceOf(CancelledError);
+      expect(await loop.sleep(0, 'still working')).toBe('still working');
+      // With the lease gone, a wait that went on would now open the file and truncate it.
+      await holder.stop();
+      expect((await loop.readFile(file)).toString()).toBe('kept');
+    } finally {
+      holder.stop();
+      await loop.shutdown();
+    }
+  });
+});
+
 describe('native backend: an input it has no memory for', () => {
   it.skipIf(!canLimitMemory)('a path or argument there is no memory to convert to UTF-8 fails its Future; such a loop name is cut short', async () => {
     // The addon's std::string for it threw std::bad_alloc, which unwound

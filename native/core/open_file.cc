@@ -1,6 +1,7 @@
 #include "open_file.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/stat.h>
 
 #include "task_errors.h"
@@ -35,6 +36,7 @@ int OpenFile(uv_loop_t* loop, const std::string& path, int flags, int mode, size
   }
   int fd = uv_fs_open(loop, &req, path.c_str(), flags | O_NONBLOCK, mode, nullptr);
   uv_fs_req_cleanup(&req);
+  if (fd == UV_EAGAIN) return kLeaseHeld;
   if (fd < 0) {
     *error = UvError(fd, "open", path);
     return -1;
@@ -50,6 +52,11 @@ int OpenFile(uv_loop_t* loop, const std::string& path, int flags, int mode, size
   uv_fs_close(loop, &req, fd, nullptr);
   uv_fs_req_cleanup(&req);
   return -1;
+}
+
+void WaitAMoment(int fd) {
+  struct pollfd room = {fd, POLLOUT, 0};  // a negative fd is ignored: a plain sleep
+  poll(&room, 1, 1);
 }
 
 }  // namespace sideloop

@@ -20,8 +20,21 @@ namespace sideloop {
 // it became a FIFO meanwhile (for a terminal, a read then fails with EAGAIN
 // rather than waits), and checks again. Returns the descriptor with its size
 // in `*size` (0 when the kernel does not know it, as for /proc), or -1 with
-// `*error` set.
+// `*error` set, or kLeaseHeld.
 int OpenFile(uv_loop_t* loop, const std::string& path, int flags, int mode, size_t* size, TaskError* error);
+
+// OpenFile's answer for a file another process holds a lease on (fcntl
+// F_SETLEASE, as Samba and NFS servers take): a blocking open() waits until
+// the holder lets go (or the kernel breaks the lease, lease-break-time
+// later), as node:fs does; a non-blocking one fails with EAGAIN, but still
+// tells the holder to let go. The caller waits a moment (WaitAMoment) and
+// tries again in its next step, so that a cancel or a timeout still stops it.
+constexpr int kLeaseHeld = -2;
+
+// Sleeps about a millisecond on the loop thread, or until `fd` (when not
+// -1) can take a write: for a step that must wait for another process, with
+// no handle to wait on, without spinning the CPU.
+void WaitAMoment(int fd = -1);
 
 }  // namespace sideloop
 

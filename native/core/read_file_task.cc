@@ -15,6 +15,11 @@ StepTask::StepResult ReadFileTask::Open() {
   size_t known;
   TaskError error;
   fd_ = OpenFile(loop(), path_, O_RDONLY, 0, &known, &error);
+  if (fd_ == kLeaseHeld) {
+    fd_ = -1;
+    WaitAMoment();
+    return StepResult::kMore;
+  }
   if (fd_ < 0) return Failed(std::move(error));
   if (known > kMaxFileBytes) return Failed(FileTooLargeError(known, true));
   // Room for the whole file and one byte more, so the read that sees the

@@ -1,7 +1,6 @@
 #include "write_file_task.h"
 
 #include <fcntl.h>
-#include <poll.h>
 
 #include <algorithm>
 
@@ -35,6 +34,11 @@ StepTask::StepResult WriteFileTask::Open() {
   size_t size;
   TaskError error;
   fd_ = OpenFile(loop(), path_, O_WRONLY | O_CREAT | O_TRUNC, kFileMode, &size, &error);
+  if (fd_ == kLeaseHeld) {
+    fd_ = -1;
+    WaitAMoment();
+    return StepResult::kMore;
+  }
   return fd_ < 0 ? Failed(std::move(error)) : StepResult::kMore;
 }
 
@@ -51,8 +55,7 @@ StepTask::StepResult WriteFileTask::Write() {
     // node:fs's blocking write would wait for room. Wait a moment, within a
     // step's time, and go on in the next step, so that a cancel or a
     // timeout still stops it.
-    struct pollfd room = {fd_, POLLOUT, 0};
-    poll(&room, 1, 1);
+    WaitAMoment(fd_);
     return StepResult::kMore;
   }
   if (n < 0) return Failed(UvError(static_cast<int>(n), "write"));

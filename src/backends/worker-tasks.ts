@@ -104,13 +104,13 @@ interface FileWork {
  * however the work ends.
  */
 function inPieces(path: string, flags: number, context: TaskContext, start: (fd: number) => FileWork): Abortable {
-  const fd = openFile(path, flags);
-  let open = true;
+  let fd = LEASE_HELD;
   const closeQuietly = (): void => {
-    if (!open) return;
-    open = false;
+    if (fd < 0) return;
+    const open = fd;
+    fd = LEASE_HELD;
     try {
-      fs.closeSync(fd);
+      fs.closeSync(open);
     } catch {
       // the work's own error, or its abort, is what the task reports
     }
@@ -118,6 +118,14 @@ function inPieces(path: string, flags: number, context: TaskContext, start: (fd:
   let work: FileWork | undefined;
   const step = (): void => {
     try {
+      if (fd < 0) {
+        context.checkpoint(); // a retry must not open (and truncate) for a task cancelled meanwhile
+        fd = openFile(path, flags);
+        if (fd === LEASE_HELD) {
+          pause();
+          return context.later(step);
+        }
+      }
       work ??= start(fd);
       for (let moved = 0; !work.done && moved < INPUT_CHUNK; ) {
         context.checkpoint();
@@ -128,8 +136,9 @@ function inPieces(path: string, flags: number, context: TaskContext, start: (fd:
       throw error;
     }
     if (!work.done) return context.later(step);
-    open = false;
-    fs.closeSync(fd); // a failed close can mean lost data (NFS, a quota): reported, as node:fs does
+    const open = fd;
+    fd = LEASE_HELD;
+    fs.closeSync(open); // a failed close can mean lost data (NFS, a quota): reported, as node:fs does
     context.finish(TaskStatus.ok, work.result());
   };
   step();
@@ -143,10 +152,17 @@ function inPieces(path: string, flags: number, context: TaskContext, start: (fd:
  * without being opened (opening a FIFO would release a writer waiting for a
  * reader, which our close would kill with SIGPIPE); the rest is opened with
  * O_NONBLOCK, in case it became a FIFO meanwhile, and checked again.
+ * Returns LEASE_HELD for a file another process holds a lease on.
  */
 function openFile(path: string, flags: number): number {
   if (mayBlock(statIfAny(path))) throw unsupportedFile(path);
-  const fd = fs.openSync(path, flags | fs.constants.O_NONBLOCK, 0o666);
+  let fd: number;
+  try {
+    fd = fs.openSync(path, flags | fs.constants.O_NONBLOCK, 0o666);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EAGAIN') return LEASE_HELD;
+    throw error;
+  }
   try {
     if (mayBlock(fs.fstatSync(fd))) throw unsupportedFile(path);
   } catch (error) {
@@ -228,12 +244,27 @@ function fileWriter(fd: number, data: Uint8Array): FileWork {
         // full: node:fs's blocking write would wait for room. Wait a moment,
         // and give the thread's other tasks their turn (the whole turn used).
         if ((error as NodeJS.ErrnoException).code !== 'EAGAIN') throw error;
-        Atomics.wait(PAUSE, 0, 0, 1);
+        pause();
         return INPUT_CHUNK;
       }
     },
     result: () => undefined,
   };
+}
+
+/**
+ * openFile()'s answer for a file another process holds a lease on (fcntl
+ * F_SETLEASE, as Samba and NFS servers take): a blocking open() waits until
+ * the holder lets go (or the kernel breaks the lease, lease-break-time
+ * later), as node:fs does; a non-blocking one fails with EAGAIN, but still
+ * tells the holder to let go. inPieces() waits a moment and tries again in
+ * a later turn, so that a cancel or a timeout still stops it.
+ */
+const LEASE_HELD = -1;
+
+/** Sleeps this thread about a millisecond: for work that waits for another process, without spinning. */
+function pause(): void {
+  Atomics.wait(PAUSE, 0, 0, 1);
 }
 const PAUSE = new Int32Array(new SharedArrayBuffer(4));
 
