@@ -89,6 +89,19 @@ export function nativeOnly(backend: string): TypeError {
   );
 }
 
+/**
+ * The worker backend started where SharedArrayBuffer is switched off
+ * (--no-harmony-sharedarraybuffer): its slot flags, its blocking result()
+ * and its children's table live in shared memory. V8's ReferenceError said
+ * nothing of why.
+ */
+export function noSharedMemory(): Error {
+  return withCode(
+    new Error("The worker backend needs SharedArrayBuffer, which this process runs without (--no-harmony-sharedarraybuffer); the native backend does not"),
+    'ERR_SIDELOOP_NO_SHARED_MEMORY',
+  );
+}
+
 function withCode<E extends Error>(error: E, code: string): E {
   setOwnField(error, 'code', code);
   return error;

@@ -203,6 +203,22 @@ describe.each(BACKENDS)('built-in tasks (%s backend)', (backend) => {
       expect(result).toMatchObject({ code: 0, stderr: '', stdout: `${digests.join(' ')}\n` });
     });
 
+    if (backend === 'worker') {
+      it('without SharedArrayBuffer, which it needs, says so: start() throws, a submission fails', async () => {
+        // Its first task failed with V8's ReferenceError, which said nothing of why.
+        const result = await runScript(
+          `const loop = new (require(SIDELOOP).EventLoop)({ backend: 'worker' });
+          const described = (error) => error.code + ': ' + error.message;
+          try { loop.start(); } catch (error) { console.log(described(error)); }
+          loop.sleep(0).then(() => console.log('slept'), (error) => console.log(described(error), loop.state));`,
+          { nodeArgs: ['--no-harmony-sharedarraybuffer'] },
+        );
+        const said =
+          "ERR_SIDELOOP_NO_SHARED_MEMORY: The worker backend needs SharedArrayBuffer, which this process runs without (--no-harmony-sharedarraybuffer); the native backend does not";
+        expect(result).toMatchObject({ code: 0, stderr: '', stdout: `${said}\n${said} idle\n` });
+      });
+    }
+
     it('copies a resizable ArrayBuffer: shrinking it while the loop reads it changes nothing', async () => {
       // Read in place, its memory went back at the shrink, under the native
       // loop's thread: the process died of SIGSEGV. A child, in case it does.

@@ -17,7 +17,7 @@ import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from '
 import { type AnyFuture, type Outcome, REQUEST, TICKET, announceAll } from '../future.js';
 import { TaskStatus } from '../native.js';
 import { now, queueMicrotask, setImmediate } from '../scheduling.js';
-import { InvalidStateError } from '../errors.js';
+import { InvalidStateError, noSharedMemory } from '../errors.js';
 import { TaskKind, describeTask, type ExecRequest, type TaskRequest, type WriteFileRequest } from '../tasks.js';
 import type { Backend, LoopRun, RunOptions } from './backend.js';
 import { BudgetedDrain, DRAIN_BUDGET, concludeBatch, outcomeValue } from './drain.js';
@@ -74,6 +74,7 @@ export class WorkerBackend implements Backend {
   readonly nativeApi = undefined;
 
   startRun(options: RunOptions): LoopRun {
+    if (typeof SharedArrayBuffer !== 'function') throw noSharedMemory();
     return new WorkerRun(options);
   }
 }
