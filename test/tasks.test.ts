@@ -1249,6 +1249,127 @@ describe('worker backend: large inputs are streamed from the caller’s memory',
     expect(result.stdout).toBe('16 18 true\n');
   });
 
+  /**
+   * Script code that counts, at each chunk posted to the worker, how many
+   * are ahead of what the worker has taken: the worker counts its
+   * TookMessages in shared memory (a count the main thread may not have
+   * heard yet, so never more than it has), `maxAhead` keeps the most, and
+   * `posts` lists the slot of each chunk. With `hashMs`, every update of a
+   * hash on the worker takes that long at least: a slow reader, whose
+   * chunks are taken one at a time.
+   */
+  const countedWorker = (hashMs = 0) => `
+    const workerThreads = require('node:worker_threads');
+    const taken = new Int32Array(new SharedArrayBuffer(4));
+    const RealWorker = workerThreads.Worker;
+    let chunks = 0;
+    let maxAhead = 0;
+    const posts = [];
+    workerThreads.Worker = class extends RealWorker {
+      constructor(file, options) {
+        const counted = \`
+          const { workerData } = require('node:worker_threads');
+          const { completions, taken } = workerData;
+          if (${hashMs} > 0) {
+            const { Hash } = require('node:crypto');
+            const update = Hash.prototype.update;
+            Hash.prototype.update = function (...args) {
+              Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ${hashMs});
+              return update.apply(this, args);
+            };
+          }
+          const post = completions.postMessage.bind(completions);
+          completions.postMessage = (message, ...rest) => {
+            if (message && message.type === 'took') Atomics.add(taken, 0, 1);
+            return post(message, ...rest);
+          };
+          require(\${JSON.stringify(file)});
+        \`;
+        super(counted, { ...options, eval: true, workerData: { ...options.workerData, taken } });
+      }
+      postMessage(message, ...rest) {
+        if (message && message.type === 'chunk') {
+          chunks++;
+          posts.push(message.slot);
+          maxAhead = Math.max(maxAhead, chunks - Atomics.load(taken, 0));
+        }
+        return super.postMessage(message, ...rest);
+      }
+    };
+  `;
+
+  it('wait() and done() on many running Futures keep to INPUT_WINDOW_TOTAL too', async () => {
+    // Asked about its state, a running Future sends a chunk of its own input
+    // (someone may be polling it without yielding): wait(), which asks every
+    // Future, sent a chunk of each at once, 200 here.
+    const result = await runScript(`
+      ${countedWorker()}
+      const crypto = require('node:crypto');
+      const { EventLoop, wait } = require(SIDELOOP);
+      const loop = new EventLoop({ backend: 'worker' });
+      const input = crypto.randomBytes(2 * 1024 * 1024);
+      const expected = crypto.createHash('sha256').update(input).digest();
+      (async () => {
+        const hashes = Array.from({ length: 200 }, () => loop.hash('sha256', input));
+        while (!hashes.every((future) => future.running() || future.done())) await new Promise((resolve) => setImmediate(resolve));
+        await wait(hashes);
+        const digests = await Promise.all(hashes);
+        console.log(maxAhead <= 16, chunks, digests.every((digest) => digest.equals(expected)));
+        await loop.shutdown();
+      })();
+    `);
+    expect(result).toMatchObject({ code: 0, stderr: '' });
+    expect(result.stdout).toBe('true 400 true\n');
+  });
+
+  it('inputs take turns: one submitted behind two large ones gets its first chunk at once', async () => {
+    // Served in the order submitted, a 2 MiB input waited behind two large
+    // ones taken slowly until they were nearly all sent, its task started on
+    // the worker and its timeout running.
+    const result = await runScript(`
+      ${countedWorker(5)}
+      const crypto = require('node:crypto');
+      const { EventLoop } = require(SIDELOOP);
+      const loop = new EventLoop({ backend: 'worker' });
+      const large = crypto.randomBytes(24 * 1024 * 1024);
+      const small = crypto.randomBytes(2 * 1024 * 1024);
+      (async () => {
+        const larges = [loop.hash('sha256', large), loop.hash('sha256', large)];
+        while (posts.length < 16) await new Promise((resolve) => setImmediate(resolve)); // the window is full
+        const postsBefore = posts.length;
+        const late = loop.hash('sha256', small);
+        await late;
+        const lateSlot = posts.find((slot) => !posts.slice(0, postsBefore).includes(slot));
+        const othersFirst = posts.indexOf(lateSlot) - postsBefore;
+        const digests = await Promise.all([...larges, late]);
+        const expected = [large, large, small].map((bytes) => crypto.createHash('sha256').update(bytes).digest());
+        console.log(othersFirst <= 2 ? 'at once' : othersFirst + ' chunks of others first', digests.every((digest, at) => digest.equals(expected[at])));
+        await loop.shutdown();
+      })();
+    `);
+    expect(result).toMatchObject({ code: 0, stderr: '' });
+    expect(result.stdout).toBe('at once true\n');
+  });
+
+  it('a large input submitted from a done callback run while chunks are sent goes after its task', async () => {
+    // A Future failed while the pump sent chunks (its input detached) ran
+    // its callbacks there; a retry submitted from one had its first chunk
+    // sent in that same pump, ahead of the task's own submission, and the
+    // worker dropped it as stale: the retry never finished.
+    const loop = new EventLoop({ backend: 'worker' });
+    try {
+      const input = crypto.randomBytes(3 * 1024 * 1024);
+      const doomed = new Uint8Array(input);
+      const first = loop.hash('sha256', doomed);
+      const retried = new Promise<Buffer>((resolve) => first.addDoneCallback(() => resolve(loop.hash('sha256', input))));
+      structuredClone(doomed.buffer, { transfer: [doomed.buffer] }); // detached before the first pump
+      expect(await retried).toEqual(crypto.createHash('sha256').update(input).digest());
+      await expect(first).rejects.toMatchObject({ code: 'ERR_SIDELOOP_INVALID_STATE' });
+    } finally {
+      await loop.shutdown();
+    }
+  });
+
   it('an input detached before its Future is done fails that Future, and throws nowhere', async () => {
     // The README says not to; before, the pump threw from a setImmediate
     // (an uncaught exception) or waited for ever for the missing bytes.

@@ -45,9 +45,9 @@ export const INPUT_WINDOW = 8;
 /**
  * Chunks of all StreamedInputs together sent ahead of what the worker has
  * taken: what one turn of the main thread copies at most, and what waits in
- * memory at most, however many large inputs are in flight. Two inputs' worth,
- * so that two tasks streaming at once are each held up by their own window
- * only.
+ * memory at most, however many large inputs are in flight (the inputs take
+ * turns). Two inputs' worth, so that two tasks streaming at once are each
+ * held up by their own window only.
  */
 export const INPUT_WINDOW_TOTAL = 2 * INPUT_WINDOW;
 

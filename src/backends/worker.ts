@@ -226,12 +226,13 @@ class WorkerRun implements LoopRun {
   readonly #pendingReads = new Set<number>(); // slots of pending tasks whose state was read since the last flush
 
   /**
-   * Inputs being streamed, by slot, in the order they were submitted; each
-   * stays until its Future is done (settled), so that the chunks it has
-   * ahead of the worker count in #chunksAhead until then.
+   * Inputs being streamed, by slot, in the order the pump serves them
+   * (an input that was sent a chunk goes to the back); each stays until its
+   * Future is done (settled), so that the chunks it has ahead of the worker
+   * count in #chunksAhead until then.
    */
   readonly #streams = new Map<number, InputStream>();
-  /** Chunks sent and not yet taken by the worker, over all streams: at most INPUT_WINDOW_TOTAL from the pump. */
+  /** Chunks sent and not yet taken by the worker, over all streams: at most INPUT_WINDOW_TOTAL but for a blocked result(). */
   #chunksAhead = 0;
   #pumpScheduled = false;
 
@@ -351,8 +352,14 @@ class WorkerRun implements LoopRun {
       }
     }
     if (phase === SlotPhase.done) this.#settleArrived(); // its completion may be waiting on the port
-    // Someone may be polling, and the turns that send its input never come.
-    if (phase === SlotPhase.running) this.#sendOwnInput(future, -Infinity);
+    // Someone may be polling, and the turns that send its input never come;
+    // within the window of all inputs, though, as wait() and asCompleted()
+    // poll every Future they are given (each sent a chunk of its input at
+    // once). The worker takes the chunks ahead without this thread's help.
+    if (phase === SlotPhase.running && this.#streams.size > 0) {
+      if (this.#chunksAhead >= INPUT_WINDOW_TOTAL) this.#settleArrived(); // hears of the chunks taken meanwhile
+      if (this.#chunksAhead < INPUT_WINDOW_TOTAL) this.#sendOwnInput(future, -Infinity);
+    }
     return phase === SlotPhase.pending ? 'pending' : 'running';
   }
 
@@ -705,8 +712,13 @@ class WorkerRun implements LoopRun {
       this.#pump();
       // Otherwise the next pump waits for the worker to take a chunk
       // (#onTook), or for a Future with chunks ahead to be done (#dropStream).
-      if (this.#chunksAhead < INPUT_WINDOW_TOTAL && [...this.#streams.values()].some(hasRoom)) this.#schedulePump();
+      if (this.#chunksAhead < INPUT_WINDOW_TOTAL && this.#anyRoom()) this.#schedulePump();
     });
+  }
+
+  #anyRoom(): boolean {
+    for (const stream of this.#streams.values()) if (hasRoom(stream)) return true;
+    return false;
   }
 
   /** The worker took a chunk of the input of the task in `slot`: the next one may go. */
@@ -739,18 +751,25 @@ class WorkerRun implements LoopRun {
   }
 
   /**
-   * Sends the next chunk of each input that has room, in the order they
-   * were submitted, while fewer than INPUT_WINDOW_TOTAL are ahead of the
-   * worker: a turn copies at most that many, and that many wait in memory,
-   * however many inputs there are (1,000 hashes of 2 MiB held the main
-   * thread for 0.5 s and took 1.3 GB when each input had only its own
-   * window). The first inputs go first, so their tasks finish first.
+   * Sends the next chunk of each input that has room, in turn, while fewer
+   * than INPUT_WINDOW_TOTAL are ahead of the worker: a turn copies at most
+   * that many, and that many wait in memory, however many inputs there are
+   * (1,000 hashes of 2 MiB held the main thread for 0.5 s and took 1.3 GB
+   * when each input had only its own window). An input that was sent a
+   * chunk goes to the back of the line: every input moves on, as every task
+   * on a native loop gets its step in each turn; served first come, first
+   * served, a small input waited behind two large ones until they were all
+   * sent, its timeout running.
    */
   #pump(): void {
     this.#flush(); // the tasks first, then their chunks
-    for (const stream of this.#streams.values()) {
+    // A copy: an input submitted from a callback run here (a Future failed
+    // by #sendChunk) waits for the next pump.
+    for (const stream of [...this.#streams.values()]) {
       if (this.#chunksAhead >= INPUT_WINDOW_TOTAL) return;
-      if (hasRoom(stream)) this.#sendChunk(stream);
+      if (!hasRoom(stream)) continue;
+      this.#sendChunk(stream);
+      if (this.#streams.delete(stream.slot)) this.#streams.set(stream.slot, stream);
     }
   }
 
