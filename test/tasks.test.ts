@@ -1599,6 +1599,20 @@ time.sleep(120)
   return { taken, output: () => output, stop };
 }
 
+/**
+ * The preloaded library that answers opens of one path with EAGAIN, as for
+ * a leased file (test/fixtures/eagain.c), built once; undefined without a
+ * C compiler.
+ */
+let eagainShim: string | undefined | null = null;
+function buildEagainShim(): string | undefined {
+  if (eagainShim !== null) return eagainShim;
+  const shim = path.join(tmp, 'eagain.so');
+  const built = spawnSync('cc', ['-shared', '-fPIC', '-o', shim, path.join(PACKAGE_DIR, 'test/fixtures/eagain.c'), '-ldl']);
+  eagainShim = built.status === 0 ? shim : undefined;
+  return eagainShim;
+}
+
 describe.each(BACKENDS)('a file another process holds a lease on (%s backend)', (backend) => {
   // Files are opened non-blocking (a FIFO must not block the loop's thread),
   // and such an open fails at once with EAGAIN where node:fs's waits for the
@@ -1653,6 +1667,69 @@ describe.each(BACKENDS)('a file another process holds a lease on (%s backend)', 
       holder.stop();
       await loop.shutdown();
     }
+  });
+
+  it("waits on a timer that backs off from 1 ms to 32 ms, not on the loop's thread", async (context) => {
+    // Each waiting task slept a millisecond on the loop's thread, and tried
+    // again, every turn: with 100 of them a sleep(5) on the same loop took
+    // 330 ms. The opens are refused 8 times (a preloaded open()), each
+    // logged with its time: the gaps between them are the waits.
+    const shim = buildEagainShim();
+    if (shim === undefined) return context.skip();
+    const file = path.join(tmp, `backoff-${backend}`);
+    const log = path.join(tmp, `backoff-${backend}.log`);
+    fs.rmSync(log, { force: true });
+    const result = await runScript(
+      `const loop = new (require(SIDELOOP).EventLoop)({ backend: '${backend}' });
+      loop.writeFile(${JSON.stringify(file)}, 'written').then(() => loop.shutdown());`,
+      {
+        env: {
+          LD_PRELOAD: [process.env.LD_PRELOAD, shim].filter(Boolean).join(' '),
+          SIDELOOP_EAGAIN_PATH: file,
+          SIDELOOP_EAGAIN_TIMES: '8',
+          SIDELOOP_EAGAIN_LOG: log,
+        },
+      },
+    );
+    expect(result).toMatchObject({ code: 0, stderr: '' });
+    expect(fs.readFileSync(file, 'utf8')).toBe('written');
+    const times = fs.readFileSync(log, 'utf8').trim().split('\n').map(Number);
+    const gapsMs = times.slice(1).map((time, at) => (time - times[at]!) / 1e6);
+    // At least each wait, less the millisecond a loop's clock may lag by.
+    expect(gapsMs.map((gap, at) => gap >= [1, 2, 4, 8, 16, 32, 32][at]! - 1)).toEqual(Array(7).fill(true));
+  });
+
+  it('an EAGAIN that outlasts lease-break-time was no lease: it fails the task as it fails node:fs', async (context) => {
+    // A FUSE or network file system may answer an open with EAGAIN itself:
+    // the task waited for ever (and shutdown() with it), where node:fs fails
+    // at once. lease-break-time is read as 0 here: the wait ends a second on.
+    const shim = buildEagainShim();
+    if (shim === undefined) return context.skip();
+    const file = path.join(tmp, `no-lease-${backend}`);
+    const breakTime = path.join(tmp, 'lease-break-time');
+    fs.writeFileSync(breakTime, '0\n');
+    const result = await runScript(
+      `const fs = require('node:fs');
+      const loop = new (require(SIDELOOP).EventLoop)({ backend: '${backend}' });
+      const shape = (error) => JSON.stringify({ name: error.name, code: error.code, errno: error.errno, syscall: error.syscall, path: error.path, message: error.message });
+      const file = ${JSON.stringify(file)};
+      let nodeFs;
+      try { fs.readFileSync(file); } catch (error) { nodeFs = shape(error); }
+      Promise.allSettled([loop.readFile(file, { timeout: 20000 }), loop.writeFile(file, 'lost', { timeout: 20000 })]).then((outcomes) => {
+        for (const outcome of outcomes) console.log(outcome.status, outcome.reason && shape(outcome.reason) === nodeFs);
+        console.log(nodeFs.includes('EAGAIN'));
+        return loop.shutdown();
+      });`,
+      {
+        env: {
+          LD_PRELOAD: [process.env.LD_PRELOAD, shim].filter(Boolean).join(' '),
+          SIDELOOP_EAGAIN_PATH: file,
+          SIDELOOP_BREAK_TIME_FILE: breakTime,
+        },
+      },
+    );
+    expect(result).toMatchObject({ code: 0, stderr: '', stdout: 'rejected true\nrejected true\ntrue\n' });
+    expect(fs.existsSync(file)).toBe(false);
   });
 });
 

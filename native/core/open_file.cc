@@ -1,7 +1,7 @@
 #include "open_file.h"
 
 #include <fcntl.h>
-#include <poll.h>
+#include <stdio.h>
 #include <sys/stat.h>
 
 #include "task_errors.h"
@@ -36,7 +36,10 @@ int OpenFile(uv_loop_t* loop, const std::string& path, int flags, int mode, size
   }
   int fd = uv_fs_open(loop, &req, path.c_str(), flags | O_NONBLOCK, mode, nullptr);
   uv_fs_req_cleanup(&req);
-  if (fd == UV_EAGAIN) return kLeaseHeld;
+  if (fd == UV_EAGAIN) {
+    *error = UvError(fd, "open", path);  // what node:fs reports, once the wait is given up
+    return kLeaseHeld;
+  }
   if (fd < 0) {
     *error = UvError(fd, "open", path);
     return -1;
@@ -54,9 +57,15 @@ int OpenFile(uv_loop_t* loop, const std::string& path, int flags, int mode, size
   return -1;
 }
 
-void WaitAMoment(int fd) {
-  struct pollfd room = {fd, POLLOUT, 0};  // a negative fd is ignored: a plain sleep
-  poll(&room, 1, 1);
+bool LeaseWait::Expired() {
+  if (deadline_ != 0) return uv_hrtime() >= deadline_;
+  long seconds = 45;  // the kernel's default
+  if (FILE* file = fopen("/proc/sys/fs/lease-break-time", "re")) {
+    if (fscanf(file, "%ld", &seconds) != 1 || seconds < 0) seconds = 45;
+    fclose(file);
+  }
+  deadline_ = uv_hrtime() + static_cast<uint64_t>(seconds + 1) * 1000 * 1000 * 1000;
+  return false;
 }
 
 }  // namespace sideloop

@@ -7,6 +7,7 @@
 
 #include <uv.h>
 
+#include <cstdint>
 #include <string>
 
 #include "task.h"
@@ -24,17 +25,28 @@ namespace sideloop {
 int OpenFile(uv_loop_t* loop, const std::string& path, int flags, int mode, size_t* size, TaskError* error);
 
 // OpenFile's answer for a file another process holds a lease on (fcntl
-// F_SETLEASE, as Samba and NFS servers take): a blocking open() waits until
-// the holder lets go (or the kernel breaks the lease, lease-break-time
-// later), as node:fs does; a non-blocking one fails with EAGAIN, but still
-// tells the holder to let go. The caller waits a moment (WaitAMoment) and
-// tries again in its next step, so that a cancel or a timeout still stops it.
+// F_SETLEASE, as Samba and NFS servers take), with `*error` set to the
+// open's EAGAIN: a blocking open() waits until the holder lets go (or the
+// kernel breaks the lease, lease-break-time later), as node:fs does; a
+// non-blocking one fails with EAGAIN, but still tells the holder to let go.
+// The step task then waits on a timer (StepResult::kWait) and tries again,
+// so that a cancel or a timeout still stops it, until LeaseWait says to
+// give up.
 constexpr int kLeaseHeld = -2;
 
-// Sleeps about a millisecond on the loop thread, or until `fd` (when not
-// -1) can take a write: for a step that must wait for another process, with
-// no handle to wait on, without spinning the CPU.
-void WaitAMoment(int fd = -1);
+// How long a task waits for lease holders: until lease-break-time (from
+// /proc/sys/fs/lease-break-time, 45 s by default), plus a second, after its
+// first open that met one, when the kernel has broken any lease. An EAGAIN
+// that outlasts that was no lease (a FUSE or network file system's own
+// answer) and fails the task, as it fails node:fs's open at once.
+class LeaseWait {
+ public:
+  // Whether the task should give up: false the first time, when the wait begins.
+  bool Expired();
+
+ private:
+  uint64_t deadline_ = 0;  // uv_hrtime(); 0 until the wait begins
+};
 
 }  // namespace sideloop
 

@@ -17,8 +17,7 @@ StepTask::StepResult ReadFileTask::Open() {
   fd_ = OpenFile(loop(), path_, O_RDONLY, 0, &known, &error);
   if (fd_ == kLeaseHeld) {
     fd_ = -1;
-    WaitAMoment();
-    return StepResult::kMore;
+    return lease_wait_.Expired() ? Failed(std::move(error)) : StepResult::kWait;
   }
   if (fd_ < 0) return Failed(std::move(error));
   if (known > kMaxFileBytes) return Failed(FileTooLargeError(known, true));

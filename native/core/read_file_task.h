@@ -7,6 +7,7 @@
 #include <string>
 
 #include "byte_buffer.h"
+#include "open_file.h"
 #include "step_task.h"
 #include "task_kinds.h"
 
@@ -31,6 +32,7 @@ class ReadFileTask final : public StepTask {
   const std::string path_;
   uv_file fd_ = -1;
   ByteBuffer output_;
+  LeaseWait lease_wait_;
 };
 
 }  // namespace sideloop

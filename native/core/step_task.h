@@ -1,6 +1,10 @@
 // A task that does its work in bounded steps: the first inside Start(),
-// then one per turn of the loop, driven by a uv_idle_t. Between two steps the loop runs timers and reads
-// its inbox, so a cancel or a timeout stops even a 512 MiB job within one
+// then one per turn of the loop, driven by a uv_idle_t; a step that must
+// wait for something outside the process (a lease holder, a full terminal)
+// has the next one come on a uv_timer_t instead, the loop free meanwhile
+// (it slept a millisecond on the loop thread, once per waiting task per
+// turn: the loop's other tasks waited for all of them). Between two steps
+// the loop runs timers and reads its inbox, so a cancel or a timeout stops even a 512 MiB job within one
 // step, and other tasks on the same loop take their turns in between.
 // Hashing, compression and file tasks are built on it.
 #ifndef SIDELOOP_CORE_STEP_TASK_H_
@@ -25,7 +29,9 @@ class StepTask : public Task {
  protected:
   explicit StepTask(int kind) : Task(kind) {}
 
-  enum class StepResult { kMore, kDone, kFailed };
+  // kWait: Step() again after a wait on a timer, 1 ms, doubling up to 32 ms
+  // while the steps keep waiting (a long wait then costs little CPU).
+  enum class StepResult { kMore, kDone, kFailed, kWait };
   // Loop thread: one bounded piece of the work. Before returning kFailed
   // it sets `failure_`.
   virtual StepResult Step() = 0;
@@ -48,12 +54,17 @@ class StepTask : public Task {
   void Start() final;
   void Abort() final;
   static void OnIdle(uv_idle_t* idle);
+  static void OnTimer(uv_timer_t* timer);
+  void Continue(StepResult result);
   void Stop(TaskStatus status);
   // Ends the task once no handle of its steps is open: fails with failure_
   // for kError, else finishes with `status`.
   void Conclude(TaskStatus status);
 
   uv_idle_t idle_;
+  uv_timer_t timer_;
+  int closes_left_ = 0;
+  uint64_t wait_ms_ = 1;
   TaskStatus status_on_close_ = TaskStatus::kOk;
 };
 

@@ -36,8 +36,7 @@ StepTask::StepResult WriteFileTask::Open() {
   fd_ = OpenFile(loop(), path_, O_WRONLY | O_CREAT | O_TRUNC, kFileMode, &size, &error);
   if (fd_ == kLeaseHeld) {
     fd_ = -1;
-    WaitAMoment();
-    return StepResult::kMore;
+    return lease_wait_.Expired() ? Failed(std::move(error)) : StepResult::kWait;
   }
   return fd_ < 0 ? Failed(std::move(error)) : StepResult::kMore;
 }
@@ -52,11 +51,10 @@ StepTask::StepResult WriteFileTask::Write() {
   uv_fs_req_cleanup(&req);
   if (n == UV_EAGAIN) {
     // A terminal (opened non-blocking, see OpenFile) whose buffer is full:
-    // node:fs's blocking write would wait for room. Wait a moment, within a
-    // step's time, and go on in the next step, so that a cancel or a
+    // node:fs's blocking write would wait for room. Wait on a timer, the
+    // loop free for its other tasks, and try again, so that a cancel or a
     // timeout still stops it.
-    WaitAMoment(fd_);
-    return StepResult::kMore;
+    return StepResult::kWait;
   }
   if (n < 0) return Failed(UvError(static_cast<int>(n), "write"));
   written_ += static_cast<size_t>(n);  // a short write goes on in the next step

@@ -7,6 +7,7 @@
 
 #include <string>
 
+#include "open_file.h"
 #include "step_task.h"
 #include "task_kinds.h"
 
@@ -31,6 +32,7 @@ class WriteFileTask final : public StepTask {
   const size_t size_;
   size_t written_ = 0;
   uv_file fd_ = -1;
+  LeaseWait lease_wait_;
 };
 
 }  // namespace sideloop

@@ -88,7 +88,7 @@ export function runTask(kind: number, number: number, object: unknown, context: 
 
 /** A file task's work, done a piece at a time by inPieces(). */
 interface FileWork {
-  /** Reads or writes at most INPUT_CHUNK bytes; returns how much of a turn's INPUT_CHUNK that used. */
+  /** Reads or writes at most INPUT_CHUNK bytes; returns how much of a turn's INPUT_CHUNK that used, or MUST_WAIT. */
   piece(): number;
   readonly done: boolean;
   /** The task's result, once done. */
@@ -104,11 +104,11 @@ interface FileWork {
  * however the work ends.
  */
 function inPieces(path: string, flags: number, context: TaskContext, start: (fd: number) => FileWork): Abortable {
-  let fd = LEASE_HELD;
+  let fd: number | undefined;
   const closeQuietly = (): void => {
-    if (fd < 0) return;
+    if (fd === undefined) return;
     const open = fd;
-    fd = LEASE_HELD;
+    fd = undefined;
     try {
       fs.closeSync(open);
     } catch {
@@ -116,20 +116,26 @@ function inPieces(path: string, flags: number, context: TaskContext, start: (fd:
     }
   };
   let work: FileWork | undefined;
+  const waiting = new Backoff();
+  let giveUpAt: number | undefined; // once a lease holder is waited for (openFile)
+  const leaseWaitOver = (): boolean => {
+    giveUpAt ??= performance.now() + leaseBreakMs();
+    return performance.now() >= giveUpAt;
+  };
   const step = (): void => {
     try {
-      if (fd < 0) {
+      if (fd === undefined) {
         context.checkpoint(); // a retry must not open (and truncate) for a task cancelled meanwhile
-        fd = openFile(path, flags);
-        if (fd === LEASE_HELD) {
-          pause();
-          return context.later(step);
-        }
+        fd = openFile(path, flags, leaseWaitOver);
+        if (fd === undefined) return waiting.then(() => context.later(step));
       }
       work ??= start(fd);
       for (let moved = 0; !work.done && moved < INPUT_CHUNK; ) {
         context.checkpoint();
-        moved += work.piece();
+        const piece = work.piece();
+        if (piece === MUST_WAIT) return waiting.then(() => context.later(step));
+        waiting.reset(); // it moved on: a terminal that took some takes more soon
+        moved += piece;
       }
     } catch (error) {
       closeQuietly();
@@ -137,13 +143,46 @@ function inPieces(path: string, flags: number, context: TaskContext, start: (fd:
     }
     if (!work.done) return context.later(step);
     const open = fd;
-    fd = LEASE_HELD;
+    fd = undefined;
     fs.closeSync(open); // a failed close can mean lost data (NFS, a quota): reported, as node:fs does
     context.finish(TaskStatus.ok, work.result());
   };
   step();
-  return { abort: closeQuietly };
+  return {
+    abort: () => {
+      waiting.cancel();
+      closeQuietly();
+    },
+  };
 }
+
+/**
+ * A wait for something outside the process (a lease holder, a full
+ * terminal) on a timer, the thread free for the loop's other tasks
+ * meanwhile: 1 ms, doubling up to 32 ms while it keeps waiting, so that a
+ * long wait costs little CPU. (It slept a millisecond on the thread, once
+ * per waiting task per turn: the loop's other tasks waited for all of them.)
+ */
+class Backoff {
+  #ms = 1;
+  #timer: NodeJS.Timeout | undefined;
+
+  then(next: () => void): void {
+    this.#timer = setTimeout(next, this.#ms);
+    this.#ms = Math.min(this.#ms * 2, 32);
+  }
+
+  reset(): void {
+    this.#ms = 1;
+  }
+
+  cancel(): void {
+    clearTimeout(this.#timer);
+  }
+}
+
+/** FileWork.piece()'s answer when it must wait (a full terminal) before it can go on. */
+const MUST_WAIT = -1;
 
 /**
  * Opens `path` with `flags` as the native backend's OpenFile does: FIFOs
@@ -152,15 +191,23 @@ function inPieces(path: string, flags: number, context: TaskContext, start: (fd:
  * without being opened (opening a FIFO would release a writer waiting for a
  * reader, which our close would kill with SIGPIPE); the rest is opened with
  * O_NONBLOCK, in case it became a FIFO meanwhile, and checked again.
- * Returns LEASE_HELD for a file another process holds a lease on.
+ *
+ * Returns undefined for a file another process holds a lease on (fcntl
+ * F_SETLEASE, as Samba and NFS servers take), while `mayWait`: a blocking
+ * open() waits until the holder lets go (or the kernel breaks the lease,
+ * lease-break-time later), as node:fs does; a non-blocking one fails with
+ * EAGAIN, but still tells the holder to let go, and the caller tries again
+ * later, until `waitOver()` (asked at each EAGAIN) says lease-break-time has
+ * passed (leaseBreakMs): such an EAGAIN was no lease (a FUSE or network file
+ * system's own answer) and is thrown, as node:fs's open throws it at once.
  */
-function openFile(path: string, flags: number): number {
+function openFile(path: string, flags: number, waitOver: () => boolean): number | undefined {
   if (mayBlock(statIfAny(path))) throw unsupportedFile(path);
   let fd: number;
   try {
     fd = fs.openSync(path, flags | fs.constants.O_NONBLOCK, 0o666);
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'EAGAIN') return LEASE_HELD;
+    if ((error as NodeJS.ErrnoException).code === 'EAGAIN' && !waitOver()) return undefined;
     throw error;
   }
   try {
@@ -241,11 +288,9 @@ function fileWriter(fd: number, data: Uint8Array): FileWork {
         return wrote;
       } catch (error) {
         // A terminal (opened non-blocking, see openFile) whose buffer is
-        // full: node:fs's blocking write would wait for room. Wait a moment,
-        // and give the thread's other tasks their turn (the whole turn used).
+        // full: node:fs's blocking write would wait for room.
         if ((error as NodeJS.ErrnoException).code !== 'EAGAIN') throw error;
-        pause();
-        return INPUT_CHUNK;
+        return MUST_WAIT;
       }
     },
     result: () => undefined,
@@ -253,20 +298,19 @@ function fileWriter(fd: number, data: Uint8Array): FileWork {
 }
 
 /**
- * openFile()'s answer for a file another process holds a lease on (fcntl
- * F_SETLEASE, as Samba and NFS servers take): a blocking open() waits until
- * the holder lets go (or the kernel breaks the lease, lease-break-time
- * later), as node:fs does; a non-blocking one fails with EAGAIN, but still
- * tells the holder to let go. inPieces() waits a moment and tries again in
- * a later turn, so that a cancel or a timeout still stops it.
+ * How long a task waits for lease holders, from its first open that met
+ * one: lease-break-time, after which the kernel has broken any lease, and a
+ * second to spare.
  */
-const LEASE_HELD = -1;
-
-/** Sleeps this thread about a millisecond: for work that waits for another process, without spinning. */
-function pause(): void {
-  Atomics.wait(PAUSE, 0, 0, 1);
+function leaseBreakMs(): number {
+  try {
+    const seconds = Number(fs.readFileSync('/proc/sys/fs/lease-break-time', 'utf8'));
+    if (seconds >= 0) return (seconds + 1) * 1000;
+  } catch {
+    // not Linux, or no /proc
+  }
+  return 46_000; // the kernel's default, and a second
 }
-const PAUSE = new Int32Array(new SharedArrayBuffer(4));
 
 function mayBlock(stats: fs.Stats | undefined): boolean {
   return stats !== undefined && (stats.isFIFO() || stats.isSocket());
