@@ -1733,6 +1733,40 @@ describe.each(BACKENDS)('a file another process holds a lease on (%s backend)', 
   });
 });
 
+describe.each(BACKENDS)('writeFile to a terminal nobody reads (%s backend)', (backend) => {
+  it('waits for room, and a timeout, a cancel or a cancelling shutdown still ends it', async (context) => {
+    // The wait for room (a uv_poll_t on the native backend, a timer on the
+    // worker backend) must end with the task, however it ends, its handle
+    // closed before the file is.
+    const holder = spawn('python3', ['-c', 'import os, pty, time\nmain, side = pty.openpty()\nprint(os.ttyname(side), flush=True)\ntime.sleep(120)'], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    const terminal = await new Promise<string | undefined>((resolve) => {
+      holder.stdout.once('data', (line: Buffer) => resolve(line.toString().trim()));
+      holder.on('error', () => resolve(undefined));
+      holder.on('exit', () => resolve(undefined));
+    });
+    const loop = new EventLoop({ backend });
+    try {
+      if (terminal === undefined) return context.skip();
+      const data = Buffer.alloc(1024 * 1024, 0x41); // far more than a terminal holds
+      await expect(loop.writeFile(terminal, data, { timeout: 50 })).rejects.toBeInstanceOf(TimeoutError);
+      const cancelled = loop.writeFile(terminal, data);
+      while (!cancelled.running()) await new Promise((resolve) => setImmediate(resolve));
+      expect(cancelled.cancel()).toBe(true);
+      await expect(cancelled).rejects.toBeInstanceOf(CancelledError);
+      const left = loop.writeFile(terminal, data);
+      left.catch(() => undefined);
+      while (!left.running()) await new Promise((resolve) => setImmediate(resolve));
+      await loop.shutdown({ cancelPending: true });
+      expect(left.cancelled()).toBe(true);
+    } finally {
+      holder.kill('SIGKILL');
+      await loop.shutdown();
+    }
+  });
+});
+
 describe('native backend: an input it has no memory for', () => {
   it.skipIf(!canLimitMemory)('a path or argument there is no memory to convert to UTF-8 fails its Future; such a loop name is cut short', async () => {
     // The addon's std::string for it threw std::bad_alloc, which unwound

@@ -51,10 +51,10 @@ StepTask::StepResult WriteFileTask::Write() {
   uv_fs_req_cleanup(&req);
   if (n == UV_EAGAIN) {
     // A terminal (opened non-blocking, see OpenFile) whose buffer is full:
-    // node:fs's blocking write would wait for room. Wait on a timer, the
+    // node:fs's blocking write would wait for room. Wait for room, the
     // loop free for its other tasks, and try again, so that a cancel or a
     // timeout still stops it.
-    return StepResult::kWait;
+    return WaitWritable(fd_);
   }
   if (n < 0) return Failed(UvError(static_cast<int>(n), "write"));
   written_ += static_cast<size_t>(n);  // a short write goes on in the next step
