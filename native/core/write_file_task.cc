@@ -31,6 +31,10 @@ StepTask::StepResult WriteFileTask::Close() {
 }
 
 StepTask::StepResult WriteFileTask::Open() {
+  // A retry after a lease wait: a cancel may have come since the loop last
+  // read its inbox, and this open truncates. Its message aborts the task
+  // within the turn; until then, wait.
+  if (cancel_requested()) return StepResult::kWait;
   size_t size;
   TaskError error;
   fd_ = OpenFile(loop(), path_, O_WRONLY | O_CREAT | O_TRUNC, kFileMode, &size, &error);
