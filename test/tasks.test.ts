@@ -1138,29 +1138,55 @@ describe('worker backend: large inputs are streamed from the caller’s memory',
   });
 
   /**
-   * Script code that holds the worker's thread at its first message (as a
-   * slow reader would be) until `release()`, and counts the chunks posted to
-   * it in `chunks`; then `turns(n)` lets the main loop turn n times. The
-   * Worker is made through a stand-in class that puts the hold in front of
-   * sideloop's own worker script.
+   * Script code that makes sideloop's Worker through a stand-in class that
+   * puts a prelude in front of its worker script, and counts what goes to
+   * and fro: `chunks` posted to the worker, the slot of each in `posts`, and
+   * at each, how many are ahead of what the worker has taken (it counts its
+   * TookMessages in shared memory: a count the main thread may not have
+   * heard yet, so never more than it has), the most in `maxAhead`. With
+   * `hold`, the worker's thread is held at its first message (as a slow
+   * reader would be) until `release()`; with `hashMs`, every update of a hash
+   * there takes that long at least (a slow reader whose chunks are taken one
+   * at a time). `turns(n)` lets the main loop turn n times.
    */
-  const heldWorker = `
+  const instrumentedWorker = ({ hold = false, hashMs = 0 } = {}) => `
     const workerThreads = require('node:worker_threads');
     const gate = new Int32Array(new SharedArrayBuffer(4));
+    const taken = new Int32Array(new SharedArrayBuffer(4));
     const RealWorker = workerThreads.Worker;
     let chunks = 0;
+    let maxAhead = 0;
+    const posts = [];
     workerThreads.Worker = class extends RealWorker {
       constructor(file, options) {
-        const held = \`
+        const prelude = \`
           const { parentPort, workerData } = require('node:worker_threads');
+          const { completions, gate, taken } = workerData;
           // Added first, so called first: before sideloop's script sees the message.
-          parentPort.once('message', () => Atomics.wait(workerData.gate, 0, 0));
+          if (${hold}) parentPort.once('message', () => Atomics.wait(gate, 0, 0));
+          if (${hashMs} > 0) {
+            const { Hash } = require('node:crypto');
+            const update = Hash.prototype.update;
+            Hash.prototype.update = function (...args) {
+              Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ${hashMs});
+              return update.apply(this, args);
+            };
+          }
+          const post = completions.postMessage.bind(completions);
+          completions.postMessage = (message, ...rest) => {
+            if (message && message.type === 'took') Atomics.add(taken, 0, 1);
+            return post(message, ...rest);
+          };
           require(\${JSON.stringify(file)});
         \`;
-        super(held, { ...options, eval: true, workerData: { ...options.workerData, gate } });
+        super(prelude, { ...options, eval: true, workerData: { ...options.workerData, gate, taken } });
       }
       postMessage(message, ...rest) {
-        if (message && message.type === 'chunk') chunks++;
+        if (message && message.type === 'chunk') {
+          chunks++;
+          posts.push(message.slot);
+          maxAhead = Math.max(maxAhead, chunks - Atomics.load(taken, 0));
+        }
         return super.postMessage(message, ...rest);
       }
     };
@@ -1177,7 +1203,7 @@ describe('worker backend: large inputs are streamed from the caller’s memory',
     // Before, the pump sent a chunk per turn whatever the worker had used,
     // and a slow reader held the input a second time.
     const result = await runScript(`
-      ${heldWorker}
+      ${instrumentedWorker({ hold: true })}
       const crypto = require('node:crypto');
       const { EventLoop } = require(SIDELOOP);
       const loop = new EventLoop({ backend: 'worker' });
@@ -1202,7 +1228,7 @@ describe('worker backend: large inputs are streamed from the caller’s memory',
     // of memory, while the worker took a chunk at a time. Before, all 100
     // chunks of these 50 inputs went while the worker took none.
     const result = await runScript(`
-      ${heldWorker}
+      ${instrumentedWorker({ hold: true })}
       const crypto = require('node:crypto');
       const { EventLoop } = require(SIDELOOP);
       const loop = new EventLoop({ backend: 'worker' });
@@ -1226,7 +1252,7 @@ describe('worker backend: large inputs are streamed from the caller’s memory',
     // The worker drops them unread, so it never says it took them: counted
     // for ever, they would hold up the next input until shutdown.
     const result = await runScript(`
-      ${heldWorker}
+      ${instrumentedWorker({ hold: true })}
       const crypto = require('node:crypto');
       const { EventLoop } = require(SIDELOOP);
       const loop = new EventLoop({ backend: 'worker' });
@@ -1249,61 +1275,12 @@ describe('worker backend: large inputs are streamed from the caller’s memory',
     expect(result.stdout).toBe('16 18 true\n');
   });
 
-  /**
-   * Script code that counts, at each chunk posted to the worker, how many
-   * are ahead of what the worker has taken: the worker counts its
-   * TookMessages in shared memory (a count the main thread may not have
-   * heard yet, so never more than it has), `maxAhead` keeps the most, and
-   * `posts` lists the slot of each chunk. With `hashMs`, every update of a
-   * hash on the worker takes that long at least: a slow reader, whose
-   * chunks are taken one at a time.
-   */
-  const countedWorker = (hashMs = 0) => `
-    const workerThreads = require('node:worker_threads');
-    const taken = new Int32Array(new SharedArrayBuffer(4));
-    const RealWorker = workerThreads.Worker;
-    let chunks = 0;
-    let maxAhead = 0;
-    const posts = [];
-    workerThreads.Worker = class extends RealWorker {
-      constructor(file, options) {
-        const counted = \`
-          const { workerData } = require('node:worker_threads');
-          const { completions, taken } = workerData;
-          if (${hashMs} > 0) {
-            const { Hash } = require('node:crypto');
-            const update = Hash.prototype.update;
-            Hash.prototype.update = function (...args) {
-              Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ${hashMs});
-              return update.apply(this, args);
-            };
-          }
-          const post = completions.postMessage.bind(completions);
-          completions.postMessage = (message, ...rest) => {
-            if (message && message.type === 'took') Atomics.add(taken, 0, 1);
-            return post(message, ...rest);
-          };
-          require(\${JSON.stringify(file)});
-        \`;
-        super(counted, { ...options, eval: true, workerData: { ...options.workerData, taken } });
-      }
-      postMessage(message, ...rest) {
-        if (message && message.type === 'chunk') {
-          chunks++;
-          posts.push(message.slot);
-          maxAhead = Math.max(maxAhead, chunks - Atomics.load(taken, 0));
-        }
-        return super.postMessage(message, ...rest);
-      }
-    };
-  `;
-
   it('wait() and done() on many running Futures keep to INPUT_WINDOW_TOTAL too', async () => {
     // Asked about its state, a running Future sends a chunk of its own input
     // (someone may be polling it without yielding): wait(), which asks every
     // Future, sent a chunk of each at once, 200 here.
     const result = await runScript(`
-      ${countedWorker()}
+      ${instrumentedWorker()}
       const crypto = require('node:crypto');
       const { EventLoop, wait } = require(SIDELOOP);
       const loop = new EventLoop({ backend: 'worker' });
@@ -1327,7 +1304,7 @@ describe('worker backend: large inputs are streamed from the caller’s memory',
     // ones taken slowly until they were nearly all sent, its task started on
     // the worker and its timeout running.
     const result = await runScript(`
-      ${countedWorker(5)}
+      ${instrumentedWorker({ hashMs: 5 })}
       const crypto = require('node:crypto');
       const { EventLoop } = require(SIDELOOP);
       const loop = new EventLoop({ backend: 'worker' });
@@ -1697,6 +1674,31 @@ describe.each(BACKENDS)('a file another process holds a lease on (%s backend)', 
     const gapsMs = times.slice(1).map((time, at) => (time - times[at]!) / 1e6);
     // At least each wait, less the millisecond a loop's clock may lag by.
     expect(gapsMs.map((gap, at) => gap >= [1, 2, 4, 8, 16, 32, 32][at]! - 1)).toEqual(Array(7).fill(true));
+  });
+
+  it('process.exit() while writes wait for a lease holder and for room on a terminal: no crash, no hang', async (context) => {
+    // The waits hold a timer (a lease) and a poll of the terminal (native)
+    // open on the loop: the exit must stop and close them with the loop.
+    const shim = buildEagainShim();
+    if (shim === undefined) return context.skip();
+    const file = path.join(tmp, `exit-waiting-${backend}`);
+    const result = await runScript(
+      `const { spawn } = require('node:child_process');
+      const loop = new (require(SIDELOOP).EventLoop)({ backend: '${backend}' });
+      const holder = spawn('python3', ['-c', 'import os, pty, time\\nmain, side = pty.openpty()\\nprint(os.ttyname(side), flush=True)\\ntime.sleep(120)'], { stdio: ['ignore', 'pipe', 'inherit'] });
+      holder.stdout.once('data', async (line) => {
+        const waits = [loop.writeFile(${JSON.stringify(file)}, 'leased'), loop.writeFile(line.toString().trim(), Buffer.alloc(1024 * 1024))];
+        while (!waits.every((future) => future.running())) await new Promise((resolve) => setImmediate(resolve));
+        holder.kill('SIGKILL');
+        console.log('exiting');
+        process.exit(0);
+      });`,
+      {
+        env: { LD_PRELOAD: [process.env.LD_PRELOAD, shim].filter(Boolean).join(' '), SIDELOOP_EAGAIN_PATH: file },
+        hangAfterMs: 20_000,
+      },
+    );
+    expect(result).toMatchObject({ code: 0, hung: false, stderr: '', stdout: 'exiting\n' });
   });
 
   it('an EAGAIN that outlasts lease-break-time was no lease: it fails the task as it fails node:fs', async (context) => {
